@@ -1,0 +1,124 @@
+"""Turn a registry entry into an optimizer over a model's parameters, and count its state."""
+from __future__ import annotations
+
+import torch
+
+import optimizers
+
+
+class Composite(torch.optim.Optimizer):
+    """Several optimizers over disjoint parameter sets, stepped together.
+
+    Muon-style entries take only some parameters (2-D hidden matrices) and hand the rest to a
+    fallback such as AdamW; the training loop still sees one optimizer.
+    """
+
+    def __init__(self, parts: dict[str, torch.optim.Optimizer]):
+        self.parts = parts
+        self.defaults = {}
+        self._step_hooks = {}
+
+    @property
+    def param_groups(self):
+        return [g for opt in self.parts.values() for g in opt.param_groups]
+
+    @property
+    def state(self):
+        merged = {}
+        for opt in self.parts.values():
+            merged.update(opt.state)
+        return merged
+
+    def step(self, closure=None):
+        loss = None
+        for opt in self.parts.values():
+            out = opt.step(closure)
+            loss = out if loss is None else loss
+            closure = None  # evaluate the closure once
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True):
+        for opt in self.parts.values():
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self):
+        return {name: opt.state_dict() for name, opt in self.parts.items()}
+
+    def load_state_dict(self, state_dict):
+        for name, opt in self.parts.items():
+            opt.load_state_dict(state_dict[name])
+
+    def __getattr__(self, name):
+        # Training-loop hooks (update_hessian, qk_clip) live on the part that defines them.
+        for opt in self.__dict__.get("parts", {}).values():
+            if hasattr(opt, name):
+                return getattr(opt, name)
+        raise AttributeError(name)
+
+    def __repr__(self):
+        return f"Composite({', '.join(self.parts)})"
+
+
+def split_parameters(spec, named_params):
+    """(taken, rest) by the entry's parameter policy; `rest` goes to the fallback."""
+    named_params = [(n, p) for n, p in named_params if p.requires_grad]
+    if spec.takes is None:
+        return named_params, []
+    taken = [(n, p) for n, p in named_params if spec.takes(n, p)]
+    rest = [(n, p) for n, p in named_params if not spec.takes(n, p)]
+    return taken, rest
+
+
+def build_optimizer(name: str, named_params, hparams: dict | None = None) -> torch.optim.Optimizer:
+    """Build registry entry `name` over `named_params` ((name, tensor) pairs, as model.named_parameters()).
+
+    The fallback, if any, gets the entry's lr and weight_decay and its own other defaults.
+    """
+    spec = optimizers.get(name)
+    hp = spec.hparams(hparams)
+    taken, rest = split_parameters(spec, list(named_params))
+    if not rest:
+        return spec.build([p for _, p in taken], **hp)
+    fb = optimizers.get(spec.fallback)
+    fb_hp = fb.hparams({k: hp[k] for k in ("lr", "weight_decay") if k in hp and k in fb.defaults})
+    parts = {spec.fallback: fb.build([p for _, p in rest], **fb_hp)}
+    if taken:
+        parts = {name: spec.build([p for _, p in taken], **hp), **parts}
+    return Composite(parts)
+
+
+def state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Exact bytes of every tensor in the optimizer's state, each storage counted once."""
+    seen, total = set(), 0
+
+    def visit(x):
+        nonlocal total
+        if isinstance(x, torch.Tensor):
+            storage = x.untyped_storage()
+            key = (storage.data_ptr(), x.device)
+            if key not in seen:
+                seen.add(key)
+                total += storage.nbytes()
+        elif isinstance(x, dict):
+            for v in x.values():
+                visit(v)
+        elif isinstance(x, (list, tuple)):
+            for v in x:
+                visit(v)
+        elif hasattr(x, "__dict__") and not isinstance(x, type):
+            visit(vars(x))  # e.g. bitsandbytes keeps quantisation state in small objects
+
+    for state in optimizer.state.values():
+        visit(state)
+    return total
+
+
+def model_state_bytes(name: str, named_params, hparams: dict | None = None) -> int:
+    """The registry's analytic state bytes for these parameters, the fallback's share included."""
+    spec = optimizers.get(name)
+    taken, rest = split_parameters(spec, list(named_params))
+    total = sum(spec.state_bytes(tuple(p.shape), p.dtype) for _, p in taken)
+    if rest:
+        fb = optimizers.get(spec.fallback)
+        total += sum(fb.state_bytes(tuple(p.shape), p.dtype) for _, p in rest)
+    return total

@@ -1,0 +1,1 @@
+"""Aggregation of result records into tables, statistics, and the generated report."""

@@ -1,0 +1,107 @@
+"""Result records -> tidy CSV tables in results/tables/<profile>/ (the report reads these alone)."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tasks import records
+
+CURVE_POINTS = 200  # per run: enough for a figure, small enough to publish
+
+
+def _thin(n: int) -> list[int]:
+    if n <= CURVE_POINTS:
+        return list(range(n))
+    return sorted(set(np.linspace(0, n - 1, CURVE_POINTS).round().astype(int).tolist()))
+
+
+def run_row(r: dict) -> dict:
+    c, t, o = r["config"], r["task"], r["optimizer"]
+    return {
+        "task": t["name"], "optimizer": o["name"], "family": o["family"], "implementation": o["implementation"],
+        "seed": c["seed"], "lr": o["hparams"]["lr"], "metric": t["metric"], "direction": t["direction"],
+        "target": t["target"], "final_metric": r["final_metric"], "final_loss": r["final_loss"],
+        "diverged": r["diverged"], "diverge_reason": r["diverge_reason"] or "",
+        "steps": r["steps_done"], "steps_to_target": r["steps_to_target"],
+        "seconds_to_target": r["seconds_to_target"], "step_time_median": r["step_time"]["median"],
+        "state_bytes": r["state_bytes"]["measured"], "state_bytes_model": r["state_bytes"]["model"],
+        "state_bytes_per_param": r["state_bytes"]["per_param"], "n_params": t["n_params"],
+        "peak_memory_bytes": r["peak_memory_bytes"], "train_seconds": r["train_seconds"],
+        "data_hash": t["data_hash"], "config_hash": r["config_hash"],
+    }
+
+
+def curve_rows(r: dict) -> list[dict]:
+    key = dict(task=r["task"]["name"], optimizer=r["optimizer"]["name"], seed=r["config"]["seed"])
+    loss = r["curves"]["loss"]
+    rows = [{**key, "series": "loss", "step": i, "value": loss[i]} for i in _thin(len(loss))]
+    metric = r["task"]["metric"]
+    rows += [{**key, "series": metric, "step": e["step"], "value": e[metric]} for e in r["curves"]["eval"]]
+    return rows
+
+
+def _rel_gap(a: list[float], b: list[float]) -> float:
+    """Largest relative difference between two loss curves; inf if their lengths differ."""
+    if len(a) != len(b) or not a:
+        return math.inf
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.abs(x - y) / np.maximum(np.abs(y), 1e-300)
+    return float(np.nan_to_num(gap, nan=math.inf).max())
+
+
+def stability_rows(r: dict) -> list[dict]:
+    c = r["config"]
+    runs = r["runs"]
+    unscaled = {run["axis"]: run["loss"] for run in runs if run["scale"] == 1.0}
+    by_lr = {run["scale"]: run["loss"] for run in runs if run["axis"] == "lr"}
+    rows = []
+    for run in runs:
+        rows.append({
+            "task": c["task"], "optimizer": c["optimizer"], "axis": run["axis"], "scale": run["scale"],
+            "lr": c["lr"], "final_metric": run["final_metric"], "diverged": run["diverged"],
+            # loss x c compared with c = 1 (Adam's invariance) and with lr x c (SGD's equivalence)
+            "gap_to_unscaled": _rel_gap(run["loss"], unscaled[run["axis"]]) if run["axis"] in unscaled else math.nan,
+            "gap_to_lr_scaled": _rel_gap(run["loss"], by_lr[run["scale"]]) if run["axis"] == "loss" else math.nan,
+        })
+    return rows
+
+
+def write_tables(paths, out_dir) -> Path:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs, curves, tuning, stability, steptime = [], [], [], [], []
+    environment, compute_seconds = None, 0.0
+    for path in sorted(map(str, paths)):
+        r = records.read(path)
+        if r["kind"] == "run":
+            runs.append(run_row(r))
+            curves += curve_rows(r)
+            compute_seconds += r["train_seconds"]
+            environment = environment or r["environment"]
+        elif r["kind"] == "sweep":
+            sel = r["selection"]
+            for run in r["runs"]:
+                compute_seconds += run["train_seconds"]
+                row = run_row({**run, "environment": None})
+                tuning.append({k: row[k] for k in ("task", "optimizer", "seed", "lr", "final_metric", "diverged")}
+                              | {"selected": row["lr"] == sel["lr"], "at_edge": sel["at_edge"]})
+        elif r["kind"] == "stability":
+            stability += stability_rows(r)
+        elif r["kind"] == "steptime":
+            c = r["config"]
+            steptime.append({"task": c["task"], "optimizer": c["optimizer"], "baseline": c["baseline"],
+                             "median_seconds": r["median_seconds"], "p10_seconds": r["p10_seconds"],
+                             "p90_seconds": r["p90_seconds"], "baseline_median_seconds": r["baseline_median_seconds"],
+                             "ratio_to_baseline": r["ratio_to_baseline"], "n_params": r["n_params"]})
+    tables = {"runs": runs, "curves": curves, "tuning": tuning, "stability": stability, "steptime": steptime}
+    for name, rows in tables.items():
+        pd.DataFrame(rows).to_csv(out / f"{name}.csv", index=False, float_format="%.10g")
+    env = dict(environment or {})
+    env["compute_seconds"] = round(compute_seconds, 1)
+    (out / "environment.json").write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")
+    return out

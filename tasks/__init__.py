@@ -1,0 +1,154 @@
+"""The task registry.
+
+Every file in this package defines one task family and registers one `Task` per task with
+`register`; the registry is filled by importing every module, so adding a task is adding a file.
+
+A task has sizes per profile (smoke / cpu / gpu), a metric with a direction and a target, and a
+`build(size, seed, device, dtype)` that returns a `Problem`: the model, the batches (the same
+order for every optimizer at a seed), the loss, the evaluation, a hash of its data and optional
+hooks (known optimum, Hessian sample for Sophia, attention max-logit probe for MuonClip).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import pkgutil
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+SIZES = ("smoke", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    direction: str          # "min" or "max"
+    target: float           # time-to-target threshold
+
+    def __post_init__(self):
+        if self.direction not in ("min", "max"):
+            raise ValueError(f"metric {self.name!r}: direction must be 'min' or 'max', not {self.direction!r}")
+
+    def reached(self, value: float) -> bool:
+        return value <= self.target if self.direction == "min" else value >= self.target
+
+    def better(self, a: float, b: float) -> bool:
+        return a < b if self.direction == "min" else a > b
+
+
+@dataclass
+class Problem:
+    """One built instance of a task: everything the harness needs to train and evaluate."""
+    model: torch.nn.Module
+    batch: Callable[[int], Any]                 # batch(step) -> batch; deterministic in (seed, step)
+    loss: Callable[[torch.nn.Module, Any], torch.Tensor]
+    evaluate: Callable[[torch.nn.Module], dict]  # {metric.name: value, ...}; extra keys are kept
+    data_hash: str
+    optimum: float | None = None                 # f* where known
+    hessian_loss: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None  # loss on sampled labels (Sophia's GNB)
+    attention_logits: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None  # [layers, heads] max logits
+    qk_weights: list | None = None   # [(W_q, W_k, n_heads)] per layer, head h = rows h*d:(h+1)*d (MuonClip)
+    extras: dict = field(default_factory=dict)  # anything a task wants in its results
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    family: str
+    description: str
+    metric: Metric
+    sizes: dict                                   # size -> kwargs for build (steps, batch, dims...)
+    build: Callable[..., Problem]                 # build(size_kwargs, seed, device, dtype) -> Problem
+    eval_every: int = 10
+    provides: frozenset = frozenset()   # hooks its Problem fills: "hessian", "attention_logits"
+    requires: frozenset = frozenset()   # what an optimizer must declare to run it: "sparse"
+
+    def __post_init__(self):
+        missing = [s for s in SIZES if s not in self.sizes]
+        if missing:
+            raise ValueError(f"task {self.name!r} has no size {missing}; every task needs {SIZES}")
+        for size, kw in self.sizes.items():
+            if "steps" not in kw:
+                raise ValueError(f"task {self.name!r} size {size!r} must set 'steps'")
+
+    def size(self, size: str) -> dict:
+        if size not in self.sizes:
+            raise KeyError(f"task {self.name!r} has no size {size!r}; valid: {', '.join(self.sizes)}")
+        return dict(self.sizes[size])
+
+    def make(self, size: str, seed: int, device="cpu", dtype=torch.float32) -> Problem:
+        return self.build(self.size(size), seed=seed, device=torch.device(device), dtype=dtype)
+
+
+_REGISTRY: dict[str, Task] = {}
+_SOURCES: dict[str, str] = {}
+
+
+def register(task: Task) -> Task:
+    if task.name in _REGISTRY:
+        raise ValueError(f"task {task.name!r} is registered twice")
+    _REGISTRY[task.name] = task
+    _SOURCES[task.name] = sys._getframe(1).f_globals.get("__file__", "")
+    return task
+
+
+def source(name: str) -> str:
+    """The file that registers `name`: the pipeline reruns a task's jobs when it changes."""
+    get(name)
+    return _SOURCES[name]
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Task:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown task {name!r}; valid: {', '.join(names())}") from None
+
+
+def compatible(task: "Task | str", spec) -> str | None:
+    """None if the optimizer `spec` can run `task`; otherwise why not (the pipeline skips the pair
+    and the report says so)."""
+    task = get(task) if isinstance(task, str) else task
+    missing = (set(spec.needs) & {"hessian", "attention_logits"}) - set(task.provides)
+    if missing:
+        return f"{spec.name} needs {', '.join(sorted(missing))}, which task {task.name} does not provide"
+    lacking = set(task.requires) - set(spec.needs)
+    if lacking:
+        return f"task {task.name} requires {', '.join(sorted(lacking))}, which {spec.name} does not accept"
+    return None
+
+
+def hash_tensors(*tensors: torch.Tensor) -> str:
+    """sha256 of the tensors' bytes (shape and dtype included): the data hash in every result."""
+    h = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def generator(seed: int, stream: str) -> torch.Generator:
+    """A CPU generator for one named random stream of a run (data, init, noise...), so that
+    changing one stream never shifts another and every optimizer sees the same data."""
+    digest = hashlib.sha256(f"{stream}:{seed}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+_HELPERS = {"harness", "records", "environment", "protocol"}
+
+
+def _load_all() -> None:
+    for mod in pkgutil.iter_modules(__path__):
+        if not mod.name.startswith("_") and mod.name not in _HELPERS:
+            importlib.import_module(f"{__name__}.{mod.name}")
+
+
+_load_all()

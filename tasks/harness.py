@@ -1,0 +1,259 @@
+"""The run harness: one training run of a task by an optimizer, measured.
+
+`train(RunConfig(...))` returns a result record (a dict, see `tasks.records`). The loop is meant
+to be read top to bottom:
+
+    for step in range(steps):
+        loss = task loss on batch(step), times loss_scale
+        backward; optional clipping
+        optimizer.step()            <- timed alone (perf_counter on CPU, CUDA events on GPU)
+        optimizer hooks (Sophia's Hessian estimate every k steps, MuonClip's QK-clip)
+        divergence check; eval every `eval_every` steps
+
+Determinism: the model and data come from named random streams of the seed
+(`tasks.generator`), so the same config and seed give bit-identical curves on CPU, and every
+optimizer sees the same batches.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+import optimizers
+import tasks
+from tasks import environment, records
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    task: str
+    optimizer: str
+    size: str = "smoke"
+    seed: int = 0
+    steps: int | None = None            # None: the task's steps at this size
+    hparams: dict = field(default_factory=dict)   # lr included; the rest of the entry's defaults apply
+    loss_scale: float = 1.0             # multiplies the loss before backward, never undone
+    lr_scale: float = 1.0               # multiplies the learning rate
+    dtype: str = "float32"
+    device: str = "cpu"
+    eval_every: int | None = None       # None: the task's
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    warmup: int = 0                     # linear warm-up steps
+    schedule: str = "constant"          # "constant" or "cosine" after warm-up
+    diverge_factor: float = 1e4         # loss above initial + factor*(|initial|+1) counts as diverged
+
+    def __post_init__(self):
+        task = tasks.get(self.task)
+        spec = optimizers.get(self.optimizer)
+        spec.hparams(self.hparams)
+        why = tasks.compatible(task, spec)
+        if why:
+            raise ValueError(why)
+        if self.size not in tasks.SIZES:
+            raise ValueError(f"size {self.size!r}; valid: {', '.join(tasks.SIZES)}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule {self.schedule!r}; valid: constant, cosine")
+        for key in ("loss_scale", "lr_scale"):
+            v = getattr(self, key)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{key}={v!r}: must be a finite number > 0")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps={self.steps!r}: must be >= 1")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["hparams"] = dict(sorted(self.hparams.items()))
+        return d
+
+
+class StepTimer:
+    """Times optimizer.step() alone: CUDA events around it on GPU, perf_counter on CPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.pairs, self.seconds = [], []
+
+    def __enter__(self):
+        if self.cuda:
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._end = torch.cuda.Event(enable_timing=True)
+            self._start.record()
+        else:
+            self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        if self.cuda:
+            self._end.record()
+            self.pairs.append((self._start, self._end))
+        else:
+            self.seconds.append(time.perf_counter() - self._t0)
+
+    def times(self) -> list[float]:
+        if self.cuda:
+            torch.cuda.synchronize()
+            return [s.elapsed_time(e) / 1e3 for s, e in self.pairs]
+        return list(self.seconds)
+
+
+def summarise_times(seconds: list[float], warmup: int) -> dict:
+    xs = seconds[warmup:] or seconds
+    if not xs:
+        return {"median": float("nan"), "p10": float("nan"), "p90": float("nan"), "n": 0}
+    qs = statistics.quantiles(xs, n=10) if len(xs) > 1 else [xs[0]] * 9
+    return {"median": statistics.median(xs), "p10": qs[0], "p90": qs[-1], "n": len(xs)}
+
+
+def lr_factor(step: int, steps: int, warmup: int, schedule: str) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "cosine":
+        progress = (step - warmup) / max(1, steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
+
+
+def train(cfg: RunConfig, threads: int | None = None, progress: bool = False) -> dict:
+    if threads:
+        torch.set_num_threads(threads)
+    task, spec = tasks.get(cfg.task), optimizers.get(cfg.optimizer)
+    device, dtype = torch.device(cfg.device), DTYPES[cfg.dtype]
+    size = task.size(cfg.size)
+    steps = cfg.steps or size["steps"]
+    size["steps"] = steps
+    eval_every = cfg.eval_every or task.eval_every
+
+    torch.manual_seed(cfg.seed)  # for any module init that does not take a generator
+    problem = task.build(size, seed=cfg.seed, device=device, dtype=dtype)
+    model = problem.model.to(device)
+    named = list(model.named_parameters())
+    hp = spec.hparams(cfg.hparams)
+    hp["lr"] = hp["lr"] * cfg.lr_scale
+    opt = optimizers.build_optimizer(cfg.optimizer, named, hp)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    timer = StepTimer(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    losses, evals, wall = [], [], []
+    diverged, reason = False, None
+    initial = None
+    t_train = 0.0
+
+    def evaluate(step):
+        model.eval()
+        values = problem.evaluate(model)
+        model.train()
+        evals.append({"step": step, **{k: float(v) for k, v in values.items()}})
+
+    evaluate(0)
+    bar = _progress(steps, f"{cfg.task}/{cfg.optimizer}/seed{cfg.seed}") if progress else None
+    for step in range(steps):
+        t0 = time.perf_counter()
+        for g, base in zip(opt.param_groups, base_lrs):
+            g["lr"] = base * lr_factor(step, steps, cfg.warmup, cfg.schedule)
+        batch = problem.batch(step)
+        opt.zero_grad(set_to_none=True)
+        loss = problem.loss(model, batch)
+        value = float(loss.detach())
+        losses.append(value)
+        if initial is None:
+            initial = value
+        if not math.isfinite(value):
+            diverged, reason = True, f"non-finite loss {value} at step {step}"
+            break
+        if value > initial + cfg.diverge_factor * (abs(initial) + 1):
+            diverged, reason = True, f"loss {value:.3g} exceeded bound at step {step} (initial {initial:.3g})"
+            break
+        (loss * cfg.loss_scale).backward()
+        if cfg.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
+        if cfg.clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+        closure = _closure(model, problem, batch, cfg, opt) if "closure" in spec.needs else None
+        with timer:
+            opt.step(closure) if closure else opt.step()
+        if "hessian" in spec.needs and step % spec.hessian_every == 0:
+            _update_hessian(opt, model, problem, batch)
+        if "attention_logits" in spec.needs:
+            with torch.no_grad():
+                opt.qk_clip(problem.attention_logits(model, batch), problem.qk_weights)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t_train += time.perf_counter() - t0
+        wall.append(t_train)
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            evaluate(step + 1)
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
+    if diverged and evals[-1]["step"] != len(losses):
+        evaluate(len(losses))
+
+    metric = task.metric
+    final = evals[-1][metric.name] if not diverged else float("nan")
+    to_target = next((e["step"] for e in evals if math.isfinite(e[metric.name]) and metric.reached(e[metric.name])), None)
+    seconds_to_target = wall[to_target - 1] if to_target else None
+    n_params = sum(p.numel() for _, p in named)
+    measured = optimizers.state_bytes(opt)
+    modelled = optimizers.model_state_bytes(cfg.optimizer, named, hp)
+    config = cfg.to_dict()
+    return {
+        "schema_version": records.SCHEMA_VERSION,
+        "kind": "run",
+        "config": config,
+        "config_hash": environment.config_hash(config),
+        "environment": environment.environment(device, torch.get_num_threads()),
+        "task": {"name": task.name, "family": task.family, "metric": metric.name,
+                 "direction": metric.direction, "target": metric.target, "data_hash": problem.data_hash,
+                 "n_params": n_params, "optimum": problem.optimum, "extras": problem.extras},
+        "optimizer": {"name": spec.name, "family": spec.family, "implementation": spec.implementation,
+                      "version": spec.version, "hparams": {k: v for k, v in hp.items()}},
+        "curves": {"loss": losses, "time": wall, "eval": evals},
+        "final_metric": final,
+        "final_loss": losses[-1] if losses else float("nan"),
+        "steps_done": len(wall),
+        "steps_to_target": to_target,
+        "seconds_to_target": seconds_to_target,
+        "step_time": summarise_times(timer.times(), warmup=min(5, steps // 10)),
+        "state_bytes": {"measured": measured, "model": modelled, "per_param": measured / max(n_params, 1)},
+        "peak_memory_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+        "diverged": diverged,
+        "diverge_reason": reason,
+        "train_seconds": t_train,
+    }
+
+
+def _update_hessian(opt, model, problem, batch):
+    """Sophia's Gauss-Newton-Bartlett estimate: gradients of the loss on labels sampled from the
+    model, handed to the optimizer's update_hessian(), which reads them from .grad."""
+    opt.zero_grad(set_to_none=True)
+    problem.hessian_loss(model, batch).backward()
+    opt.update_hessian()
+    opt.zero_grad(set_to_none=True)
+
+
+def _closure(model, problem, batch, cfg, opt):
+    def closure():
+        with torch.enable_grad():
+            opt.zero_grad(set_to_none=True)
+            loss = problem.loss(model, batch) * cfg.loss_scale
+            loss.backward()
+        return loss
+    return closure
+
+
+def _progress(total, desc):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, mininterval=2.0, leave=False)

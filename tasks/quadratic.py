@@ -1,0 +1,70 @@
+r"""Ill-conditioned convex quadratics with a known optimum.
+
+.. math::  f(x) = \tfrac12 (x - x^*)^\top A (x - x^*) + f^*,\qquad A = Q\,\mathrm{diag}(\lambda)\,Q^\top
+
+with eigenvalues log-spaced in :math:`[1/\kappa, 1]`, a random rotation :math:`Q` (so no
+optimizer gets a free diagonal preconditioner), and optionally Gaussian gradient noise of
+scale ``noise``. The metric is the suboptimality :math:`f(x) - f^*`; the optimum is exact.
+"""
+import math
+
+import torch
+
+from tasks import Metric, Problem, Task, generator, hash_tensors, register
+
+
+class Point(torch.nn.Module):
+    def __init__(self, x0):
+        super().__init__()
+        self.x = torch.nn.Parameter(x0.clone())
+
+
+def build(size, seed, device, dtype, *, condition):
+    dim, noise = size["dim"], size.get("noise", 0.0)
+    # The problem itself is fixed by the task (stream "problem", seed 0); the seed moves the start.
+    g = generator(0, f"quadratic:{dim}:{condition}")
+    q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=g, dtype=torch.float64))
+    eig = torch.logspace(0, -math.log10(condition), dim, dtype=torch.float64)
+    a = (q * eig) @ q.T
+    x_star = torch.randn(dim, generator=g, dtype=torch.float64)
+    x0 = x_star + torch.randn(dim, generator=generator(seed, "quadratic:start"), dtype=torch.float64) * 3
+    a, x_star = a.to(device, dtype), x_star.to(device, dtype)
+    noise_g = generator(seed, "quadratic:noise")
+    noises = (torch.randn(size["steps"] + 1, dim, generator=noise_g, dtype=torch.float64) * noise).to(device, dtype)
+
+    def f(model):
+        d = model.x - x_star
+        return 0.5 * d @ (a @ d)
+
+    def loss(model, step):
+        # Gradient noise enters as a linear term with zero mean: E[grad] = A(x - x*).
+        return f(model) + (noises[step] @ model.x if noise else 0.0)
+
+    def evaluate(model):
+        with torch.no_grad():
+            return {"suboptimality": float(f(model))}
+
+    return Problem(model=Point(x0.to(device, dtype)), batch=lambda step: step % (size["steps"] + 1),
+                   loss=loss, evaluate=evaluate, optimum=0.0,
+                   data_hash=hash_tensors(a, x_star, x0, noises),
+                   extras={"condition": condition, "dim": dim, "noise": noise})
+
+
+def quadratic(condition, name, noise=0.0):
+    return Task(
+        name=name, family="convex",
+        description=f"rotated quadratic, condition number {condition:.0e}, gradient noise {noise}",
+        metric=Metric("suboptimality", "min", target=1e-3),
+        sizes={
+            "smoke": dict(dim=20, steps=100, noise=noise),
+            "cpu": dict(dim=100, steps=500, noise=noise),
+            "gpu": dict(dim=1000, steps=2000, noise=noise),
+        },
+        build=lambda size, seed, device, dtype: build(size, seed, device, dtype, condition=condition),
+        eval_every=10,
+    )
+
+
+register(quadratic(1e2, "quadratic-k1e2"))
+register(quadratic(1e4, "quadratic-k1e4"))
+register(quadratic(1e2, "quadratic-k1e2-noisy", noise=0.1))

@@ -1,0 +1,20 @@
+# Every result record of the profile into tidy CSV tables: the report reads these alone.
+
+
+def all_records(w=None):
+    found = [f"{RUNS}/final/{t}/{o}/seed{s}.json" for t, o in pairs() for s in config["final_seeds"]]
+    found += [f"{RUNS}/tune/{t}/{o}.json" for t, o in pairs()]
+    found += [f"{RUNS}/stability/{t}/{o}.json" for t, o in pairs(config["stability"]["tasks"])]
+    found += [f"{RUNS}/steptime/{t}/{o}.json" for t, o in pairs(config["steptime"]["tasks"])]
+    return found
+
+
+rule aggregate:
+    input:
+        all_records,
+    output:
+        directory(TABLES),
+    log:
+        f"{LOGS}/aggregate.log",
+    script:
+        "../scripts/aggregate.py"

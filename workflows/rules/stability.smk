@@ -1,0 +1,20 @@
+# Loss x c against lr x c at the selected learning rate.
+
+
+rule stability:
+    input:
+        sources,
+        summary=tune_summary,
+    output:
+        f"{RUNS}/stability/{{task}}/{{optimizer}}.json",
+    log:
+        f"{LOGS}/stability/{{task}}/{{optimizer}}.log",
+    params:
+        stability=config["stability"],
+        size=config["size"],
+        device=config["device"],
+    threads: config["threads"]
+    resources:
+        gpu=GPU,
+    script:
+        "../scripts/stability.py"

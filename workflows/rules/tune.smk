@@ -1,0 +1,19 @@
+# Learning-rate search: one in-process sweep per task x optimizer over the same grid budget.
+
+
+rule tune:
+    input:
+        sources,
+    output:
+        f"{RUNS}/tune/{{task}}/{{optimizer}}.json",
+    log:
+        f"{LOGS}/tune/{{task}}/{{optimizer}}.log",
+    params:
+        tuning=config["tuning"],
+        size=config["size"],
+        device=config["device"],
+    threads: config["threads"]
+    resources:
+        gpu=GPU,
+    script:
+        "../scripts/tune.py"

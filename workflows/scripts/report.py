@@ -1,0 +1,8 @@
+"""Snakemake job: tables -> report/<profile>/README.md and figures."""
+import sys
+from pathlib import Path
+
+from report import generate
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
+generate.write_report(snakemake.input[0], Path(snakemake.output[0]).parent)  # noqa: F821

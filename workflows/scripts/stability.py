@@ -1,0 +1,12 @@
+"""Snakemake job: loss-scale and lr-scale sweeps of one optimizer on one task."""
+import sys
+
+from tasks import measure, records
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
+w, p = snakemake.wildcards, snakemake.params  # noqa: F821
+lr = records.read(snakemake.input.summary)["selection"]["lr"]  # noqa: F821
+record = measure.stability(w.task, w.optimizer, p.size, lr=lr, scales=p.stability["scales"],
+                           dtype=p.stability.get("dtype", "float32"), device=p.device,
+                           threads=snakemake.threads)  # noqa: F821
+records.write(record, snakemake.output[0])  # noqa: F821

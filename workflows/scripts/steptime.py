@@ -1,0 +1,11 @@
+"""Snakemake job: optimizer.step() time of one optimizer against AdamW, same process."""
+import sys
+
+from tasks import measure, records
+
+sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
+w, p = snakemake.wildcards, snakemake.params  # noqa: F821
+st = p.steptime
+record = measure.steptime(w.task, w.optimizer, p.size, steps=st["steps"], warmup=st["warmup"],
+                          rounds=st["rounds"], device=p.device, threads=snakemake.threads)  # noqa: F821
+records.write(record, snakemake.output[0])  # noqa: F821
