@@ -27,7 +27,7 @@ register(OptimizerSpec(
     name="adam", family="adam", paper="Kingma & Ba 2015",
     implementation="torch.optim.Adam", build=torch.optim.Adam,
     defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
-    lr_range=(1e-5, 1e-1),
+    lr_range=(1e-5, 1.0),
     state_bytes=adam_state_bytes,
 ))
 
@@ -35,6 +35,6 @@ register(OptimizerSpec(
     name="adamw", family="adam", paper="Loshchilov & Hutter 2019",
     implementation="torch.optim.AdamW", build=torch.optim.AdamW,
     defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01),
-    lr_range=(1e-5, 1e-1),
+    lr_range=(1e-5, 1.0),
     state_bytes=adam_state_bytes,
 ))

@@ -27,7 +27,7 @@ register(OptimizerSpec(
     name="sgd", family="sgd", paper="Robbins & Monro 1951",
     implementation="torch.optim.SGD", build=torch.optim.SGD,
     defaults=dict(lr=0.01, weight_decay=0.0),
-    lr_range=(1e-3, 1.0),
+    lr_range=(1e-3, 3.0),
     needs=frozenset({"sparse"}),
     state_bytes=lambda shape, dtype: 0,
 ))
@@ -36,7 +36,7 @@ register(OptimizerSpec(
     name="momentum", family="sgd", paper="Polyak 1964",
     implementation="torch.optim.SGD(momentum=0.9)", build=torch.optim.SGD,
     defaults=dict(lr=0.01, momentum=0.9, weight_decay=0.0),
-    lr_range=(1e-4, 1.0),
+    lr_range=(1e-4, 3.0),
     state_bytes=momentum_buffer_bytes,
 ))
 
@@ -44,6 +44,6 @@ register(OptimizerSpec(
     name="nesterov", family="sgd", paper="Nesterov 1983; Sutskever et al. 2013",
     implementation="torch.optim.SGD(nesterov=True)", build=torch.optim.SGD,
     defaults=dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.0),
-    lr_range=(1e-4, 1.0),
+    lr_range=(1e-4, 3.0),
     state_bytes=momentum_buffer_bytes,
 ))

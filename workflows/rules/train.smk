@@ -1,4 +1,5 @@
-# Final runs at the selected learning rate, one job per task x optimizer x seed.
+# Final runs at the selected learning rate: one job per task x optimizer runs every final seed
+# in-process (a job costs an interpreter and `import torch`), writing one record per seed.
 
 
 rule final:
@@ -6,12 +7,13 @@ rule final:
         sources,
         summary=tune_summary,
     output:
-        f"{RUNS}/final/{{task}}/{{optimizer}}/seed{{seed}}.json",
+        [f"{RUNS}/final/{{task}}/{{optimizer}}/seed{seed}.json" for seed in config["final_seeds"]],
     log:
-        f"{LOGS}/final/{{task}}/{{optimizer}}/seed{{seed}}.log",
+        f"{LOGS}/final/{{task}}/{{optimizer}}.log",
     params:
         size=config["size"],
         device=config["device"],
+        seeds=config["final_seeds"],
     threads: config["threads"]
     resources:
         gpu=GPU,

@@ -1,4 +1,4 @@
-"""Snakemake job: one final run at the tuned learning rate."""
+"""Snakemake job: the final runs of one optimizer on one task at the tuned learning rate."""
 import sys
 
 from tasks import measure, records
@@ -6,6 +6,7 @@ from tasks import measure, records
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
 lr = records.read(snakemake.input.summary)["selection"]["lr"]  # noqa: F821
-record = measure.final(w.task, w.optimizer, p.size, seed=int(w.seed), lr=lr, device=p.device,
-                       threads=snakemake.threads, progress=True)  # noqa: F821
-records.write(record, snakemake.output[0])  # noqa: F821
+for seed, out in zip(p.seeds, snakemake.output):  # noqa: F821
+    record = measure.final(w.task, w.optimizer, p.size, seed=seed, lr=lr, device=p.device,
+                           threads=snakemake.threads, progress=True)  # noqa: F821
+    records.write(record, out)  # atomic: a killed job leaves no partial file

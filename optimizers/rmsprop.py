@@ -1,0 +1,44 @@
+r"""RMSProp (torch.optim.RMSprop), plain form: no momentum, not centred.
+
+With smoothing constant :math:`\alpha` and L2 decay :math:`\lambda`:
+
+.. math::
+    g_t &\leftarrow g_t + \lambda\theta_{t-1} \\
+    v_t &= \alpha v_{t-1} + (1-\alpha) g_t^2 \\
+    \theta_t &= \theta_{t-1} - \eta\, g_t / (\sqrt{v_t} + \epsilon)
+
+Source: Tieleman & Hinton, COURSERA "Neural Networks for Machine Learning", lecture 6.5 (2012);
+there is no paper. Implementation: torch.optim.RMSprop. Seeds 002 and 004 write
+:math:`\eta/\sqrt{v_t + \epsilon}` (ε inside the root); torch puts ε outside, as above. There is no
+bias correction, so the first steps are larger than Adam's (:math:`v_1 = (1-\alpha) g_1^2`).
+
+torch's ``momentum`` and ``centered`` options are not exposed: each adds a buffer the size of
+the parameter, and the registry's ``state_bytes(shape, dtype)`` cannot see hyperparameters.
+Default lr 1e-3 (Hinton's lecture and Keras) rather than torch's 1e-2.
+
+State per parameter: ``square_avg`` (the parameter's dtype and shape) and a 0-d ``step`` tensor.
+"""
+import torch
+
+from optimizers import OptimizerSpec, itemsize, numel, register, scalar_bytes
+
+
+def rmsprop_state_bytes(shape, dtype):
+    return numel(shape) * itemsize(dtype) + scalar_bytes()
+
+
+def _check(hp):
+    # torch accepts alpha = 1 (v never moves from 0, steps of g/eps) and alpha > 1 would need
+    # its own check; alpha is a decay rate and must lie in [0, 1).
+    if not 0.0 <= hp["alpha"] < 1.0:
+        raise ValueError(f"optimizer 'rmsprop': invalid alpha={hp['alpha']!r}: must lie in [0, 1)")
+
+
+register(OptimizerSpec(
+    name="rmsprop", family="rmsprop", paper="Tieleman & Hinton 2012 (lecture 6.5)",
+    implementation="torch.optim.RMSprop", build=torch.optim.RMSprop,
+    defaults=dict(lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0),
+    lr_range=(1e-5, 1e-1),
+    hparam_check=_check,
+    state_bytes=rmsprop_state_bytes,
+))

@@ -1,0 +1,235 @@
+"""results/tables/<profile>/ -> report/<profile>/README.md and figures/*.png.
+
+Reads the CSV tables and environment.json only: every number in the report comes from a run the
+pipeline made. The body carries no timestamp beyond the environment block, the bootstrap is
+seeded, and the figures carry no date, so the same tables give the same bytes.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from report import stats  # noqa: E402
+
+PNG = {"metadata": {"Software": None}, "dpi": 110}
+
+
+def fmt(x, digits=4) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if isinstance(x, float) and math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    return f"{x:.{digits}g}"
+
+
+def read_tables(tables: Path) -> dict:
+    out = {}
+    for name in ("runs", "curves", "tuning", "stability", "steptime", "skipped"):
+        path = tables / f"{name}.csv"
+        try:
+            out[name] = pd.read_csv(path) if path.exists() else pd.DataFrame()
+        except pd.errors.EmptyDataError:
+            out[name] = pd.DataFrame()
+    env = tables / "environment.json"
+    out["environment"] = json.loads(env.read_text()) if env.exists() else {}
+    return out
+
+
+def md_table(df: pd.DataFrame) -> str:
+    return df.to_markdown(index=False, disable_numparse=True) if len(df) else "_no rows_"
+
+
+def save(fig, out: Path, name: str) -> str:
+    path = out / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight", **PNG)
+    plt.close(fig)
+    return f"figures/{name}.png"
+
+
+def summary_table(runs: pd.DataFrame, tuning: pd.DataFrame, steptime: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (task, opt), g in runs.groupby(["task", "optimizer"], sort=True):
+        ok = g[~g["diverged"]]
+        mean, lo, hi = stats.bootstrap_ci(ok["final_metric"].tolist())
+        reached = g["steps_to_target"].dropna()
+        edge = tuning[(tuning.task == task) & (tuning.optimizer == opt)]["at_edge"].any() if len(tuning) else False
+        ratio = steptime[(steptime.task == task) & (steptime.optimizer == opt)]["ratio_to_baseline"] if len(steptime) else []
+        rows.append({
+            "task": task, "optimizer": opt,
+            "lr": fmt(g["lr"].iloc[0], 3) + (" (edge)" if edge else ""),
+            f"final {g['metric'].iloc[0]} (95% CI)": f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]",
+            "diverged": f"{int(g['diverged'].sum())}/{len(g)}",
+            "steps to target": f"{fmt(float(reached.median()))} ({len(reached)}/{len(g)})" if len(reached) else f"– (0/{len(g)})",
+            "s to target": fmt(float(g["seconds_to_target"].dropna().median())) if len(reached) else "–",
+            "step time (µs)": fmt(float(g["step_time_median"].median()) * 1e6, 3),
+            "step / AdamW": fmt(float(ratio.iloc[0]), 3) if len(ratio) else "–",
+            "state B/param": fmt(float(g["state_bytes_per_param"].iloc[0]), 4),
+            "_mean": mean,
+        })
+    return pd.DataFrame(rows)
+
+
+def curves_figure(curves: pd.DataFrame, task: str, metric: str, out: Path) -> str:
+    c = curves[curves.task == task]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, series, title in ((axes[0], "loss", "training loss"), (axes[1], metric, f"validation {metric}")):
+        d = c[c.series == series]
+        sns.lineplot(data=d, x="step", y="value", hue="optimizer", errorbar=("ci", 95), seed=0,
+                     n_boot=200, ax=ax, linewidth=1.2)
+        positive = (d["value"] > 0).all() and len(d)
+        if positive and d["value"].max() / max(d["value"].min(), 1e-300) > 100:
+            ax.set_yscale("log")
+        ax.set_title(f"{task}: {title} (mean, 95% CI over seeds)")
+        ax.set_ylabel(series)
+    return save(fig, out, f"curves-{task}")
+
+
+def rank_table(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    direction = runs.groupby("task")["direction"].first()
+    ranks = {}
+    for task, g in summary.groupby("task"):
+        sign = 1 if direction[task] == "min" else -1
+        ranks[task] = (g.set_index("optimizer")["_mean"] * sign).rank(method="min", na_option="bottom")
+    r = pd.DataFrame(ranks)
+    r["mean rank"] = r.mean(axis=1)
+    r = r.sort_values("mean rank").reset_index().rename(columns={"index": "optimizer"})
+    return r.map(lambda x: fmt(x, 3) if isinstance(x, float) else x)
+
+
+def profile_figure(runs: pd.DataFrame, out: Path) -> str | None:
+    steps = runs.assign(cost=runs["steps_to_target"].fillna(np.inf))
+    costs = steps.groupby(["task", "optimizer"])["cost"].median().unstack("optimizer")
+    if costs.shape[0] < 2:
+        return None
+    taus = np.logspace(0, 2, 60)
+    rho = stats.performance_profile(costs, taus)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for opt in rho.columns:
+        ax.step(rho.index, rho[opt], where="post", label=opt)
+    ax.set_xscale("log")
+    ax.set_xlabel("τ (steps to target within a factor τ of the best)")
+    ax.set_ylabel("share of tasks")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8, ncol=2)
+    ax.set_title("Performance profile (Dolan–Moré) on steps to target")
+    return save(fig, out, "performance-profile")
+
+
+def stability_section(st: pd.DataFrame, out: Path) -> list[str]:
+    lines = ["## Stability: loss × c against learning rate × c", "",
+             "At the tuned learning rate, one sweep multiplies the loss by c (lr fixed), the other the "
+             "learning rate by c (loss fixed). *Stable* counts the decades of c over which the run did not "
+             "diverge; *invariant* counts those over which the loss curve stayed within 1e-3 (relative) of "
+             "the c = 1 curve. *loss×c ≡ lr×c* is the largest relative gap between the two sweeps' loss "
+             "curves at the same c: 0 for SGD, whose update is linear in the gradient.", ""]
+    rows = []
+    for (task, opt, axis), g in st.groupby(["task", "optimizer", "axis"]):
+        rows.append({"task": task, "optimizer": opt, "axis": f"{axis} × c",
+                     "stable (decades)": fmt(stats.stable_decades(g.scale, ~g.diverged), 3),
+                     "invariant (decades)": fmt(stats.stable_decades(g.scale, g.gap_to_unscaled < 1e-3), 3),
+                     "loss×c ≡ lr×c (max gap)": fmt(float(g.gap_to_lr_scaled.max()), 2) if axis == "loss" else ""})
+    lines += [md_table(pd.DataFrame(rows)), ""]
+    for task, g in st.groupby("task"):
+        g = g.assign(**{"final metric": g.final_metric.where(~g.diverged)})
+        grid = sns.relplot(data=g, x="scale", y="final metric", hue="optimizer", col="axis", kind="line",
+                           marker="o", height=3.4, aspect=1.3, facet_kws={"sharey": True})
+        grid.set(xscale="log")
+        if (g["final metric"].dropna() > 0).all():
+            grid.set(yscale="log")
+        grid.figure.suptitle(f"{task}: final metric against c (gaps: diverged)", y=1.03)
+        lines += [f"![stability {task}]({save(grid.figure, out, f'stability-{task}')})", ""]
+    return lines
+
+
+def environment_block(env: dict) -> list[str]:
+    if not env:
+        return ["_no environment recorded_"]
+    pk = env.get("packages", {})
+    lines = ["| | |", "|---|---|"]
+    for key in ("device", "device_name", "cuda", "cpu_count", "threads", "platform", "python", "torch",
+                "git_commit", "compute_seconds"):
+        if env.get(key) is not None:
+            lines.append(f"| {key} | {env[key]} |")
+    lines.append("| packages | " + ", ".join(f"{k} {v}" for k, v in sorted(pk.items())) + " |")
+    return lines
+
+
+def write_report(tables_dir, out_dir) -> Path:
+    tables_dir, out = Path(tables_dir), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t = read_tables(tables_dir)
+    runs, curves, tuning, st, steptime = t["runs"], t["curves"], t["tuning"], t["stability"], t["steptime"]
+    profile = out.name
+    lines = [f"# optbench report: `{profile}` profile", "",
+             f"Generated from `results/tables/{profile}/` alone (CSV files beside the figures). Each "
+             "final run uses the learning rate selected by the tuning sweep on seeds disjoint from the "
+             "final seeds; confidence intervals are 95 % percentile bootstraps of the mean over "
+             "non-diverged seeds; diverged runs are counted, not dropped.", "",
+             "## Environment", ""] + environment_block(t["environment"]) + [""]
+    if runs.empty:
+        lines += ["_No final runs in the tables._"]
+    else:
+        summary = summary_table(runs, tuning, steptime)
+        lines += ["## Across tasks", ""]
+        fig = profile_figure(runs, out)
+        if fig:
+            lines += [f"![performance profile]({fig})", ""]
+        lines += ["Rank of each optimizer's mean final metric per task (1 = best):", "",
+                  md_table(rank_table(summary, runs)), ""]
+        for task, g in summary.groupby("task"):
+            r = runs[runs.task == task]
+            metric, direction, target = r["metric"].iloc[0], r["direction"].iloc[0], r["target"].iloc[0]
+            better = "lower" if direction == "min" else "higher"
+            lines += [f"## Task `{task}`", "",
+                      f"Metric: {metric} ({better} is better), target {fmt(float(target))}; "
+                      f"{int(r['n_params'].iloc[0])} parameters; data hash `{r['data_hash'].iloc[0]}`; "
+                      f"{len(r.seed.unique())} seeds.", "",
+                      md_table(g.drop(columns=["task", "_mean"])), "",
+                      f"![curves {task}]({curves_figure(curves, task, metric, out)})", ""]
+        if len(t["skipped"]):
+            lines += ["### Pairs not run", "", md_table(t["skipped"]), ""]
+    if len(tuning):
+        lines += ["## Tuning", "", "Learning rates tried (same grid budget for every optimizer) and the "
+                  "selection; `edge` marks a selection at the border of the grid, where a wider grid "
+                  "might find better.", ""]
+        sel = tuning[tuning.selected].groupby(["task", "optimizer"]).agg(lr=("lr", "first"), at_edge=("at_edge", "first"))
+        grid = tuning.groupby(["task", "optimizer"])["lr"].agg(lambda s: f"{fmt(s.min(), 2)} … {fmt(s.max(), 2)} ({s.nunique()})")
+        tab = sel.join(grid.rename("grid")).reset_index()
+        tab["lr"] = tab["lr"].map(lambda x: fmt(x, 3))
+        tab["at_edge"] = tab["at_edge"].map({True: "edge", False: ""})
+        lines += [md_table(tab), ""]
+    if len(st):
+        lines += stability_section(st, out)
+    if len(steptime):
+        tab = steptime.assign(**{
+            "median (µs)": (steptime.median_seconds * 1e6).map(lambda x: fmt(x, 3)),
+            "p10–p90 (µs)": [f"{fmt(a * 1e6, 3)}–{fmt(b * 1e6, 3)}" for a, b in zip(steptime.p10_seconds, steptime.p90_seconds)],
+            "AdamW (µs)": (steptime.baseline_median_seconds * 1e6).map(lambda x: fmt(x, 3)),
+            "ratio to AdamW": steptime.ratio_to_baseline.map(lambda x: fmt(x, 3)),
+        })[["task", "optimizer", "n_params", "median (µs)", "p10–p90 (µs)", "AdamW (µs)", "ratio to AdamW"]]
+        lines += ["## Step time", "", "`optimizer.step()` alone on fixed gradients, after warm-up, "
+                  "interleaved with torch AdamW in the same job (machines are noisy; the ratio holds).", "",
+                  md_table(tab), ""]
+    if len(runs):
+        mem = runs.groupby(["task", "optimizer"]).agg(
+            params=("n_params", "first"), measured=("state_bytes", "first"),
+            model=("state_bytes_model", "first"), per_param=("state_bytes_per_param", "first")).reset_index()
+        mem["matches model"] = np.where(mem.measured == mem.model, "yes", "NO")
+        mem["per_param"] = mem["per_param"].map(lambda x: fmt(x, 4))
+        lines += ["## Optimizer state memory", "", "Exact bytes of every state tensor (shared storage "
+                  "counted once) after the run, beside the registry's analytic model.", "", md_table(mem), ""]
+    path = out / "README.md"
+    path.write_text("\n".join(lines).rstrip() + "\n")
+    return path

@@ -1,0 +1,78 @@
+"""The Snakemake DAG: dry runs of every profile, refusal of bad configs, and a small end-to-end run."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+PROFILES = sorted(p.stem for p in (REPO / "workflows" / "config").glob("*.yaml"))
+
+
+def snakemake(*args, cwd=REPO, check=True):
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(cwd), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    if check and proc.returncode:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_dry_run_of_every_profile(profile, tmp_path):
+    out = snakemake("-n", "--configfile", str(REPO / "workflows/config" / f"{profile}.yaml"), cwd=tmp_path).stdout
+    for rule in ("tune", "final", "aggregate", "report"):
+        assert f"rule {rule}:" in out or f"localrule {rule}:" in out
+    assert f"report/{profile}/README.md" in out
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optimizers=[adam,adamm]", "unknown 'adamm'; valid:"),
+    ("final_seeds=1", "is not of type 'array'"),
+    ("threads=0", "threads"),
+    ("size=huge", "huge"),
+])
+def test_bad_config_is_refused_before_any_job(override, message, tmp_path):
+    proc = snakemake("-n", "--configfile", str(REPO / "workflows/config/smoke.yaml"), "--config", override,
+                     cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_unknown_optimizer_in_config_file_names_valid_ones(tmp_path):
+    cfg = yaml.safe_load((REPO / "workflows/config/smoke.yaml").read_text())
+    cfg["optimizers"] = ["adam", "adamm"]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake("-n", "--configfile", str(tmp_path / "c.yaml"), cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert "unknown 'adamm'; valid:" in proc.stdout + proc.stderr
+
+
+TINY = dict(profile="tiny", size="smoke", device="cpu", threads=1, tasks=["quadratic-k1e2"],
+            optimizers=["sgd", "adam"], tuning={"grid_points": 2, "seeds": [100], "steps_fraction": 0.3},
+            final_seeds=[0, 1], stability={"tasks": ["quadratic-k1e2"], "scales": [0.1, 1.0, 10.0]},
+            steptime={"tasks": ["quadratic-k1e2"], "steps": 3, "warmup": 1, "rounds": 2})
+
+
+@pytest.mark.slow
+def test_end_to_end_rerun_and_one_optimizer_changed(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    args = ("--configfile", str(tmp_path / "tiny.yaml"), "--cores", "2")
+    snakemake(*args, cwd=tmp_path)
+    readme = (tmp_path / "report/tiny/README.md").read_text()
+    assert "| sgd " in readme and "| adam " in readme
+    assert (tmp_path / "logs/tiny/final/quadratic-k1e2/adam.log").exists()
+
+    assert "Nothing to be done" in snakemake("-n", *args, cwd=tmp_path).stdout
+
+    # Make every sgd result older than optimizers/sgd.py, as if the file had been edited after the
+    # run (without touching the repository): only sgd's jobs, aggregation and the report rerun.
+    for path in (tmp_path / "results/runs/tiny").rglob("*sgd*"):
+        for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+            os.utime(p, (0, 0))
+    jobs = snakemake("-n", *args, cwd=tmp_path).stdout
+    assert "optimizer=sgd" in jobs and "optimizer=adam" not in jobs
+    for rule in ("tune", "final", "stability", "steptime", "aggregate", "report"):
+        assert f"rule {rule}:" in jobs

@@ -1,0 +1,55 @@
+import math
+
+import pytest
+
+from tasks import protocol
+
+
+def run(lr, metric, diverged=False):
+    return {"optimizer": {"hparams": {"lr": lr}}, "final_metric": metric, "diverged": diverged}
+
+
+def test_selects_best_mean_over_seeds_and_flags_edges():
+    runs = [run(0.01, 1.0), run(0.01, 3.0), run(0.1, 1.5), run(0.1, 1.6), run(1.0, 0.1, diverged=True), run(1.0, 0.1)]
+    sel = protocol.select(runs, "quadratic-k1e2")  # metric: min
+    assert sel["lr"] == 0.1 and not sel["at_edge"]
+    sel = protocol.select([run(0.01, 2.0), run(0.1, 1.0)], "quadratic-k1e2")
+    assert sel["lr"] == 0.1 and sel["at_edge"]
+
+
+def test_all_diverged_is_flagged():
+    sel = protocol.select([run(0.1, math.nan, True), run(1.0, math.nan, True)], "quadratic-k1e2")
+    assert sel["all_diverged"]
+
+
+def test_empty_sweep_is_refused():
+    with pytest.raises(ValueError, match="empty tuning sweep"):
+        protocol.select([], "quadratic-k1e2")
+
+
+def test_grid_is_log_spaced_over_the_entry_range():
+    g = protocol.lr_grid("adam", 6)
+    assert g[0] == pytest.approx(1e-5) and g[-1] == pytest.approx(1.0)
+    assert all(b / a == pytest.approx(10) for a, b in zip(g, g[1:]))
+    with pytest.raises(ValueError, match="grid_points=0"):
+        protocol.lr_grid("adam", 0)
+
+
+def config(**over):
+    base = dict(profile="t", size="smoke", device="cpu", threads=1, tasks=["quadratic-k1e2"],
+                optimizers=["adam"], tuning={"grid_points": 2, "seeds": [100]}, final_seeds=[0],
+                stability={"tasks": [], "scales": [1.0]},
+                steptime={"tasks": [], "steps": 1, "warmup": 0, "rounds": 1})
+    return base | over
+
+
+@pytest.mark.parametrize("over, message", [
+    (dict(optimizers=["adam", "adamm"]), "unknown 'adamm'; valid: .*adam"),
+    (dict(tasks=["quadratc"]), "unknown 'quadratc'; valid: "),
+    (dict(final_seeds=[100]), "share \\[100\\]"),
+    (dict(stability={"tasks": ["quadratic-k1e4"], "scales": [1.0]}), "stability.tasks: unknown 'quadratic-k1e4'"),
+])
+def test_config_errors_name_the_bad_value(over, message):
+    with pytest.raises(protocol.ConfigError, match=message):
+        protocol.check_config(config(**over))
+    protocol.check_config(config())
