@@ -10,6 +10,8 @@ import pandas as pd
 
 from tasks import records
 
+TABLES = ("runs.csv", "curves.csv", "tuning.csv", "stability.csv", "steptime.csv", "skipped.csv",
+          "environment.json")
 CURVE_POINTS = 200  # per run: enough for a figure, small enough to publish
 
 
@@ -71,7 +73,8 @@ def stability_rows(r: dict) -> list[dict]:
     return rows
 
 
-def write_tables(paths, out_dir) -> Path:
+def write_tables(paths, out_dir, skipped=()) -> Path:
+    """`skipped`: (task, optimizer, why) of the pairs the profile names but cannot run."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs, curves, tuning, stability, steptime = [], [], [], [], []
@@ -98,7 +101,8 @@ def write_tables(paths, out_dir) -> Path:
                              "median_seconds": r["median_seconds"], "p10_seconds": r["p10_seconds"],
                              "p90_seconds": r["p90_seconds"], "baseline_median_seconds": r["baseline_median_seconds"],
                              "ratio_to_baseline": r["ratio_to_baseline"], "n_params": r["n_params"]})
-    tables = {"runs": runs, "curves": curves, "tuning": tuning, "stability": stability, "steptime": steptime}
+    tables = {"runs": runs, "curves": curves, "tuning": tuning, "stability": stability, "steptime": steptime,
+              "skipped": [dict(task=t, optimizer=o, why=why) for t, o, why in skipped]}
     for name, rows in tables.items():
         pd.DataFrame(rows).to_csv(out / f"{name}.csv", index=False, float_format="%.10g")
     env = dict(environment or {})

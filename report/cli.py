@@ -1,6 +1,7 @@
 """The `optbench` command: list the registries, run one training run, size optimizer memory.
 
     optbench list optimizers|tasks
+    optbench new-optimizer NAME
     optbench run --task T --optimizer O [--seed S] [--steps N] [--lr X] [--hparam K=V ...]
                  [--loss-scale C] [--lr-scale C] [--size smoke|cpu|gpu] [--device D] [--out FILE]
 """
@@ -78,6 +79,14 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_new_optimizer(args) -> int:
+    from report.scaffold import new_optimizer
+    path = new_optimizer(args.name, args.dir)
+    print(f"wrote {path}\nnext: edit it, then `python -m pytest tests/test_optimizers.py -k {args.name}`, "
+          f"then add {args.name!r} to a profile in workflows/config/ and run snakemake")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="optbench", description="A reproducible benchmark suite for deep-learning optimizers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -99,6 +108,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int)
     run.add_argument("--out", help="write the full result record (JSON) here")
     run.set_defaults(func=cmd_run)
+    new = sub.add_parser("new-optimizer", help="write optimizers/NAME.py from a template")
+    new.add_argument("name")
+    new.add_argument("--dir", help="where to write it (default: the optimizers package)")
+    new.set_defaults(func=cmd_new_optimizer)
     return p
 
 

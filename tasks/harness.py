@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -123,7 +125,20 @@ def lr_factor(step: int, steps: int, warmup: int, schedule: str) -> float:
     return 1.0
 
 
-def train(cfg: RunConfig, threads: int | None = None, progress: bool = False) -> dict:
+def save_checkpoint(path, state: dict) -> None:
+    """torch.save through a temporary file and a rename: a kill leaves the previous checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
+          checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0) -> dict:
+    """One run. With `checkpoint` and `checkpoint_every`, the model, optimizer state, RNG state,
+    curves and step are saved every `checkpoint_every` steps, and a run that finds a checkpoint of
+    the same config resumes from it on an identical trajectory (batches are a function of the step)."""
     if threads:
         torch.set_num_threads(threads)
     task, spec = tasks.get(cfg.task), optimizers.get(cfg.optimizer)
@@ -156,9 +171,23 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False) ->
         model.train()
         evals.append({"step": step, **{k: float(v) for k, v in values.items()}})
 
-    evaluate(0)
+    start = 0
+    ckpt_key = environment.config_hash(cfg.to_dict())
+    if checkpoint and Path(checkpoint).exists():
+        saved = torch.load(checkpoint, weights_only=False)
+        if saved["config_hash"] == ckpt_key:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["optimizer"])
+            torch.set_rng_state(saved["rng"])
+            start, losses, evals, wall, initial, t_train = (saved[k] for k in (
+                "step", "losses", "evals", "wall", "initial", "t_train"))
+            timer.seconds = saved["step_seconds"]
+    if start == 0:
+        evaluate(0)
     bar = _progress(steps, f"{cfg.task}/{cfg.optimizer}/seed{cfg.seed}") if progress else None
-    for step in range(steps):
+    if bar and start:
+        bar.update(start)
+    for step in range(start, steps):
         t0 = time.perf_counter()
         for g, base in zip(opt.param_groups, base_lrs):
             g["lr"] = base * lr_factor(step, steps, cfg.warmup, cfg.schedule)
@@ -196,6 +225,12 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False) ->
             evaluate(step + 1)
         if bar:
             bar.update(1)
+        if checkpoint and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            save_checkpoint(checkpoint, {
+                "config_hash": ckpt_key, "step": step + 1, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "rng": torch.get_rng_state(), "losses": losses,
+                "evals": evals, "wall": wall, "initial": initial, "t_train": t_train,
+                "step_seconds": timer.times()})
     if bar:
         bar.close()
     if diverged and evals[-1]["step"] != len(losses):

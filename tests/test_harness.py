@@ -125,3 +125,38 @@ def test_lr_schedule_warmup_then_cosine():
     f = [harness.lr_factor(s, 10, 2, "cosine") for s in range(10)]
     assert f[0] == 0.5 and f[1] == 1.0 and f[2] == 1.0
     assert all(a >= b for a, b in zip(f[2:], f[3:]))
+
+
+def test_checkpoint_resume_gives_identical_trajectory(tmp_path, monkeypatch):
+    cfg = RunConfig("quadratic-k1e2-noisy", "adam", hparams={"lr": 0.05}, steps=30)
+    whole = train(cfg)
+    ckpt = tmp_path / "run.ckpt"
+
+    class Killed(Exception):
+        pass
+
+    real = harness.save_checkpoint
+    calls = []
+
+    def save_then_die(path, state):
+        real(path, state)
+        calls.append(state["step"])
+        if state["step"] == 20:
+            raise Killed
+
+    monkeypatch.setattr(harness, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        train(cfg, checkpoint=ckpt, checkpoint_every=10)
+    monkeypatch.setattr(harness, "save_checkpoint", real)
+    resumed = train(cfg, checkpoint=ckpt, checkpoint_every=10)
+    assert calls == [10, 20]
+    assert resumed["curves"]["loss"] == whole["curves"]["loss"]
+    assert resumed["curves"]["eval"] == whole["curves"]["eval"]
+    assert resumed["final_metric"] == whole["final_metric"]
+
+
+def test_checkpoint_of_another_config_is_ignored(tmp_path):
+    ckpt = tmp_path / "run.ckpt"
+    train(RunConfig("quadratic-k1e2", "adam", steps=30), checkpoint=ckpt, checkpoint_every=10)
+    other = train(RunConfig("quadratic-k1e2", "adam", steps=30, seed=3), checkpoint=ckpt, checkpoint_every=10)
+    assert other["curves"]["loss"] == train(RunConfig("quadratic-k1e2", "adam", steps=30, seed=3))["curves"]["loss"]

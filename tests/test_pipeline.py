@@ -76,3 +76,13 @@ def test_end_to_end_rerun_and_one_optimizer_changed(tmp_path):
     assert "optimizer=sgd" in jobs and "optimizer=adam" not in jobs
     for rule in ("tune", "final", "stability", "steptime", "aggregate", "report"):
         assert f"rule {rule}:" in jobs
+
+
+def test_slurm_profile_dry_run_submits_gpu_jobs(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    proc = snakemake("-n", "--profile", str(REPO / "workflows/profiles/slurm"),
+                     "--configfile", str(REPO / "workflows/config/gpu.yaml"), cwd=tmp_path, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "rule tune:" in out and "gpu=1" in out
+    assert "slurm_partition=gpu" in out

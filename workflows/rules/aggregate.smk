@@ -1,4 +1,5 @@
 # Every result record of the profile into tidy CSV tables: the report reads these alone.
+from report.aggregate import TABLES as TABLE_NAMES
 
 
 def all_records(w=None):
@@ -13,8 +14,10 @@ rule aggregate:
     input:
         all_records,
     output:
-        directory(TABLES),
+        [f"{TABLES}/{name}" for name in TABLE_NAMES],
     log:
         f"{LOGS}/aggregate.log",
+    params:
+        skipped=SKIPPED,
     script:
         "../scripts/aggregate.py"

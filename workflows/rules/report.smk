@@ -3,12 +3,10 @@
 
 rule report:
     input:
-        TABLES,
+        rules.aggregate.output,
     output:
         f"report/{PROFILE}/README.md",
     log:
         f"{LOGS}/report.log",
-    params:
-        profile=PROFILE,
     script:
         "../scripts/report.py"

@@ -14,6 +14,8 @@ rule final:
         size=config["size"],
         device=config["device"],
         seeds=config["final_seeds"],
+        checkpoint_every=config["checkpoint_every"],
+        checkpoints=lambda w: f"{RUNS}/checkpoints/{w.task}/{w.optimizer}",
     threads: config["threads"]
     resources:
         gpu=GPU,

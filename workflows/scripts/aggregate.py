@@ -1,7 +1,9 @@
 """Snakemake job: result records -> tidy CSV tables."""
 import sys
+from pathlib import Path
 
 from report import aggregate
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
-aggregate.write_tables(snakemake.input, snakemake.output[0])  # noqa: F821
+aggregate.write_tables(snakemake.input, Path(snakemake.output[0]).parent,  # noqa: F821
+                       skipped=snakemake.params.skipped)  # noqa: F821

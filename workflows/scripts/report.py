@@ -5,4 +5,4 @@ from pathlib import Path
 from report import generate
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
-generate.write_report(snakemake.input[0], Path(snakemake.output[0]).parent)  # noqa: F821
+generate.write_report(Path(snakemake.input[0]).parent, Path(snakemake.output[0]).parent)  # noqa: F821

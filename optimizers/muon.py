@@ -1,0 +1,167 @@
+r"""Muon and MuonClip (torch.optim.Muon): orthogonalised momentum for 2-D hidden weight matrices.
+
+Muon, for a weight matrix :math:`W \in \mathbb{R}^{A\times B}` with momentum :math:`\mu`:
+
+.. math::
+    B_t &= \mu B_{t-1} + (1-\mu) G_t, \qquad
+    \tilde B_t = (1-\mu) G_t + \mu B_t \ \ \text{(Nesterov)} \\
+    O_t &= \mathrm{NS}_5(\tilde B_t) \approx U V^\top \quad (\tilde B_t = U\Sigma V^\top) \\
+    W_t &= W_{t-1}(1 - \eta\lambda) - \eta\, s(A, B)\, O_t
+
+:math:`\mathrm{NS}_5` is five steps of the quintic Newton-Schulz iteration
+:math:`X \leftarrow aX + (bXX^\top + c(XX^\top)^2)X`, :math:`(a,b,c) = (3.4445, -4.7750, 2.0315)`,
+run in bfloat16 from :math:`X_0 = \tilde B/\lVert\tilde B\rVert_F`: it maps every singular value
+of the momentum to roughly 1 (into about [0.5, 1.5], by design of the coefficients), so each
+step is an approximately orthogonal matrix. The scale :math:`s` is ``adjust_lr_fn``: ``"match_rms_adamw"`` (default here,
+Moonshot's :math:`0.2\sqrt{\max(A,B)}`, which gives the update AdamW's RMS so that one lr and
+weight decay serve both Muon and the AdamW fallback) or ``"original"`` (Keller Jordan's
+:math:`\sqrt{\max(1, A/B)}`).
+
+Paper: K. Jordan et al., "Muon: An optimizer for hidden layers in neural networks" (blog, 2024);
+J. Liu et al., "Muon is Scalable for LLM Training" (Moonshot, 2025) for the decay and the RMS
+matching. Implementation: torch.optim.Muon.
+
+Parameter policy: Muon is defined for 2-D hidden matrices. The entry takes parameters that are
+2-D and are not an embedding or an output head, decided by name: a name containing ``embed``,
+``wte`` or ``wpe``, or with a dotted component ``head``/``lm_head``/``..._head``/``head...``
+(``head.weight``, ``lm_head.weight``, ``heads.0.weight``) is refused -- so ``multihead_attn``'s
+projections stay with Muon. Everything refused (embeddings, the head, biases, norms, 1-D and
+4-D tensors) goes to the registry's ``adamw`` with the entry's lr and weight decay.
+
+MuonClip (Kimi K2 technical report, Moonshot AI, 2025) is Muon plus QK-clip: after each
+optimizer step, for each attention layer and head :math:`h` whose largest pre-softmax logit
+:math:`S^h_{\max}` exceeds :math:`\tau`, the head's query and key projections are rescaled
+
+.. math::
+    W_q^h \leftarrow W_q^h\sqrt{\gamma_h}, \qquad W_k^h \leftarrow W_k^h\sqrt{\gamma_h}, \qquad
+    \gamma_h = \tau / S^h_{\max},
+
+so that every logit :math:`q\cdot k` of that head is multiplied by :math:`\gamma_h` and the largest
+returns to :math:`\tau`; heads at or below :math:`\tau` are untouched. This is the multi-head
+attention form (the report splits the scaling differently for MLA's shared rotary key). Biases of
+the projections, if any, are not scaled, so with biases the logit scales only approximately.
+Default :math:`\tau` = 100, the report's value.
+
+Seed 004 describes Muon as "Adam for important parameters, SGD for the rest" and MuonClip as
+Muon with adaptive gradient clipping: both are wrong. Muon orthogonalises the momentum of each
+2-D hidden matrix (the rest goes to AdamW), and QK-clip rescales weights, not gradients.
+
+State per Muon parameter: ``momentum_buffer`` (the parameter's dtype and shape), no step
+counter. The fallback's share is AdamW's. QK-clip keeps no state.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from optimizers import OptimizerSpec, itemsize, numel, register
+
+EMBEDDING_KEYS = ("embed", "wte", "wpe")
+
+
+def _is_head_component(component: str) -> bool:
+    return component in ("head", "lm_head") or component.endswith("_head") or component.startswith("head")
+
+
+def is_hidden_matrix(name: str, p: torch.Tensor) -> bool:
+    """Muon's parameter policy: 2-D, and not an embedding table or an output head (by name)."""
+    if p.ndim != 2:
+        return False
+    if any(key in name for key in EMBEDDING_KEYS):
+        return False
+    return not any(_is_head_component(c) for c in name.split("."))
+
+
+def muon_state_bytes(shape, dtype):
+    return numel(shape) * itemsize(dtype)
+
+
+def _check_tau(tau) -> None:
+    if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau > 0):
+        raise ValueError(f"invalid tau={tau!r}: the QK-clip threshold must be a finite number > 0")
+
+
+@torch.no_grad()
+def qk_clip_(max_logits: torch.Tensor, qk_weights, tau: float) -> torch.Tensor:
+    """QK-clip, in place: scale the query and key rows of every head whose max logit exceeds tau.
+
+    ``max_logits``: [layers, heads], the largest pre-softmax attention logit of each head (over
+    the batch). ``qk_weights``: per layer ``(W_q, W_k, n_heads)`` with ``W_q``, ``W_k`` shaped
+    ``[n_heads * head_dim, hidden]``, head ``h`` being rows ``h*head_dim:(h+1)*head_dim``. Each
+    head with ``S_max > tau`` has both blocks multiplied by ``sqrt(tau / S_max)``, so its logits
+    scale by ``tau / S_max``. Returns the per-head factor applied to the logits ([layers, heads],
+    1 where untouched).
+    """
+    _check_tau(tau)
+    max_logits = torch.as_tensor(max_logits)
+    if max_logits.ndim != 2 or max_logits.shape[0] != len(qk_weights):
+        raise ValueError(f"max_logits has shape {tuple(max_logits.shape)}; expected [layers={len(qk_weights)}, heads]")
+    factors = torch.ones(max_logits.shape, dtype=torch.float64)
+    for layer, (w_q, w_k, n_heads) in enumerate(qk_weights):
+        if max_logits.shape[1] != n_heads:
+            raise ValueError(f"layer {layer}: max_logits has {max_logits.shape[1]} heads, qk_weights {n_heads}")
+        if w_q.shape != w_k.shape or w_q.ndim != 2 or w_q.shape[0] % n_heads:
+            raise ValueError(f"layer {layer}: W_q {tuple(w_q.shape)} and W_k {tuple(w_k.shape)} must both be "
+                             f"[n_heads*head_dim, hidden] with n_heads={n_heads}")
+        s_max = max_logits[layer].detach().to(torch.float64).cpu()
+        gamma = torch.where(s_max > tau, tau / s_max, torch.ones_like(s_max))
+        factors[layer] = gamma
+        if bool((gamma < 1).any()):
+            scale = gamma.sqrt()
+            for w in (w_q, w_k):
+                heads = w.view(n_heads, w.shape[0] // n_heads, w.shape[1])
+                heads.mul_(scale.to(device=w.device, dtype=w.dtype)[:, None, None])
+    return factors
+
+
+class MuonClip(torch.optim.Muon):
+    """torch.optim.Muon with the QK-clip hook the training loop calls after each step."""
+
+    def __init__(self, params, tau: float = 100.0, **kwargs):
+        _check_tau(tau)
+        super().__init__(params, **kwargs)
+        self.tau = float(tau)
+
+    def qk_clip(self, max_logits: torch.Tensor, qk_weights) -> torch.Tensor:
+        return qk_clip_(max_logits, qk_weights, self.tau)
+
+
+def _check(name):
+    def check(hp):
+        def bad(key, why):
+            raise ValueError(f"optimizer {name!r}: invalid {key}={hp[key]!r}: {why}")
+        if hp["adjust_lr_fn"] not in (None, "original", "match_rms_adamw"):
+            bad("adjust_lr_fn", "must be None, 'original' or 'match_rms_adamw'")
+        if not (isinstance(hp["ns_steps"], int) and 1 <= hp["ns_steps"] < 100):
+            bad("ns_steps", "must be an int in [1, 100)")
+        if "tau" in hp and not (isinstance(hp["tau"], (int, float)) and math.isfinite(hp["tau"]) and hp["tau"] > 0):
+            bad("tau", "the QK-clip threshold must be a finite number > 0")
+    return check
+
+
+MUON_DEFAULTS = dict(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_steps=5, eps=1e-7,
+                     adjust_lr_fn="match_rms_adamw")
+
+register(OptimizerSpec(
+    name="muon", family="muon", paper="Jordan et al. 2024; Liu et al. 2025",
+    implementation="torch.optim.Muon (2-D hidden matrices) + torch.optim.AdamW (rest)",
+    build=torch.optim.Muon,
+    defaults=dict(MUON_DEFAULTS),
+    lr_range=(1e-4, 1e-1),
+    takes=is_hidden_matrix, fallback="adamw",
+    hparam_check=_check("muon"),
+    state_bytes=muon_state_bytes,
+))
+
+register(OptimizerSpec(
+    name="muonclip", family="muon", paper="Kimi Team 2025 (Kimi K2)",
+    implementation="torch.optim.Muon + QK-clip (ours) (2-D hidden matrices) + torch.optim.AdamW (rest)",
+    build=MuonClip,
+    defaults=dict(MUON_DEFAULTS, tau=100.0),
+    lr_range=(1e-4, 1e-1),
+    takes=is_hidden_matrix, fallback="adamw",
+    needs=frozenset({"attention_logits"}),
+    hparam_check=_check("muonclip"),
+    state_bytes=muon_state_bytes,
+))

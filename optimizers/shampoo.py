@@ -1,0 +1,59 @@
+r"""Shampoo (pytorch_optimizer.Shampoo): one Kronecker-factor preconditioner per tensor dimension.
+
+For a parameter of order :math:`k` with dimensions :math:`d_1..d_k`, :math:`G^{(i)}_t` the
+gradient unfolded along dimension :math:`i` (a :math:`d_i \times n/d_i` matrix), and L2 decay
+:math:`\lambda`:
+
+.. math::
+    g_t &\leftarrow g_t + \lambda\theta_{t-1} \\
+    H^{(i)}_t &= H^{(i)}_{t-1} + G^{(i)}_t G^{(i)\top}_t, \qquad H^{(i)}_0 = \epsilon I_{d_i} \\
+    \tilde g_t &= g_t \times_1 (H^{(1)}_t)^{-1/2k} \times_2 \cdots \times_k (H^{(k)}_t)^{-1/2k} \\
+    \theta_t &= \theta_{t-1} - \eta\,\tilde g_t
+
+For a matrix this is :math:`\theta \leftarrow \theta - \eta\, L_t^{-1/4} G_t R_t^{-1/4}`. The inverse
+roots are taken by SVD every ``preconditioning_compute_steps`` steps (default 1: every step,
+the paper's algorithm).
+
+Paper: Gupta, Koren & Singer, "Shampoo: Preconditioned Stochastic Tensor Optimization", ICML 2018
+(Algorithm 2). Implementation: pytorch_optimizer.Shampoo, the paper's algorithm. The library's
+ScalableShampoo (Anil et al. 2020: blocking, grafting, exponential moving statistics, delayed
+roots) is a different method and is not this entry. The library's ``momentum`` (which mixes the
+raw gradient with the previous *preconditioned* step, not the paper's form) is left at 0 and not
+exposed. Seed 003 writes the statistics and the :math:`-1/4` root for matrices, as here; the
+general exponent is :math:`-1/2k`.
+
+State per parameter with dimensions :math:`d_1..d_k` and :math:`n` elements, all in the
+parameter's dtype: for each dimension the statistic ``pre_cond_i`` and its root
+``inv_pre_cond_i`` (:math:`2 d_i^2`), plus ``momentum_buffer`` (:math:`n`): the library stores the
+last preconditioned gradient there even with momentum 0. Total :math:`2\sum_i d_i^2 + n`
+elements -- quadratic in the dimensions, so large embedding tables are costly.
+"""
+from optimizers import OptimizerSpec, itemsize, numel, register
+
+
+def shampoo_state_bytes(shape, dtype):
+    return (2 * sum(d * d for d in shape) + numel(shape)) * itemsize(dtype)
+
+
+def build_shampoo(params, **hp):
+    from pytorch_optimizer import Shampoo  # imported when used: pytorch_optimizer takes seconds to import
+    return Shampoo(params, momentum=0.0, **hp)
+
+
+def _check(hp):
+    steps = hp["preconditioning_compute_steps"]
+    if not (isinstance(steps, int) and steps >= 1):
+        raise ValueError(f"optimizer 'shampoo': invalid preconditioning_compute_steps={steps!r}: must be an int >= 1")
+    if not hp["matrix_eps"] > 0:
+        raise ValueError(f"optimizer 'shampoo': invalid matrix_eps={hp['matrix_eps']!r}: must be > 0")
+
+
+register(OptimizerSpec(
+    name="shampoo", family="shampoo", paper="Gupta, Koren & Singer 2018",
+    implementation="pytorch_optimizer.Shampoo", build=build_shampoo,
+    defaults=dict(lr=1e-3, weight_decay=0.0, preconditioning_compute_steps=1, matrix_eps=1e-6),
+    lr_range=(1e-4, 1.0),
+    hparam_check=_check,
+    package="pytorch_optimizer",
+    state_bytes=shampoo_state_bytes,
+))

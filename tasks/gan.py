@@ -1,0 +1,184 @@
+r"""An MLP GAN on a ring of eight Gaussians (Metz et al. 2017, "Unrolled GANs"), trained by one optimizer.
+
+**Data.** :math:`p_{data} = \frac18 \sum_{k=0}^{7} \mathcal N(\mu_k, \sigma^2 I)`,
+:math:`\mu_k = R(\cos\frac{2\pi k}{8}, \sin\frac{2\pi k}{8})`, :math:`R = 2`, :math:`\sigma = 0.05`;
+the latent is :math:`z \sim \mathcal N(0, I_{16})`. Batch ``k`` of seed ``s`` (real samples and
+latents) comes from its own stream, so every optimizer sees the same data.
+
+**Model.** One module with ``.generator`` :math:`G_\phi` (MLP :math:`16 \to h \to h \to 2`, ReLU) and
+``.discriminator`` :math:`D_\psi` (MLP :math:`2 \to h \to h \to 1`, ReLU, a logit).
+
+**One loss for two players.** The harness has one optimizer and one backward pass; a GAN has two
+objectives. ``loss`` returns their sum, built so that each player's parameters receive the
+gradient of *its own* objective only:
+
+.. math::
+    L(\phi, \psi) = \underbrace{-\log \sigma(D_\psi(x)) - \log\bigl(1 - \sigma(D_\psi(\mathrm{sg}[G_\phi(z)]))\bigr)}_{L_D:\ \text{reaches } \psi \text{ only}}
+    \;\underbrace{-\,\log \sigma\bigl(D_{\mathrm{sg}[\psi]}(G_\phi(z))\bigr)}_{L_G\ \text{(non-saturating)}:\ \text{reaches } \phi \text{ only}}
+
+(means over the batch; :math:`\mathrm{sg}` = stop-gradient). In :math:`L_D` the fake samples are
+detached, so no gradient reaches :math:`\phi`; in :math:`L_G` the discriminator is evaluated with
+``torch.func.functional_call`` on *detached copies* of its parameters, so the gradient flows through
+:math:`D`'s input into :math:`G` but not into :math:`\psi` — no gradient reversal, no second
+optimizer. Hence :math:`\nabla_\psi L = \nabla_\psi L_D` and :math:`\nabla_\phi L = \nabla_\phi L_G`
+exactly (tested), and one ``optimizer.step()`` is a *simultaneous* update of both players (not the
+alternating D-then-G scheme of Goodfellow et al.; cf. Mescheder et al. 2017, "The Numerics of
+GANs", for the dynamics of simultaneous gradient play). The scalar :math:`L` is not a quantity
+either player minimises; it is logged as the loss curve and its blow-up (non-finite) is what the
+harness's divergence check sees. A loss scale :math:`c` multiplies both players' gradients; a
+per-parameter optimizer is otherwise unaffected by the two objectives sharing one backward pass.
+
+**Adam's** :math:`\beta_1`. GANs are customarily trained with Adam at :math:`\beta = (0.5, 0.999)`
+(Radford et al. 2016; seed note 001's best practice). ``GAN_BETAS`` exports it; applying it to the
+Adam family on this task is the pipeline's / optimizer registry's business, not the task's.
+
+**Metrics** on 2000 generated samples from a fixed latent batch and 2000 fixed real samples
+(stream ``gan:eval`` of seed 0, the same for every seed and optimizer):
+
+- ``high_quality``: share of samples within :math:`3\sigma` of some mode;
+- ``modes_covered``: modes :math:`k` that hold at least 1/4 of their fair share
+  (:math:`\ge \frac{1}{4 \cdot 8}` of the samples) within :math:`3\sigma` of :math:`\mu_k`;
+- ``energy_distance`` (the task metric, min): :math:`2E\lVert X-Y\rVert - E\lVert X-X'\rVert -
+  E\lVert Y-Y'\rVert` (V-statistic) between generated and real samples; it is 0 iff the
+  distributions agree, and punishes both collapse and blur. Two independent samples of the data
+  score about 0.002; one missing mode about 0.03; collapse to one mode about 1.8;
+- ``collapsed``: 1.0 when ``modes_covered`` ≤ 2 (``mode_collapse``).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.nn.functional as F
+
+from tasks import Metric, Problem, Task, generator, hash_tensors, register
+
+GAN_BETAS = (0.5, 0.999)
+N_MODES = 8
+RADIUS = 2.0
+SIGMA = 0.05
+LATENT = 16
+N_EVAL = 2000
+COVER_SHARE = 1.0 / (4 * N_MODES)
+COLLAPSE_MODES = 2
+
+
+@contextlib.contextmanager
+def seeded(seed: int, stream: str):
+    """Module initialisation from a named stream, without touching the global RNG's state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(generator(seed, stream).initial_seed())
+        yield
+
+
+def mode_centres(dtype=torch.float64) -> torch.Tensor:
+    angles = torch.arange(N_MODES, dtype=torch.float64) * (2 * math.pi / N_MODES)
+    return (RADIUS * torch.stack([angles.cos(), angles.sin()], 1)).to(dtype)
+
+
+def sample_ring(n: int, g: torch.Generator, dtype=torch.float64) -> torch.Tensor:
+    k = torch.randint(N_MODES, (n,), generator=g)
+    return (mode_centres() [k] + SIGMA * torch.randn(n, 2, generator=g, dtype=torch.float64)).to(dtype)
+
+
+def mode_stats(samples: torch.Tensor) -> dict:
+    """high_quality share, modes_covered and the per-mode shares of samples within 3 sigma."""
+    x = samples.detach().to("cpu", torch.float64)
+    d = torch.cdist(x, mode_centres())                      # [n, 8]
+    dmin, nearest = d.min(1)
+    good = dmin <= 3 * SIGMA
+    shares = torch.stack([(good & (nearest == k)).double().mean() for k in range(N_MODES)])
+    finite = torch.isfinite(x).all(1)
+    return {"high_quality": float((good & finite).double().mean()),
+            "modes_covered": int((shares >= COVER_SHARE).sum()),
+            "mode_shares": [float(s) for s in shares]}
+
+
+def mode_collapse(samples: torch.Tensor) -> bool:
+    """True when the generator covers at most two of the eight modes."""
+    return mode_stats(samples)["modes_covered"] <= COLLAPSE_MODES
+
+
+def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
+    """V-statistic 2E|X-Y| - E|X-X'| - E|Y-Y'| (float64); inf when x has non-finite entries."""
+    x, y = x.detach().to("cpu", torch.float64), y.detach().to("cpu", torch.float64)
+    if not torch.isfinite(x).all():
+        return math.inf
+    return float(2 * torch.cdist(x, y).mean() - torch.cdist(x, x).mean() - torch.cdist(y, y).mean())
+
+
+def mlp(sizes):
+    layers = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers[:-1])
+
+
+class GAN(torch.nn.Module):
+    def __init__(self, hidden, latent=LATENT):
+        super().__init__()
+        self.generator = mlp([latent, hidden, hidden, 2])
+        self.discriminator = mlp([2, hidden, hidden, 1])
+
+
+def gan_losses(model: GAN, real: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_D, L_G): L_D reaches only the discriminator's parameters, L_G only the generator's."""
+    fake = model.generator(z)
+    d_real = model.discriminator(real)
+    d_fake = model.discriminator(fake.detach())
+    loss_d = F.softplus(-d_real).mean() + F.softplus(d_fake).mean()     # -log s(D(x)) - log(1 - s(D(G(z))))
+    frozen = {n: p.detach() for n, p in model.discriminator.named_parameters()}
+    d_gen = torch.func.functional_call(model.discriminator, frozen, (fake,))
+    loss_g = F.softplus(-d_gen).mean()                                   # non-saturating: -log s(D(G(z)))
+    return loss_d, loss_g
+
+
+def build(size, seed, device, dtype):
+    hidden, bs = size["hidden"], size["batch"]
+    with seeded(seed, "gan:init"):
+        model = GAN(hidden)
+    model = model.to(device, dtype)
+    g_eval = generator(0, "gan:eval")
+    real_eval = sample_ring(N_EVAL, g_eval)
+    z_eval = torch.randn(N_EVAL, LATENT, generator=g_eval, dtype=torch.float64).to(device, dtype)
+
+    def batch(step):
+        g = generator(seed, f"gan:batch:{step}")
+        real = sample_ring(bs, g)
+        z = torch.randn(bs, LATENT, generator=g, dtype=torch.float64)
+        return real.to(device, dtype), z.to(device, dtype)
+
+    def loss(model, batch):
+        loss_d, loss_g = gan_losses(model, *batch)
+        return loss_d + loss_g
+
+    def evaluate(model):
+        with torch.no_grad():
+            fake = model.generator(z_eval)
+        stats = mode_stats(fake)
+        return {"energy_distance": energy_distance(fake, real_eval),
+                "high_quality": stats["high_quality"],
+                "modes_covered": float(stats["modes_covered"]),
+                "collapsed": float(stats["modes_covered"] <= COLLAPSE_MODES)}
+
+    return Problem(model=model, batch=batch, loss=loss, evaluate=evaluate,
+                   data_hash=hash_tensors(real_eval, z_eval.cpu(), *[t.cpu() for t in batch(0)]),
+                   extras={"modes": N_MODES, "radius": RADIUS, "sigma": SIGMA, "latent": LATENT,
+                           "hidden": hidden, "batch": bs, "adam_betas_convention": list(GAN_BETAS),
+                           "update": "simultaneous: L_D (fake detached) + non-saturating L_G "
+                                     "(discriminator parameters detached)"})
+
+
+register(Task(
+    name="gan-ring8", family="gan",
+    description="MLP GAN on a ring of 8 Gaussians (R=2, sigma=0.05); simultaneous D/G updates from "
+                "one loss; metric energy distance to the data",
+    metric=Metric("energy_distance", "min", target=0.02),
+    sizes={
+        "smoke": dict(hidden=32, batch=64, steps=30),
+        "cpu": dict(hidden=128, batch=256, steps=2000),
+        "gpu": dict(hidden=512, batch=4096, steps=10000),
+    },
+    build=build, eval_every=100,
+))
