@@ -10,7 +10,7 @@ import pandas as pd
 
 from tasks import records
 
-TABLES = ("runs.csv", "curves.csv", "tuning.csv", "stability.csv", "steptime.csv", "skipped.csv",
+TABLES = ("runs.csv", "curves.csv", "tuning.csv", "stability.csv", "steptime.csv", "monitor.csv", "skipped.csv",
           "environment.json")
 CURVE_POINTS = 200  # per run: enough for a figure, small enough to publish
 
@@ -77,13 +77,15 @@ def write_tables(paths, out_dir, skipped=()) -> Path:
     """`skipped`: (task, optimizer, why) of the pairs the profile names but cannot run."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs, curves, tuning, stability, steptime = [], [], [], [], []
+    runs, curves, tuning, stability, steptime, monitor = [], [], [], [], [], []
     environment, compute_seconds = None, 0.0
     for path in sorted(map(str, paths)):
         r = records.read(path)
         if r["kind"] == "run":
             runs.append(run_row(r))
             curves += curve_rows(r)
+            key = dict(task=r["task"]["name"], optimizer=r["optimizer"]["name"], seed=r["config"]["seed"])
+            monitor += [{**key, **row} for row in r.get("monitor", [])]
             compute_seconds += r["train_seconds"]
             environment = environment or r["environment"]
         elif r["kind"] == "sweep":
@@ -102,7 +104,7 @@ def write_tables(paths, out_dir, skipped=()) -> Path:
                              "p90_seconds": r["p90_seconds"], "baseline_median_seconds": r["baseline_median_seconds"],
                              "ratio_to_baseline": r["ratio_to_baseline"], "n_params": r["n_params"]})
     tables = {"runs": runs, "curves": curves, "tuning": tuning, "stability": stability, "steptime": steptime,
-              "skipped": [dict(task=t, optimizer=o, why=why) for t, o, why in skipped]}
+              "monitor": monitor, "skipped": [dict(task=t, optimizer=o, why=why) for t, o, why in skipped]}
     for name, rows in tables.items():
         pd.DataFrame(rows).to_csv(out / f"{name}.csv", index=False, float_format="%.10g")
     env = dict(environment or {})

@@ -35,7 +35,7 @@ def fmt(x, digits=4) -> str:
 
 def read_tables(tables: Path) -> dict:
     out = {}
-    for name in ("runs", "curves", "tuning", "stability", "steptime", "skipped"):
+    for name in ("runs", "curves", "tuning", "stability", "steptime", "monitor", "skipped"):
         path = tables / f"{name}.csv"
         try:
             out[name] = pd.read_csv(path) if path.exists() else pd.DataFrame()
@@ -153,6 +153,29 @@ def stability_section(st: pd.DataFrame, out: Path) -> list[str]:
     return lines
 
 
+def monitor_section(mon: pd.DataFrame, out: Path) -> list[str]:
+    lines = ["## Training monitor", "",
+             "Every few steps of the final runs: gradient norm, update norm ‖θₜ − θₜ₋₁‖ over weight norm, "
+             "and the mean |first moment| where the optimizer keeps one (mean over parameter groups and "
+             "seeds).", ""]
+    cols = {"grad_norm": "gradient norm", "update_to_weight": "update / weight", "m_abs_mean": "mean |m|"}
+    for task, g in mon.groupby("task"):
+        per_step = g.groupby(["optimizer", "seed", "step"])[list(cols)].mean().reset_index()
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+        for ax, (col, title) in zip(axes, cols.items()):
+            d = per_step.dropna(subset=[col])
+            if len(d):
+                sns.lineplot(data=d, x="step", y=col, hue="optimizer", errorbar=None, ax=ax, linewidth=1)
+                if (d[col] > 0).all():
+                    ax.set_yscale("log")
+            ax.set_title(f"{task}: {title}")
+            ax.set_ylabel(title)
+            if ax.get_legend() and ax is not axes[-1]:
+                ax.get_legend().remove()
+        lines += [f"![monitor {task}]({save(fig, out, f'monitor-{task}')})", ""]
+    return lines
+
+
 def environment_block(env: dict) -> list[str]:
     if not env:
         return ["_no environment recorded_"]
@@ -198,8 +221,8 @@ def write_report(tables_dir, out_dir) -> Path:
                       f"{len(r.seed.unique())} seeds.", "",
                       md_table(g.drop(columns=["task", "_mean"])), "",
                       f"![curves {task}]({curves_figure(curves, task, metric, out)})", ""]
-        if len(t["skipped"]):
-            lines += ["### Pairs not run", "", md_table(t["skipped"]), ""]
+    if len(t["skipped"]):
+        lines += ["## Pairs not run", "", md_table(t["skipped"]), ""]
     if len(tuning):
         lines += ["## Tuning", "", "Learning rates tried (same grid budget for every optimizer) and the "
                   "selection; `edge` marks a selection at the border of the grid, where a wider grid "
@@ -222,6 +245,8 @@ def write_report(tables_dir, out_dir) -> Path:
         lines += ["## Step time", "", "`optimizer.step()` alone on fixed gradients, after warm-up, "
                   "interleaved with torch AdamW in the same job (machines are noisy; the ratio holds).", "",
                   md_table(tab), ""]
+    if len(t["monitor"]):
+        lines += monitor_section(t["monitor"], out)
     if len(runs):
         mem = runs.groupby(["task", "optimizer"]).agg(
             params=("n_params", "first"), measured=("state_bytes", "first"),

@@ -142,7 +142,7 @@ def generator(seed: int, stream: str) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
 
-_HELPERS = {"harness", "records", "environment", "protocol"}
+_HELPERS = {"harness", "records", "environment", "protocol", "measure", "monitor"}
 
 
 def _load_all() -> None:

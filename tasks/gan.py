@@ -59,7 +59,7 @@ N_MODES = 8
 RADIUS = 2.0
 SIGMA = 0.05
 LATENT = 16
-N_EVAL = 2000
+N_EVAL = 1000
 COVER_SHARE = 1.0 / (4 * N_MODES)
 COLLAPSE_MODES = 2
 
@@ -177,7 +177,7 @@ register(Task(
     metric=Metric("energy_distance", "min", target=0.02),
     sizes={
         "smoke": dict(hidden=32, batch=64, steps=30),
-        "cpu": dict(hidden=128, batch=256, steps=2000),
+        "cpu": dict(hidden=128, batch=128, steps=1500),
         "gpu": dict(hidden=512, batch=4096, steps=10000),
     },
     build=build, eval_every=100,

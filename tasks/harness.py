@@ -29,6 +29,7 @@ import torch
 import optimizers
 import tasks
 from tasks import environment, records
+from tasks.monitor import Monitor
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -51,6 +52,8 @@ class RunConfig:
     warmup: int = 0                     # linear warm-up steps
     schedule: str = "constant"          # "constant" or "cosine" after warm-up
     diverge_factor: float = 1e4         # loss above initial + factor*(|initial|+1) counts as diverged
+    monitor_every: int = 0              # record norms and moments every k steps (tasks.monitor); 0: off
+    accumulate: int = 1                 # micro-batches per step: the batch is split along dim 0
 
     def __post_init__(self):
         task = tasks.get(self.task)
@@ -69,6 +72,8 @@ class RunConfig:
             v = getattr(self, key)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{key}={v!r}: must be a finite number > 0")
+        if self.accumulate < 1:
+            raise ValueError(f"accumulate={self.accumulate!r}: must be >= 1")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps={self.steps!r}: must be >= 1")
 
@@ -157,6 +162,7 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
     opt = optimizers.build_optimizer(cfg.optimizer, named, hp)
     base_lrs = [g["lr"] for g in opt.param_groups]
     timer = StepTimer(device)
+    monitor = Monitor(cfg.monitor_every)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
@@ -193,8 +199,8 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
             g["lr"] = base * lr_factor(step, steps, cfg.warmup, cfg.schedule)
         batch = problem.batch(step)
         opt.zero_grad(set_to_none=True)
-        loss = problem.loss(model, batch)
-        value = float(loss.detach())
+        loss = accumulate_gradients(model, problem.loss, batch, cfg.accumulate, cfg.loss_scale)
+        value = float(loss)
         losses.append(value)
         if initial is None:
             initial = value
@@ -204,14 +210,15 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
         if value > initial + cfg.diverge_factor * (abs(initial) + 1):
             diverged, reason = True, f"loss {value:.3g} exceeded bound at step {step} (initial {initial:.3g})"
             break
-        (loss * cfg.loss_scale).backward()
         if cfg.clip_value is not None:
             torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
         if cfg.clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
         closure = _closure(model, problem, batch, cfg, opt) if "closure" in spec.needs else None
+        monitor.before_step(step, opt)
         with timer:
             opt.step(closure) if closure else opt.step()
+        monitor.after_step(step, opt)
         if "hessian" in spec.needs and step % spec.hessian_every == 0:
             _update_hessian(opt, model, problem, batch)
         if "attention_logits" in spec.needs:
@@ -256,6 +263,7 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
         "optimizer": {"name": spec.name, "family": spec.family, "implementation": spec.implementation,
                       "version": spec.version, "hparams": {k: v for k, v in hp.items()}},
         "curves": {"loss": losses, "time": wall, "eval": evals},
+        "monitor": monitor.rows,
         "final_metric": final,
         "final_loss": losses[-1] if losses else float("nan"),
         "steps_done": len(wall),
@@ -268,6 +276,37 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
         "diverge_reason": reason,
         "train_seconds": t_train,
     }
+
+
+def split_batch(batch, k: int) -> list:
+    """k micro-batches of a batch: tensors (and tuples/dicts of tensors) split along dim 0."""
+    if k == 1:
+        return [batch]
+    if isinstance(batch, torch.Tensor):
+        if batch.dim() == 0 or batch.shape[0] % k:
+            raise ValueError(f"accumulate={k}: the batch's first dimension "
+                             f"{tuple(batch.shape)[:1]} does not split into {k} equal micro-batches")
+        return list(batch.chunk(k))
+    if isinstance(batch, (tuple, list)):
+        return [type(batch)(parts) for parts in zip(*(split_batch(b, k) for b in batch))]
+    if isinstance(batch, dict):
+        split = {key: split_batch(v, k) for key, v in batch.items()}
+        return [{key: split[key][i] for key in batch} for i in range(k)]
+    raise ValueError(f"accumulate={k}: cannot split a batch of type {type(batch).__name__}")
+
+
+def accumulate_gradients(model, loss_fn, batch, k: int, loss_scale: float) -> torch.Tensor:
+    """Backward over k equal micro-batches, each loss weighted 1/k: for a mean loss this is the
+    gradient of the whole batch. Returns the (unscaled) loss of the whole batch, detached. A
+    non-finite loss returns before any backward, so the caller can stop the run cleanly."""
+    total = 0.0
+    for micro in split_batch(batch, k):
+        loss = loss_fn(model, micro) / k
+        if not torch.isfinite(loss.detach()):
+            return loss.detach() * k
+        (loss * loss_scale).backward()
+        total = total + loss.detach()
+    return total
 
 
 def _update_hessian(opt, model, problem, batch):

@@ -47,8 +47,9 @@ def tune(task: str, optimizer: str, size: str, seeds: list[int], grid_points: in
 
 
 def final(task: str, optimizer: str, size: str, seed: int, lr: float, device="cpu", threads=1,
-          progress=False, checkpoint=None, checkpoint_every=0) -> dict:
-    return train(RunConfig(task, optimizer, size=size, seed=seed, hparams={"lr": lr}, device=device),
+          progress=False, checkpoint=None, checkpoint_every=0, monitor_every=0) -> dict:
+    return train(RunConfig(task, optimizer, size=size, seed=seed, hparams={"lr": lr}, device=device,
+                           monitor_every=monitor_every),
                  threads=threads, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
 
 

@@ -160,3 +160,38 @@ def test_checkpoint_of_another_config_is_ignored(tmp_path):
     train(RunConfig("quadratic-k1e2", "adam", steps=30), checkpoint=ckpt, checkpoint_every=10)
     other = train(RunConfig("quadratic-k1e2", "adam", steps=30, seed=3), checkpoint=ckpt, checkpoint_every=10)
     assert other["curves"]["loss"] == train(RunConfig("quadratic-k1e2", "adam", steps=30, seed=3))["curves"]["loss"]
+
+
+def test_accumulated_gradient_equals_large_batch_gradient():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+    x, y = torch.randn(16, 5, dtype=torch.float64), torch.randn(16, 1, dtype=torch.float64)
+
+    def loss_fn(m, batch):
+        xb, yb = batch
+        return ((m(xb) - yb) ** 2).mean()
+
+    grads = {}
+    for k in (1, 4):
+        model.zero_grad()
+        loss = harness.accumulate_gradients(model, loss_fn, (x, y), k, loss_scale=1.0)
+        grads[k] = [p.grad.clone() for p in model.parameters()]
+        assert float(loss) == pytest.approx(float(loss_fn(model, (x, y))), rel=1e-12)
+    for a, b in zip(grads[1], grads[4]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="accumulate=3"):
+        harness.split_batch((x, y), 3)
+
+
+def test_monitor_records_norms_every_k_steps():
+    r = train(RunConfig("quadratic-k1e2", "adam", hparams={"lr": 0.1}, steps=20, monitor_every=5))
+    rows = r["monitor"]
+    assert [row["step"] for row in rows] == [0, 5, 10, 15]
+    first = rows[0]
+    # Adam's first step moves every coordinate by lr (bias-corrected m/sqrt(v) = sign(g)).
+    assert first["update_norm"] == pytest.approx(0.1 * math.sqrt(20), rel=1e-4)
+    assert first["update_to_weight"] == pytest.approx(first["update_norm"] / first["weight_norm"])
+    assert first["state_bytes"] == r["state_bytes"]["measured"]
+    assert math.isfinite(first["m_abs_mean"]) and math.isfinite(first["v_abs_mean"])
+    off = train(RunConfig("quadratic-k1e2", "adam", hparams={"lr": 0.1}, steps=20))
+    assert off["monitor"] == [] and off["curves"]["loss"] == r["curves"]["loss"]

@@ -16,7 +16,8 @@ def tables(tmp_path_factory):
         sweep = measure.tune("quadratic-k1e2", opt, "smoke", seeds=[100], grid_points=2, steps_fraction=0.2)
         paths.append(records.write(sweep, root / f"tune-{opt}.json"))
         for seed in (0, 1):
-            r = measure.final("quadratic-k1e2", opt, "smoke", seed=seed, lr=sweep["selection"]["lr"])
+            r = measure.final("quadratic-k1e2", opt, "smoke", seed=seed, lr=sweep["selection"]["lr"],
+                              monitor_every=10)
             paths.append(records.write(r, root / f"final-{opt}-{seed}.json"))
         st = measure.stability("quadratic-k1e2", opt, "smoke", lr=0.01, scales=[0.1, 1.0, 10.0], dtype="float64")
         paths.append(records.write(st, root / f"stability-{opt}.json"))
@@ -40,9 +41,10 @@ def test_report_has_every_section_and_figure(tables, tmp_path):
     readme = generate.write_report(tables, tmp_path / "fixture")
     text = readme.read_text()
     for heading in ("## Environment", "## Task `quadratic-k1e2`", "## Tuning", "## Stability", "## Step time",
-                    "## Optimizer state memory"):
+                    "## Optimizer state memory", "## Training monitor"):
         assert heading in text
-    for link in ("figures/curves-quadratic-k1e2.png", "figures/stability-quadratic-k1e2.png"):
+    for link in ("figures/curves-quadratic-k1e2.png", "figures/stability-quadratic-k1e2.png",
+                 "figures/monitor-quadratic-k1e2.png"):
         assert link in text and (tmp_path / "fixture" / link).stat().st_size > 1000
     assert "| sgd " in text and "| adam " in text
 

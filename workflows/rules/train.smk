@@ -15,6 +15,7 @@ rule final:
         device=config["device"],
         seeds=config["final_seeds"],
         checkpoint_every=config["checkpoint_every"],
+        monitor_every=config["monitor_every"],
         checkpoints=lambda w: f"{RUNS}/checkpoints/{w.task}/{w.optimizer}",
     threads: config["threads"]
     resources:

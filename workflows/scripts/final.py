@@ -11,6 +11,7 @@ for seed, out in zip(p.seeds, snakemake.output):  # noqa: F821
     checkpoint = Path(p.checkpoints) / f"seed{seed}.ckpt"  # a killed job resumes from here
     record = measure.final(w.task, w.optimizer, p.size, seed=seed, lr=lr, device=p.device,
                            threads=snakemake.threads, progress=True,  # noqa: F821
-                           checkpoint=checkpoint, checkpoint_every=p.checkpoint_every)
+                           checkpoint=checkpoint, checkpoint_every=p.checkpoint_every,
+                           monitor_every=p.monitor_every)
     records.write(record, out)  # atomic: a killed job leaves no partial file
     checkpoint.unlink(missing_ok=True)

@@ -1,0 +1,85 @@
+"""A memory-bandwidth floor for optimizer.step(): bytes it must move over bytes per second the device moves.
+
+An elementwise optimizer step is memory-bound: per parameter it reads the parameter and its
+gradient, reads and writes each state tensor, and writes the parameter. With fp32 parameters:
+
+    bytes_moved = n_params * (4 read p + 4 read g + 4 write p) + 2 * state_bytes
+
+where ``state_bytes`` is the registry's analytic model (every state tensor read once and
+written once). AdamW fp32: 12 + 2 * 8 = 28 B/param; SGD without momentum: 12 B/param.
+
+The bandwidth is measured, not looked up: an in-place ``a += b`` over two large buffers moves
+3 x the buffer size (read a, read b, write a), and the best of a few repeats is kept (as STREAM
+does). ``floor_seconds = bytes_moved / bandwidth`` is the time a step cannot beat; a measured
+step at 100% of the floor makes one pass over its data. Caveats: the floor ignores compute
+(Adafactor's row/column means, Shampoo's matrix roots, Muon's Newton-Schulz iterations are not
+memory-bound), extra passes an implementation makes (torch's foreach and for-loop Adam run one
+kernel per operation, each a pass over memory), and write-allocate traffic on CPUs (a store to
+a line not in cache first reads it: ``a += b`` reads ``a`` anyway, so it is not affected, but a
+step that writes fresh buffers is). The bandwidth is that of the calling thread pool:
+``torch.get_num_threads()`` at the time of the call.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+import optimizers
+from optimizers import itemsize
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def bandwidth_bytes_per_s(device="cpu", n_bytes: int = 256 * 2**20, repeats: int = 10, warmup: int = 2) -> float:
+    """Measured memory bandwidth of `device` in bytes/s: best of `repeats` in-place ``a += b``.
+
+    `n_bytes` is the size of each of the two float32 buffers (default 256 MiB, far beyond a
+    CPU's last-level cache); each add moves ``3 * n_bytes``.
+    """
+    device = torch.device(device)
+    n = max(1, n_bytes // 4)
+    a = torch.zeros(n, dtype=torch.float32, device=device)
+    b = torch.ones(n, dtype=torch.float32, device=device)
+    for _ in range(warmup):
+        a += b
+    _sync(device)
+    best = math.inf
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        a += b
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 3 * n * 4 / best
+
+
+def bytes_moved_per_step(optimizer_name: str, n_params: int, named_params=None,
+                         dtype: torch.dtype = torch.float32) -> float:
+    """Bytes one step of registry entry `optimizer_name` must move over `n_params` parameters.
+
+    ``n_params * 3 * itemsize`` (read p, read g, write p) ``+ 2 * state_bytes`` (read and write
+    every state tensor). Without `named_params` the state is the registry's per-parameter rate at
+    a (4096, 4096) matrix (`report.memory.state_rate`, per-tensor constants excluded), so AdamW
+    fp32 gives exactly 28 B/param; with `named_params` ((name, tensor) pairs) it is the registry's
+    exact model for those tensors, fallback included (`optimizers.model_state_bytes`).
+    """
+    if named_params is not None:
+        named_params = list(named_params)
+        state = optimizers.model_state_bytes(optimizer_name, named_params)
+        dtype = named_params[0][1].dtype if named_params else dtype
+    else:
+        from report.memory import state_rate
+        state = state_rate(optimizer_name, dtype)["bytes_per_param"] * n_params
+    return n_params * 3 * itemsize(dtype) + 2 * state
+
+
+def floor_seconds(optimizer_name: str, n_params: int, bandwidth: float, named_params=None) -> float:
+    """The roofline floor of one step: bytes it must move over `bandwidth` (bytes/s)."""
+    return bytes_moved_per_step(optimizer_name, n_params, named_params) / bandwidth
