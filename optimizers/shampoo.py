@@ -51,7 +51,7 @@ def _check(hp):
 register(OptimizerSpec(
     name="shampoo", family="shampoo", paper="Gupta, Koren & Singer 2018",
     implementation="pytorch_optimizer.Shampoo", build=build_shampoo,
-    defaults=dict(lr=1e-3, weight_decay=0.0, preconditioning_compute_steps=1, matrix_eps=1e-6),
+    defaults=dict(lr=1e-2, weight_decay=0.0, preconditioning_compute_steps=1, matrix_eps=1e-6),
     lr_range=(1e-4, 1.0),
     hparam_check=_check,
     package="pytorch_optimizer",

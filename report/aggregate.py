@@ -24,7 +24,7 @@ def _thin(n: int) -> list[int]:
 def run_row(r: dict) -> dict:
     c, t, o = r["config"], r["task"], r["optimizer"]
     return {
-        "task": t["name"], "optimizer": o["name"], "family": o["family"], "implementation": o["implementation"],
+        "task": t["name"], "task_family": t["family"], "optimizer": o["name"], "family": o["family"], "implementation": o["implementation"],
         "seed": c["seed"], "lr": o["hparams"]["lr"], "metric": t["metric"], "direction": t["direction"],
         "target": t["target"], "final_metric": r["final_metric"], "final_loss": r["final_loss"],
         "diverged": r["diverged"], "diverge_reason": r["diverge_reason"] or "",
@@ -41,8 +41,9 @@ def curve_rows(r: dict) -> list[dict]:
     key = dict(task=r["task"]["name"], optimizer=r["optimizer"]["name"], seed=r["config"]["seed"])
     loss = r["curves"]["loss"]
     rows = [{**key, "series": "loss", "step": i, "value": loss[i]} for i in _thin(len(loss))]
-    metric = r["task"]["metric"]
-    rows += [{**key, "series": metric, "step": e["step"], "value": e[metric]} for e in r["curves"]["eval"]]
+    # every evaluated quantity: the metric, and what a task adds (per-bucket losses, coordinates...)
+    rows += [{**key, "series": name, "step": e["step"], "value": value}
+             for e in r["curves"]["eval"] for name, value in e.items() if name != "step"]
     return rows
 
 

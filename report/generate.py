@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from report import stats  # noqa: E402
+from report import claims, stats  # noqa: E402
 
 PNG = {"metadata": {"Software": None}, "dpi": 110}
 
@@ -205,6 +205,10 @@ def write_report(tables_dir, out_dir) -> Path:
         lines += ["_No final runs in the tables._"]
     else:
         summary = summary_table(runs, tuning, steptime)
+        lines += ["## Claims from the seed notes", "",
+                  "Each claim checked against this profile's runs at this scale: `reproduced`, `not "
+                  "reproduced`, `inconclusive` (confidence intervals overlap) or `not measured`.", "",
+                  md_table(claims.table(t)), ""]
         lines += ["## Across tasks", ""]
         fig = profile_figure(runs, out)
         if fig:

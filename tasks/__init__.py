@@ -65,6 +65,8 @@ class Task:
     eval_every: int = 10
     provides: frozenset = frozenset()   # hooks its Problem fills: "hessian", "attention_logits"
     requires: frozenset = frozenset()   # what an optimizer must declare to run it: "sparse"
+    hparam_defaults: dict = field(default_factory=dict)  # task-specific optimizer defaults, e.g. the
+    # GAN's betas=(0.5, 0.999): applied to every entry that has the key, before tuning overrides
 
     def __post_init__(self):
         missing = [s for s in SIZES if s not in self.sizes]

@@ -1,0 +1,335 @@
+"""Generic tests over every registered optimizer (``optimizers.names()``).
+
+A new file in ``optimizers/`` is tested here without a test written for it:
+
+1. it builds on a small model (1-D, 2-D and 4-D parameters, an embedding named ``embed``, a
+   ``head``, one attention layer) and steps, as a `Composite` where its parameter policy applies;
+2. it lowers a convex quadratic and the 2-D Rosenbrock function at its defaults (overrides,
+   each with its reason, in ``HP_OVERRIDES``);
+3. its measured state equals the registry's analytic ``model_state_bytes`` exactly;
+4. saving and loading its state_dict mid-run gives a bit-identical trajectory;
+5. invalid hyperparameters are refused with a ValueError naming the parameter and the value.
+
+The training-loop hooks are driven as the harness drives them: ``update_hessian()`` after the
+backward of a loss on labels sampled from the model (needs "hessian"), and
+``qk_clip(max_logits, qk_weights)`` after every step (needs "attention_logits").
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import optimizers
+from optimizers import build_optimizer, model_state_bytes, state_bytes
+from optimizers._build import Composite, split_parameters
+
+NAMES = optimizers.names()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny tensors: threads only add contention (the suite shares 2 cores).
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def gen(*key: int) -> torch.Generator:
+    """A generator for one named stream (integers), so every run sees the same batches."""
+    return torch.Generator().manual_seed(sum(k * 1_000_003 ** i for i, k in enumerate(key)) % 2**63)
+
+
+# --------------------------------------------------------------------------------------------
+# A small model with every kind of parameter the policies distinguish.
+
+class Tiny(nn.Module):
+    """embed (2-D, embedding) -> one attention layer (W_q, W_k: 2 heads of 4) -> mean-pool; a
+    4-D conv branch; a wide hidden Linear, LayerNorm (1-D) and a head. ``conv.weight`` (4608
+    elements) and ``hidden.weight`` (5120) are above bitsandbytes' 4096-element 8-bit threshold;
+    the rest below it."""
+
+    HEADS, HEAD_DIM = 2, 4
+
+    def __init__(self, sparse: bool = False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = nn.Embedding(12, 8, sparse=sparse)
+        self.attn_q = nn.Linear(8, 8, bias=False)
+        self.attn_k = nn.Linear(8, 8, bias=False)
+        self.conv = nn.Conv2d(16, 32, 3)
+        self.hidden = nn.Linear(8 + 32, 128)
+        self.norm = nn.LayerNorm(128)
+        self.head = nn.Linear(128, 5)
+
+    def attention(self, tokens):
+        x = self.embed(tokens)
+        b, t, _ = x.shape
+        q = self.attn_q(x).view(b, t, self.HEADS, self.HEAD_DIM).transpose(1, 2)
+        k = self.attn_k(x).view(b, t, self.HEADS, self.HEAD_DIM).transpose(1, 2)
+        return q @ k.transpose(-1, -2) / math.sqrt(self.HEAD_DIM), x   # [b, heads, t, t] pre-softmax
+
+    def forward(self, tokens, images):
+        logits, x = self.attention(tokens)
+        x = (logits.softmax(-1) @ x.unsqueeze(1)).mean(dim=(1, 2))
+        c = self.conv(images).mean(dim=(2, 3))
+        return self.head(self.norm(torch.tanh(self.hidden(torch.cat([x, c], 1)))))
+
+    @torch.no_grad()
+    def max_logits(self, tokens):
+        logits, _ = self.attention(tokens)
+        return logits.amax(dim=(0, 2, 3))[None]   # [layers=1, heads]
+
+    @property
+    def qk_weights(self):
+        return [(self.attn_q.weight, self.attn_k.weight, self.HEADS)]
+
+
+def batch(step, dtype=torch.float32):
+    g = gen(step, 1)
+    return (torch.randint(12, (4, 5), generator=g),
+            torch.randn(4, 16, 5, 5, generator=g).to(dtype),
+            torch.randint(5, (4,), generator=g))
+
+
+def make(name, dtype=torch.float32, hparams=None):
+    spec = optimizers.get(name)
+    model = Tiny(sparse="sparse" in spec.needs).to(dtype)
+    return spec, model, build_optimizer(name, list(model.named_parameters()), hparams)
+
+
+def train(spec, model, opt, start, steps, dtype=torch.float32):
+    """The harness's loop, hooks included (Sophia's estimate every 2nd step, to exercise it)."""
+    for step in range(start, start + steps):
+        tokens, images, labels = batch(step, dtype)
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(tokens, images), labels).backward()
+        opt.step()
+        if "hessian" in spec.needs and step % 2 == 0:
+            opt.zero_grad(set_to_none=True)
+            out = model(tokens, images)
+            sampled = torch.multinomial(out.detach().softmax(-1), 1, generator=gen(step, 2)).squeeze(1)
+            F.cross_entropy(out, sampled).backward()
+            opt.update_hessian()
+            opt.zero_grad(set_to_none=True)
+        if "attention_logits" in spec.needs:
+            opt.qk_clip(model.max_logits(tokens), model.qk_weights)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. builds and steps
+
+@pytest.mark.parametrize("name", NAMES)
+def test_builds_and_steps(name):
+    spec, model, opt = make(name)
+    named = list(model.named_parameters())
+    taken, rest = split_parameters(spec, named)
+    assert isinstance(opt, Composite) == bool(taken and rest)
+    if spec.takes is not None:
+        assert taken, f"{name}'s policy takes no parameter of the test model"
+        assert {n for n, _ in rest} >= {"embed.weight", "head.weight"} or "sparse" in spec.needs
+    # every parameter in exactly one group
+    in_groups = [id(p) for g in opt.param_groups for p in g["params"]]
+    assert sorted(in_groups) == sorted(id(p) for _, p in named)
+    assert spec.lr_range[0] <= spec.defaults["lr"] <= spec.lr_range[1]
+    assert spec.version != "unknown"
+
+    before = [p.detach().clone() for _, p in named]
+    train(spec, model, opt, 0, 3)
+    for (n, p), p0 in zip(named, before):
+        assert torch.isfinite(p).all(), n
+        assert not torch.equal(p, p0), f"{name} did not move {n}"
+
+
+# --------------------------------------------------------------------------------------------
+# 2. lowers a convex quadratic and Rosenbrock within a fixed budget
+
+STEPS = 300
+
+# Per-entry hyperparameter overrides for the two toy problems, each with why. Everything else
+# runs at its registry defaults.
+HP_OVERRIDES = {
+    # Rosenbrock's curvature at (-1.2, 1) is ~1e3: plain gradient steps are stable only for
+    # lr < 2/L ~ 2e-3, below SGD's default 1e-2 (which diverges there).
+    ("sgd", "rosenbrock"): {"lr": 1e-3},
+    ("momentum", "rosenbrock"): {"lr": 1e-3},
+    ("nesterov", "rosenbrock"): {"lr": 1e-3},
+    # Sign-type updates move each coordinate by at most lr per step; their default lr (1e-4, sized
+    # for networks, 10x below Adam's) moves at most 0.03 in 300 steps, less than the distances here.
+    ("lion", "quadratic"): {"lr": 1e-3},
+    ("lion", "rosenbrock"): {"lr": 1e-3},
+    # Sophia as Lion; and bs=1 because the toy Hessian estimate below is one sample (g = J^T u).
+    ("sophia", "quadratic"): {"lr": 1e-3, "bs": 1},
+    ("sophia", "rosenbrock"): {"lr": 1e-3, "bs": 1},
+}
+
+
+def toy_problem(kind, sparse):
+    """(named params, value(), residual(x)) with f = 0.5 ||r(x)||^2. With ``sparse`` the parameter
+    is an embedding table read through a sparse lookup (for entries that take only such tables)."""
+    g = gen(7, 7)
+    if kind == "quadratic":   # f = 0.5 sum h (W - W*)^2, h in [1, 10], W a 6x6 matrix
+        shape = (6, 6)
+        h = torch.exp(torch.rand(shape, generator=g) * math.log(10.0))
+        init = torch.randn(shape, generator=g)
+        target = init + 0.1 * torch.randn(shape, generator=g)
+
+        def residual(x):
+            return h.sqrt() * (x - target)
+        name = "weight"
+    else:                     # Rosenbrock (1 - x)^2 + 100 (y - x^2)^2 from (-1.2, 1)
+        shape = (2,)
+        init = torch.tensor([-1.2, 1.0])
+
+        def residual(x):
+            return torch.stack([math.sqrt(2.0) * (1 - x[0]), math.sqrt(200.0) * (x[1] - x[0] ** 2)])
+        name = "x"
+    if sparse:
+        w = nn.Parameter(init.reshape(shape[0], -1).clone())
+        rows = torch.arange(shape[0])
+        return [("embed.weight", w)], (lambda: F.embedding(rows, w, sparse=True).reshape(shape)), residual
+    w = nn.Parameter(init.clone())
+    return [(name, w)], (lambda: w), residual
+
+
+@pytest.mark.parametrize("kind", ["quadratic", "rosenbrock"])
+@pytest.mark.parametrize("name", NAMES)
+def test_lowers_toy_loss(name, kind):
+    spec = optimizers.get(name)
+    hp = HP_OVERRIDES.get((name, kind))
+    named, value, residual = toy_problem(kind, sparse="sparse" in spec.needs and spec.takes is not None)
+    opt = build_optimizer(name, named, hp)
+    full_hp = spec.hparams(hp)
+
+    def f():
+        return 0.5 * residual(value()).pow(2).sum()
+
+    f0 = f().item()
+    noise = gen(7, 8)
+    for step in range(STEPS):
+        opt.zero_grad(set_to_none=True)
+        f().backward()
+        opt.step()
+        if "hessian" in spec.needs and step % spec.hessian_every == 0:
+            # Gauss-Newton-Bartlett on f = 0.5||r||^2: the gradient of r.u, u ~ N(0, I), has
+            # E[g g] = diag(J^T J); scaled by 1/sqrt(bs) as a mean over bs samples would be.
+            opt.zero_grad(set_to_none=True)
+            r = residual(value())
+            ((r * torch.randn(r.shape, generator=noise)).sum() / math.sqrt(full_hp["bs"])).backward()
+            opt.update_hessian()
+            opt.zero_grad(set_to_none=True)
+    final = f().item()
+    assert math.isfinite(final)
+    assert final <= 0.5 * f0, f"{name} on {kind}: {f0:.4g} -> {final:.4g} in {STEPS} steps"
+
+
+# --------------------------------------------------------------------------------------------
+# 3. measured state == analytic model
+
+def unwired_shared_state_bytes(name, named) -> int:
+    """State shared by all parameters of an entry (bitsandbytes' quantisation maps), declared by
+    the entry as ``shared_state_bytes`` but not (yet) added by ``model_state_bytes``."""
+    spec = optimizers.get(name)
+    if "shared_state_bytes" in {f.name for f in dataclasses.fields(optimizers.OptimizerSpec)}:
+        return 0   # the registry counts it itself
+    total = 0
+    taken, rest = split_parameters(spec, named)
+    for s, params in ((spec, taken), (optimizers.get(spec.fallback) if rest else None, rest)):
+        fn = getattr(s, "shared_state_bytes", None) if s is not None else None
+        if fn and params:
+            total += fn([(tuple(p.shape), p.dtype) for _, p in params])
+    return total
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name", NAMES)
+def test_state_bytes_match_model(name, dtype):
+    spec, model, opt = make(name, dtype)
+    named = list(model.named_parameters())
+    assert {p.ndim for _, p in named} >= {1, 2, 4}
+    assert max(p.numel() for _, p in named) > 4096
+    train(spec, model, opt, 0, 3, dtype)
+    measured = state_bytes(opt)
+    modelled = model_state_bytes(name, named, spec.hparams())
+    assert measured == modelled + unwired_shared_state_bytes(name, named), (
+        f"{name}: measured {measured} B, model {modelled} B")
+
+
+# --------------------------------------------------------------------------------------------
+# 4. state_dict round trip: bit-identical continuation
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dict_resume_is_bit_identical(name):
+    spec, model, opt = make(name)
+    train(spec, model, opt, 0, 3)
+    model_snapshot = copy.deepcopy(model.state_dict())
+    buf = io.BytesIO()
+    torch.save(opt.state_dict(), buf)
+    train(spec, model, opt, 3, 3)
+
+    spec, resumed, _ = make(name)
+    resumed.load_state_dict(model_snapshot)
+    opt2 = build_optimizer(name, list(resumed.named_parameters()))
+    buf.seek(0)
+    opt2.load_state_dict(torch.load(buf, weights_only=True))
+    train(spec, resumed, opt2, 3, 3)
+    for (n, a), (_, b) in zip(model.named_parameters(), resumed.named_parameters()):
+        assert torch.equal(a, b), f"{name}: {n} differs after resuming"
+
+
+# --------------------------------------------------------------------------------------------
+# 5. invalid hyperparameters are refused by name and value
+
+# Entry-specific bad values, beyond the generic ones below.
+EXTRA_INVALID = {
+    "adafactor": [("beta2_decay", 0.5), ("d", 0.5)],
+    "adafactor-ref": [("beta2_decay", 0.5), ("d", 0.5)],
+    "adafactor-hf": [("clip_threshold", 0.0), ("decay_rate", 0.5)],
+    "adagrad": [("lr_decay", -1.0), ("initial_accumulator_value", -1.0)],
+    "rmsprop": [("alpha", 1.0), ("alpha", -0.5)],
+    "nadam": [("momentum_decay", -1.0)],
+    "shampoo": [("matrix_eps", 0.0), ("preconditioning_compute_steps", 0)],
+    "sophia": [("rho", 0.0), ("rho", -0.04), ("bs", 0)],
+    "muon": [("ns_steps", 0), ("adjust_lr_fn", "bogus")],
+    "muonclip": [("ns_steps", 0), ("adjust_lr_fn", "bogus")],
+}
+
+
+def invalid_cases(name):
+    defaults = optimizers.get(name).defaults
+    cases = [("lr", -1e-3), ("lr", 0.0), ("lr", float("nan"))]
+    if "betas" in defaults:
+        cases += [("betas", (0.9, 1.0)), ("betas", (-0.1, 0.999))]
+    for key in ("eps", "eps1", "eps2"):
+        if key in defaults:
+            cases += [(key, 0.0), (key, -1e-8)]
+    if "weight_decay" in defaults:
+        cases.append(("weight_decay", -0.1))
+    if "momentum" in defaults:
+        cases.append(("momentum", 1.0))
+    if "tau" in defaults:
+        cases += [("tau", 0.0), ("tau", -1.0)]
+    return [(name, key, value) for key, value in cases + EXTRA_INVALID.get(name, [])]
+
+
+@pytest.mark.parametrize("name,key,value", [c for n in NAMES for c in invalid_cases(n)],
+                         ids=lambda x: repr(x) if not isinstance(x, str) else x)
+def test_invalid_hyperparameter_refused(name, key, value):
+    model = Tiny()
+    with pytest.raises(ValueError) as err:
+        build_optimizer(name, list(model.named_parameters()), {key: value})
+    message = str(err.value)
+    assert key in message and repr(value) in message, message
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unknown_hyperparameter_refused(name):
+    with pytest.raises(ValueError, match="not_a_hyperparameter"):
+        build_optimizer(name, list(Tiny().named_parameters()), {"not_a_hyperparameter": 1})
