@@ -11,6 +11,7 @@ import pandas as pd
 from tasks import records
 
 TABLES = ("runs.csv", "curves.csv", "tuning.csv", "stability.csv", "steptime.csv", "monitor.csv", "skipped.csv",
+          "memory_model.csv",
           "environment.json")
 CURVE_POINTS = 200  # per run: enough for a figure, small enough to publish
 
@@ -74,8 +75,9 @@ def stability_rows(r: dict) -> list[dict]:
     return rows
 
 
-def write_tables(paths, out_dir, skipped=()) -> Path:
-    """`skipped`: (task, optimizer, why) of the pairs the profile names but cannot run."""
+def write_tables(paths, out_dir, skipped=(), optimizer_names=()) -> Path:
+    """`skipped`: (task, optimizer, why) of the pairs the profile names but cannot run;
+    `optimizer_names`: the profile's optimizers, for the large-model memory table (default: all)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs, curves, tuning, stability, steptime, monitor = [], [], [], [], [], []
@@ -103,11 +105,15 @@ def write_tables(paths, out_dir, skipped=()) -> Path:
             steptime.append({"task": c["task"], "optimizer": c["optimizer"], "baseline": c["baseline"],
                              "median_seconds": r["median_seconds"], "p10_seconds": r["p10_seconds"],
                              "p90_seconds": r["p90_seconds"], "baseline_median_seconds": r["baseline_median_seconds"],
-                             "ratio_to_baseline": r["ratio_to_baseline"], "n_params": r["n_params"]})
+                             "ratio_to_baseline": r["ratio_to_baseline"], "n_params": r["n_params"],
+                             "bandwidth_GBps": r["bandwidth_bytes_per_s"] / 1e9,
+                             "percent_of_floor": r["percent_of_floor"]})
     tables = {"runs": runs, "curves": curves, "tuning": tuning, "stability": stability, "steptime": steptime,
               "monitor": monitor, "skipped": [dict(task=t, optimizer=o, why=why) for t, o, why in skipped]}
     for name, rows in tables.items():
         pd.DataFrame(rows).to_csv(out / f"{name}.csv", index=False, float_format="%.10g")
+    from report import memory
+    memory.table(optimizers=optimizer_names or None).to_csv(out / "memory_model.csv", index=False, float_format="%.10g")
     env = dict(environment or {})
     env["compute_seconds"] = round(compute_seconds, 1)
     (out / "environment.json").write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")

@@ -1,6 +1,7 @@
 """The `optbench` command: list the registries, run one training run, size optimizer memory.
 
     optbench list optimizers|tasks
+    optbench memory --params 70e9 [--optimizer NAME] [--precision fp32|mixed]
     optbench new-optimizer NAME
     optbench run --task T --optimizer O [--seed S] [--steps N] [--lr X] [--hparam K=V ...]
                  [--loss-scale C] [--lr-scale C] [--size smoke|cpu|gpu] [--device D] [--out FILE]
@@ -108,6 +109,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int)
     run.add_argument("--out", help="write the full result record (JSON) here")
     run.set_defaults(func=cmd_run)
+    mem = sub.add_parser("memory", add_help=False, help="training memory of a large model, per optimizer "
+                         "(optbench memory --help)")
     new = sub.add_parser("new-optimizer", help="write optimizers/NAME.py from a template")
     new.add_argument("name")
     new.add_argument("--dir", help="where to write it (default: the optimizers package)")
@@ -116,6 +119,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["memory"]:  # its own parser (report.memory), options included
+        from report import memory
+        return memory.main(argv[1:])
     args = parser().parse_args(argv)
     try:
         return args.func(args)

@@ -8,7 +8,8 @@ direction (zero padding); batch ``k`` of seed ``s`` comes from its own stream
 ``cnn:batch:k`` of ``s``, so every optimizer sees the same images.
 
 **Model.** ``[Upsample(u)] → conv3×3(w1) → [BN] → ReLU → conv3×3(w2) → [BN] → ReLU → maxpool2 →
-conv3×3(w3) → [BN] → ReLU → maxpool2 → linear(10)``, widths per size (the GPU size upsamples to
+conv3×3(w3) → [BN] → ReLU → maxpool2 → linear(10)``, the classifier named ``head`` (name-based
+parameter policies such as Muon's treat it as the output layer), widths per size (the GPU size upsamples to
 32 × 32 and is wider). ``cnn-digits-bn`` adds BatchNorm after each convolution; evaluation runs in
 eval mode (running statistics).
 
@@ -92,12 +93,12 @@ class DigitsCNN(torch.nn.Module):
             torch.nn.Conv2d(w1, w2, 3, padding=1), norm(w2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
             torch.nn.Conv2d(w2, w3, 3, padding=1), norm(w3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
             torch.nn.Flatten(),
-            torch.nn.Linear(w3 * (2 * upsample) ** 2, 10),
         ]
-        self.net = torch.nn.Sequential(*layers)
+        self.features = torch.nn.Sequential(*layers)
+        self.head = torch.nn.Linear(w3 * (2 * upsample) ** 2, 10)
 
     def forward(self, x):
-        return self.net(x)
+        return self.head(self.features(x))
 
 
 def build(size, seed, device, dtype, *, batchnorm):

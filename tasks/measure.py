@@ -103,6 +103,10 @@ def steptime(task: str, optimizer: str, size: str, steps: int, warmup: int, roun
                     opts[n].step()
             times[n] += timer.times()
     med = {n: statistics.median(t) for n, t in times.items()}
+    # The roofline: the bytes the step must move over the bandwidth measured here, now.
+    from report import roofline
+    bandwidth = roofline.bandwidth_bytes_per_s(dev, n_bytes=(64 if dev.type == "cpu" else 1024) * 2**20)
+    floor = roofline.floor_seconds(optimizer, 0, bandwidth, named_params=list(model.named_parameters()))
     config = dict(task=task, optimizer=optimizer, size=size, steps=steps, warmup=warmup, rounds=rounds,
                   baseline=baseline, device=device)
     return {**_header("steptime", config, device, threads),
@@ -110,4 +114,6 @@ def steptime(task: str, optimizer: str, size: str, steps: int, warmup: int, roun
             "ratio_to_baseline": med[optimizer] / med[baseline],
             "p10_seconds": statistics.quantiles(times[optimizer], n=10)[0] if len(times[optimizer]) > 1 else med[optimizer],
             "p90_seconds": statistics.quantiles(times[optimizer], n=10)[-1] if len(times[optimizer]) > 1 else med[optimizer],
-            "n_params": sum(p.numel() for p in model.parameters())}
+            "n_params": sum(p.numel() for p in model.parameters()),
+            "bandwidth_bytes_per_s": bandwidth, "floor_seconds": floor,
+            "percent_of_floor": 100 * floor / med[optimizer]}

@@ -61,6 +61,9 @@ def check_config(config: dict) -> None:
 
     known("tasks", config["tasks"], tasks.names())
     known("optimizers", config["optimizers"], optimizers.names())
+    for task, names_ in config.get("task_optimizers", {}).items():
+        known("task_optimizers keys", [task], config["tasks"])
+        known(f"task_optimizers.{task}", names_, config["optimizers"])
     for measurement in ("stability", "steptime"):
         known(f"{measurement}.tasks", config[measurement]["tasks"], config["tasks"])
     overlap = sorted(set(config["tuning"]["seeds"]) & set(config["final_seeds"]))

@@ -19,5 +19,6 @@ rule aggregate:
         f"{LOGS}/aggregate.log",
     params:
         skipped=SKIPPED,
+        optimizers=config["optimizers"],
     script:
         "../scripts/aggregate.py"

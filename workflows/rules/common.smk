@@ -37,11 +37,14 @@ def sources(w):
 def pairs(task_list=None):
     """(task, optimizer) pairs to run; pairs that cannot run go to SKIPPED, with why."""
     tasks_ = config["tasks"] if task_list is None else task_list
-    return [(t, o) for t in tasks_ for o in config["optimizers"]
-            if tasks.compatible(t, optimizers.get(o)) is None]
+    return [(t, o) for t in tasks_ for o in optimizers_for(t) if tasks.compatible(t, optimizers.get(o)) is None]
 
 
-SKIPPED = [(t, o, why) for t in config["tasks"] for o in config["optimizers"]
+def optimizers_for(task):
+    return config["task_optimizers"].get(task, config["optimizers"])
+
+
+SKIPPED = [(t, o, why) for t in config["tasks"] for o in optimizers_for(t)
            if (why := tasks.compatible(t, optimizers.get(o)))]
 
 

@@ -1,0 +1,300 @@
+r"""A byte-level decoder-only Transformer (Llama architecture, random init) on the Python standard library.
+
+**Corpus.** The source of the running interpreter's standard library, read as bytes — real,
+offline, and the same on every machine with the same Python: every ``*.py`` file under
+``sysconfig.get_paths()["stdlib"]``, sorted by relative path, skipping third-party and generated
+code (``site-packages``, ``dist-packages``, ``_sysconfigdata*``) and the test suites and demos
+(``test``, ``tests``, ``idlelib``, ``lib2to3``, ``turtledemo``, ``ensurepip``), concatenated and cut
+at the size's ``corpus_bytes`` (the whole selection, about 11 MB on 3.11, for the GPU size). The
+vocabulary is the 256 byte values. The last 10 % of the bytes are the validation split (split by
+position, so no validation window overlaps training text). The corpus differs between Python
+versions: ``data_hash`` (sha256 of the bytes and of the seed's first batch) records which one a
+run saw, and ``extras`` the Python version, file count and first/last file.
+
+**Batches.** ``batch(step)`` is ``[B, T+1]`` byte ids: ``B`` windows at uniformly random offsets of
+the training split, from stream ``lm:batch:step`` of the seed (every optimizer sees the same
+windows). The loss is the mean next-byte cross-entropy :math:`-\frac{1}{BT}\sum \log
+p_\theta(x_{t+1}\mid x_{\le t})` in nats. **Evaluation**: the same loss on a fixed set of
+validation windows spread evenly over the validation split (``val_loss``, the task metric, min),
+with ``perplexity`` :math:`= e^{\text{val\_loss}}` and ``bits_per_byte`` as extra keys.
+
+**Model.** ``transformers.LlamaForCausalLM`` built from a ``LlamaConfig`` (no pretrained weights, no
+hub): RMSNorm, SwiGLU MLP, rotary position embeddings (θ = 10000), separate ``q_proj``/``k_proj``/
+``v_proj``/``o_proj`` without bias, ``num_key_value_heads == num_attention_heads`` (plain
+multi-head attention), ``lm_head`` untied from ``embed_tokens``, weights drawn :math:`\mathcal
+N(0, 0.02^2)` from the seed's stream ``lm:init``. Transformers is imported lazily (only when an
+LM is built) with ``HF_HUB_OFFLINE=1`` and ``TRANSFORMERS_OFFLINE=1`` set when this module is
+imported, so nothing can reach the network.
+
+**Hooks.**
+
+- ``hessian_loss``: cross-entropy against bytes sampled from the model's own predictive
+  distribution at every position (Sophia's Gauss–Newton–Bartlett estimator), from a generator
+  stream of the seed on the run's device. ``extras["hessian_tokens"]`` is the number of tokens it
+  averages over (Sophia's ``bs``).
+- ``attention_logits``: ``[layers, heads]``, the largest pre-softmax logit
+  :math:`s_{h,ij} = \langle \mathrm{RoPE}(q_{h,i}), \mathrm{RoPE}(k_{h,j})\rangle / \sqrt{d_h}`
+  over the batch and over the causal positions :math:`j \le i` only. The model's attention
+  implementation is ``"optbench_probe"``, registered with ``transformers.AttentionInterface``: it
+  is torch's SDPA (transformers' ``sdpa_attention_forward``) unless the attention module carries a
+  recording dict, in which case it also writes the per-head max of the logits it receives (queries
+  and keys after RoPE). The probe runs a no-grad forward of the batch through the decoder with
+  the *current* weights (the harness calls it after ``optimizer.step()``), so QK-clip acts on the
+  logits the updated weights produce.
+- ``qk_weights``: per layer ``(self_attn.q_proj.weight, self_attn.k_proj.weight, heads)``, the
+  parameters themselves, rows ``h*d_h:(h+1)*d_h`` being head ``h``; scaling those rows scales
+  head ``h``'s logits (RoPE is a rotation, linear in q and k).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import sys
+import sysconfig
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from tasks import Metric, Problem, Task, generator, hash_tensors, register
+
+# Defensive: the LM is built from a config and never needs the hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+VOCAB = 256
+VAL_FRACTION = 0.1
+ATTN_IMPLEMENTATION = "optbench_probe"
+EXCLUDED_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__", "test", "tests", "idlelib",
+                           "lib2to3", "turtledemo", "ensurepip"})
+_RECORD_ATTR = "_optbench_max_logits"
+
+
+@contextlib.contextmanager
+def seeded(seed: int, stream: str):
+    """Module initialisation from a named stream, without touching the global RNG's state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(generator(seed, stream).initial_seed())
+        yield
+
+
+def device_generator(seed: int, stream: str, device) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(generator(seed, stream).initial_seed())
+    return g
+
+
+# --- corpus ---------------------------------------------------------------------------------------
+
+def stdlib_root() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def stdlib_files(root: Path | None = None) -> list[str]:
+    """Relative paths (posix) of the selected stdlib sources, sorted."""
+    root = root or stdlib_root()
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in EXCLUDED_DIRS and not d.startswith(".")]
+        rel = Path(dirpath).relative_to(root)
+        files += [(rel / f).as_posix() for f in filenames
+                  if f.endswith(".py") and not f.startswith("_sysconfigdata")]
+    return sorted(files)
+
+
+@functools.cache
+def stdlib_corpus(max_bytes: int | None) -> tuple[torch.Tensor, dict]:
+    """(uint8 tensor of the first max_bytes bytes of the concatenated selection, facts)."""
+    root = stdlib_root()
+    chunks, total, used = [], 0, []
+    for rel in stdlib_files(root):
+        data = (root / rel).read_bytes()
+        if max_bytes is not None:
+            data = data[:max_bytes - total]
+        chunks.append(data)
+        used.append(rel)
+        total += len(data)
+        if max_bytes is not None and total >= max_bytes:
+            break
+    raw = b"".join(chunks)
+    if max_bytes is not None and len(raw) < max_bytes:
+        raise RuntimeError(f"the stdlib selection under {root} has {len(raw)} bytes, fewer than {max_bytes}")
+    facts = {"python": sys.version.split()[0], "stdlib": str(root), "files": len(used),
+             "first_file": used[0], "last_file": used[-1], "corpus_bytes": len(raw)}
+    return torch.frombuffer(bytearray(raw), dtype=torch.uint8), facts
+
+
+# --- transformers, lazily, with the probe attention ------------------------------------------------
+
+def max_causal_logits(query: torch.Tensor, key: torch.Tensor, scaling: float,
+                      attention_mask: torch.Tensor | None = None, chunk: int = 8) -> torch.Tensor:
+    """[heads]: max over batch and causal (j <= i, aligned ends) positions of scaling * q_i . k_j.
+
+    query [B, H, Tq, d], key [B, H or KV, Tk, d]. A 4-D ``attention_mask`` (bool: True = attend;
+    float: additive, -inf/min = masked) further excludes positions."""
+    b, h, tq, _ = query.shape
+    if key.shape[1] != h:
+        key = key.repeat_interleave(h // key.shape[1], dim=1)
+    tk = key.shape[2]
+    causal = torch.ones(tq, tk, dtype=torch.bool, device=query.device).tril(tk - tq)
+    out = torch.full((h,), -math.inf, dtype=torch.float32, device=query.device)
+    for lo in range(0, b, chunk):
+        s = torch.matmul(query[lo:lo + chunk], key[lo:lo + chunk].transpose(2, 3)).float() * scaling
+        allowed = causal
+        if attention_mask is not None:
+            m = attention_mask[lo:lo + chunk]
+            m = m if m.dtype == torch.bool else m > torch.finfo(m.dtype).min / 2
+            allowed = allowed & m
+        s = s.masked_fill(~allowed, -math.inf)
+        out = torch.maximum(out, s.amax(dim=(0, 2, 3)))
+    return out
+
+
+@functools.cache
+def _transformers():
+    """Import transformers (offline) and register the probe attention once."""
+    import transformers
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    def probe_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+        record = getattr(module, _RECORD_ATTR, None)
+        if record is not None:
+            with torch.no_grad():
+                s = module.scaling if scaling is None else scaling
+                record[module.layer_idx] = max_causal_logits(query.detach(), key.detach(), s, attention_mask)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, **kwargs)
+
+    AttentionInterface.register(ATTN_IMPLEMENTATION, probe_attention)
+    return transformers
+
+
+def llama_config(size: dict):
+    transformers = _transformers()
+    d, heads = size["dim"], size["heads"]
+    if d % heads:
+        raise ValueError(f"dim={d} is not a multiple of heads={heads}")
+    return transformers.LlamaConfig(
+        vocab_size=VOCAB, hidden_size=d, intermediate_size=size["ffn"], num_hidden_layers=size["layers"],
+        num_attention_heads=heads, num_key_value_heads=heads, head_dim=d // heads,
+        max_position_embeddings=size["seq"], rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        tie_word_embeddings=False, attention_bias=False, mlp_bias=False, attention_dropout=0.0,
+        use_cache=False, bos_token_id=None, eos_token_id=None, pad_token_id=None,
+        initializer_range=0.02, attn_implementation=ATTN_IMPLEMENTATION)
+
+
+def build_model(size: dict, seed: int):
+    transformers = _transformers()
+    config = llama_config(size)
+    with seeded(seed, "lm:init"):
+        model = transformers.LlamaForCausalLM(config)
+    return model
+
+
+def count_parameters(size: dict) -> int:
+    """Parameters of the model at `size`, from the config alone (no weights allocated)."""
+    d, f, layers = size["dim"], size["ffn"], size["layers"]
+    per_layer = 4 * d * d + 3 * d * f + 2 * d   # q, k, v, o; gate, up, down; two RMSNorms
+    return layers * per_layer + 2 * VOCAB * d + d
+
+
+# --- the task -------------------------------------------------------------------------------------
+
+def build(size, seed, device, dtype):
+    seq, bs = size["seq"], size["batch"]
+    corpus, facts = stdlib_corpus(size.get("corpus_bytes"))
+    n_val = int(len(corpus) * VAL_FRACTION)
+    train_data, val_data = corpus[:-n_val], corpus[-n_val:]
+    n_windows = min(size["val_windows"], len(val_data) // (seq + 1))
+    stride = len(val_data) // n_windows
+    offsets = torch.arange(seq + 1)
+    val_batch = val_data[(torch.arange(n_windows) * stride)[:, None] + offsets].long().to(device)
+    train_dev = train_data.to(device)
+    offsets_dev = offsets.to(device)
+
+    model = build_model(size, seed).to(device, dtype)
+    model.train()
+    layers = model.model.layers
+    heads = size["heads"]
+
+    def batch(step):
+        g = generator(seed, f"lm:batch:{step}")
+        starts = torch.randint(len(train_data) - seq - 1, (bs,), generator=g).to(device)
+        return train_dev[starts[:, None] + offsets_dev].long()
+
+    def logits_of(model, x):
+        return model(input_ids=x, use_cache=False).logits
+
+    def loss(model, batch):
+        logits = logits_of(model, batch[:, :-1])
+        return F.cross_entropy(logits.reshape(-1, VOCAB), batch[:, 1:].reshape(-1))
+
+    hess_g = device_generator(seed, "lm:hessian", device)
+
+    def hessian_loss(model, batch):
+        logits = logits_of(model, batch[:, :-1]).reshape(-1, VOCAB)
+        with torch.no_grad():
+            sampled = torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=hess_g).squeeze(1)
+        return F.cross_entropy(logits, sampled)
+
+    def attention_logits(model, batch):
+        record: dict[int, torch.Tensor] = {}
+        attn = [layer.self_attn for layer in model.model.layers]
+        for a in attn:
+            setattr(a, _RECORD_ATTR, record)
+        try:
+            with torch.no_grad():
+                model.model(input_ids=batch[:, :-1], use_cache=False)
+        finally:
+            for a in attn:
+                delattr(a, _RECORD_ATTR)
+        return torch.stack([record[i] for i in range(len(attn))])
+
+    def evaluate(model):
+        total = 0.0
+        with torch.no_grad():
+            for lo in range(0, len(val_batch), 64):
+                x = val_batch[lo:lo + 64]
+                logits = logits_of(model, x[:, :-1]).double()
+                total += float(F.cross_entropy(logits.reshape(-1, VOCAB), x[:, 1:].reshape(-1), reduction="sum"))
+        val = total / (len(val_batch) * seq)
+        return {"val_loss": val, "perplexity": math.exp(min(val, 700.0)), "bits_per_byte": val / math.log(2)}
+
+    extras = dict(facts, train_bytes=len(train_data), val_bytes=len(val_data), val_tokens=n_windows * seq,
+                  layers=size["layers"], dim=size["dim"], heads=heads, ffn=size["ffn"], seq=seq, batch=bs,
+                  tokens_per_step=bs * seq, hessian_tokens=bs * seq, attn_implementation=ATTN_IMPLEMENTATION,
+                  unigram_entropy=_unigram_entropy(train_data))
+    return Problem(model=model, batch=batch, loss=loss, evaluate=evaluate, hessian_loss=hessian_loss,
+                   attention_logits=attention_logits,
+                   qk_weights=[(layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight, heads)
+                               for layer in layers],
+                   data_hash=hash_tensors(corpus, batch(0).cpu()), extras=extras)
+
+
+def _unigram_entropy(data: torch.Tensor) -> float:
+    """Entropy (nats) of the training bytes' unigram distribution: what a model without context reaches."""
+    p = torch.bincount(data.long(), minlength=VOCAB).double()
+    p = p[p > 0] / p.sum()
+    return float(-(p * p.log()).sum())
+
+
+register(Task(
+    name="lm-stdlib", family="lm",
+    description="byte-level Llama (RoPE, SwiGLU, untied head) on the Python stdlib's source; "
+                "next-byte cross-entropy",
+    metric=Metric("val_loss", "min", target=2.0),
+    sizes={
+        "smoke": dict(layers=2, dim=32, heads=2, ffn=64, seq=32, batch=8, corpus_bytes=1 << 16,
+                      val_windows=8, steps=20),
+        "cpu": dict(layers=2, dim=64, heads=4, ffn=192, seq=64, batch=16, corpus_bytes=1 << 20,
+                    val_windows=64, steps=300),
+        "gpu": dict(layers=8, dim=512, heads=8, ffn=1408, seq=512, batch=64, corpus_bytes=None,
+                    val_windows=512, steps=5000),
+    },
+    build=build, eval_every=25,
+    provides=frozenset({"hessian", "attention_logits"}),
+))
