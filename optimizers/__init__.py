@@ -26,6 +26,7 @@ NEEDS = frozenset({
     "hessian",           # a Hessian-diagonal estimate every k steps (Sophia)
     "attention_logits",  # per-head max pre-softmax logits after each step (MuonClip)
     "sparse",            # accepts sparse gradients (nn.Embedding(sparse=True))
+    "sparse_only",       # refuses dense gradients: runs only on tasks that require "sparse"
 })
 
 
@@ -56,6 +57,8 @@ class OptimizerSpec:
     fallback: str | None = None  # registry name for the parameters `takes` refuses
     needs: frozenset = field(default_factory=frozenset)
     hessian_every: int = 10      # with needs "hessian": steps between Hessian estimates (Sophia's k)
+    shared_state_bytes: Callable[[list], int] | None = None  # state shared by all the parameters it
+    # takes (bitsandbytes' quantisation maps), from [(shape, dtype), ...]; none by default
     hparam_check: Callable[[dict], None] | None = None  # extra validation beyond the library's
     package: str = "torch"       # distribution whose version is reported
 
@@ -98,7 +101,9 @@ def check_common(name: str, hp: dict) -> None:
     if not (isinstance(hp["lr"], (int, float)) and math.isfinite(hp["lr"]) and hp["lr"] > 0):
         bad("lr", "must be a finite number > 0")
     for key in ("eps",):
-        if key in hp and hp[key] is not None and not hp[key] > 0:
+        values = hp.get(key)
+        values = values if isinstance(values, (tuple, list)) else [values]
+        if any(v is not None and not v > 0 for v in values):
             bad(key, "must be > 0")
     if "betas" in hp and hp["betas"] is not None:
         if not all(0.0 <= b < 1.0 for b in hp["betas"]):

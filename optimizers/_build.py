@@ -117,8 +117,10 @@ def model_state_bytes(name: str, named_params, hparams: dict | None = None) -> i
     """The registry's analytic state bytes for these parameters, the fallback's share included."""
     spec = optimizers.get(name)
     taken, rest = split_parameters(spec, list(named_params))
-    total = sum(spec.state_bytes(tuple(p.shape), p.dtype) for _, p in taken)
-    if rest:
-        fb = optimizers.get(spec.fallback)
-        total += sum(fb.state_bytes(tuple(p.shape), p.dtype) for _, p in rest)
+    total = 0
+    for entry, params in ((spec, taken), (optimizers.get(spec.fallback) if rest else None, rest)):
+        if params:
+            total += sum(entry.state_bytes(tuple(p.shape), p.dtype) for _, p in params)
+            if entry.shared_state_bytes:
+                total += entry.shared_state_bytes([(tuple(p.shape), p.dtype) for _, p in params])
     return total

@@ -33,7 +33,8 @@ warmup_init=False``, lr given, ``beta1=None``. That is the paper's algorithm (Al
 parameter-scaled one, and weight decay :math:`\theta \leftarrow \theta(1 - \lambda\eta)`:
 
 .. math::
-    R_t &= \hat\beta_{2,t} R_{t-1} + (1-\hat\beta_{2,t})\,\mathrm{mean}_{\text{cols}}(g_t^2 + \epsilon_1), \quad
+    R_t &= \hat\beta_{2,t} R_{t-1}
+        + (1-\hat\beta_{2,t})\,\mathrm{mean}_{\text{cols}}(g_t^2 + \epsilon_1), \quad
     C_t = \ldots, \quad \hat V_t = R_t C_t / \mathrm{mean}(R_t) \\
     \theta_t &= \theta_{t-1}(1 - \lambda\eta) - \eta\, U_t / \max(1, \mathrm{RMS}(U_t)/d),
       \qquad U_t = g_t/\sqrt{\hat V_t}

@@ -37,33 +37,19 @@ State per parameter of :math:`n` elements: :math:`n < 4096`: ``state1``, ``state
 ``absmax2`` in float32, :math:`2n + 8\lceil n/256 \rceil` bytes -- plus, once per optimizer,
 the two 256-entry float32 quantisation maps (2048 bytes) that every 8-bit parameter's state
 references (``qmap1``, ``qmap2`` are the same two tensors for all of them). That shared term is
-not a per-parameter quantity, so it is declared as ``shared_state_bytes`` (see
-`SharedStateSpec`), which the registry's ``model_state_bytes`` does not yet add.
+not a per-parameter quantity, so it is declared as the entry's ``shared_state_bytes``, which the
+registry's ``model_state_bytes`` adds once per optimizer.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
 
-import torch
 
 from optimizers import OptimizerSpec, numel, register
 
 MIN_8BIT_SIZE = 4096   # bitsandbytes' default min_8bit_size: smaller tensors keep float32 state
 BLOCKSIZE = 256        # bitsandbytes' block size for optimizer states (Optimizer2State.init_state)
 QMAP_BYTES = 2 * 256 * 4   # the "dynamic" and "udynamic" maps, float32, shared by all 8-bit params
-
-
-@dataclass(frozen=True)
-class SharedStateSpec(OptimizerSpec):
-    """An entry with state shared by all the parameters it takes, counted once per optimizer.
-
-    ``shared_state_bytes(shapes_and_dtypes) -> int`` gets ``[(shape, dtype), ...]`` of the taken
-    parameters. Until ``OptimizerSpec``/``model_state_bytes`` grow this field, the measured state
-    of such an entry exceeds ``model_state_bytes`` by exactly this amount.
-    """
-    shared_state_bytes: Callable[[list], int] | None = None
 
 
 def adam8bit_state_bytes(shape, dtype):
@@ -87,7 +73,7 @@ def build_adamw8bit(params, **hp):
     return bnb.optim.AdamW8bit(params, **hp)
 
 
-register(SharedStateSpec(
+register(OptimizerSpec(
     name="adam8bit", family="adam", paper="Dettmers et al. 2022",
     implementation="bitsandbytes.optim.Adam8bit", build=build_adam8bit,
     defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
@@ -97,7 +83,7 @@ register(SharedStateSpec(
     shared_state_bytes=adam8bit_shared_state_bytes,
 ))
 
-register(SharedStateSpec(
+register(OptimizerSpec(
     name="adamw8bit", family="adam", paper="Dettmers et al. 2022; Loshchilov & Hutter 2019",
     implementation="bitsandbytes.optim.AdamW8bit", build=build_adamw8bit,
     defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01),

@@ -8,11 +8,11 @@ Muon, for a weight matrix :math:`W \in \mathbb{R}^{A\times B}` with momentum :ma
     O_t &= \mathrm{NS}_5(\tilde B_t) \approx U V^\top \quad (\tilde B_t = U\Sigma V^\top) \\
     W_t &= W_{t-1}(1 - \eta\lambda) - \eta\, s(A, B)\, O_t
 
-:math:`\mathrm{NS}_5` is five steps of the quintic Newton-Schulz iteration
-:math:`X \leftarrow aX + (bXX^\top + c(XX^\top)^2)X`, :math:`(a,b,c) = (3.4445, -4.7750, 2.0315)`,
-run in bfloat16 from :math:`X_0 = \tilde B/\lVert\tilde B\rVert_F`: it maps every singular value
-of the momentum to roughly 1 (into about [0.5, 1.5], by design of the coefficients), so each
-step is an approximately orthogonal matrix. The scale :math:`s` is ``adjust_lr_fn``: ``"match_rms_adamw"`` (default here,
+:math:`\mathrm{NS}_5` is five steps of the quintic Newton-Schulz iteration :math:`X \leftarrow aX
++ (bXX^\top + c(XX^\top)^2)X`, :math:`(a,b,c) = (3.4445, -4.7750, 2.0315)`, run in bfloat16 from
+:math:`X_0 = \tilde B/\lVert\tilde B\rVert_F`: it maps every singular value of the momentum to
+roughly 1 (into about [0.5, 1.5], by design of the coefficients), so each step is an approximately
+orthogonal matrix. The scale :math:`s` is ``adjust_lr_fn``: ``"match_rms_adamw"`` (default here,
 Moonshot's :math:`0.2\sqrt{\max(A,B)}`, which gives the update AdamW's RMS so that one lr and
 weight decay serve both Muon and the AdamW fallback) or ``"original"`` (Keller Jordan's
 :math:`\sqrt{\max(1, A/B)}`).
@@ -26,7 +26,9 @@ Parameter policy: Muon is defined for 2-D hidden matrices. The entry takes param
 ``wte`` or ``wpe``, or with a dotted component ``head``/``lm_head``/``..._head``/``head...``
 (``head.weight``, ``lm_head.weight``, ``heads.0.weight``) is refused -- so ``multihead_attn``'s
 projections stay with Muon. Everything refused (embeddings, the head, biases, norms, 1-D and
-4-D tensors) goes to the registry's ``adamw`` with the entry's lr and weight decay.
+4-D tensors) goes to the registry's ``adamw`` with the entry's lr and weight decay. Convolution
+filters are therefore AdamW's here (torch.optim.Muon refuses non-2-D tensors; Jordan's CIFAR-10
+runs flatten them to 2-D), so on a model with no hidden Linear layer this entry *is* AdamW.
 
 MuonClip (Kimi K2 technical report, Moonshot AI, 2025) is Muon plus QK-clip: after each
 optimizer step, for each attention layer and head :math:`h` whose largest pre-softmax logit
@@ -40,7 +42,9 @@ so that every logit :math:`q\cdot k` of that head is multiplied by :math:`\gamma
 returns to :math:`\tau`; heads at or below :math:`\tau` are untouched. This is the multi-head
 attention form (the report splits the scaling differently for MLA's shared rotary key). Biases of
 the projections, if any, are not scaled, so with biases the logit scales only approximately.
-Default :math:`\tau` = 100, the report's value.
+Default :math:`\tau` = 100, the report's value. QK-clip is ours (``qk_clip_`` below, a few lines
+on the weights): torch.optim.Muon has no such hook, and the clip needs the per-head max logits,
+which only the task's model can measure (the harness passes them in).
 
 Seed 004 describes Muon as "Adam for important parameters, SGD for the rest" and MuonClip as
 Muon with adaptive gradient clipping: both are wrong. Muon orthogonalises the momentum of each
@@ -96,11 +100,13 @@ def qk_clip_(max_logits: torch.Tensor, qk_weights, tau: float) -> torch.Tensor:
     _check_tau(tau)
     max_logits = torch.as_tensor(max_logits)
     if max_logits.ndim != 2 or max_logits.shape[0] != len(qk_weights):
-        raise ValueError(f"max_logits has shape {tuple(max_logits.shape)}; expected [layers={len(qk_weights)}, heads]")
+        raise ValueError(f"max_logits has shape {tuple(max_logits.shape)}; "
+                         f"expected [layers={len(qk_weights)}, heads]")
     factors = torch.ones(max_logits.shape, dtype=torch.float64)
     for layer, (w_q, w_k, n_heads) in enumerate(qk_weights):
         if max_logits.shape[1] != n_heads:
-            raise ValueError(f"layer {layer}: max_logits has {max_logits.shape[1]} heads, qk_weights {n_heads}")
+            raise ValueError(f"layer {layer}: max_logits has {max_logits.shape[1]} heads, "
+                             f"qk_weights {n_heads}")
         if w_q.shape != w_k.shape or w_q.ndim != 2 or w_q.shape[0] % n_heads:
             raise ValueError(f"layer {layer}: W_q {tuple(w_q.shape)} and W_k {tuple(w_k.shape)} must both be "
                              f"[n_heads*head_dim, hidden] with n_heads={n_heads}")
@@ -135,8 +141,11 @@ def _check(name):
             bad("adjust_lr_fn", "must be None, 'original' or 'match_rms_adamw'")
         if not (isinstance(hp["ns_steps"], int) and 1 <= hp["ns_steps"] < 100):
             bad("ns_steps", "must be an int in [1, 100)")
-        if "tau" in hp and not (isinstance(hp["tau"], (int, float)) and math.isfinite(hp["tau"]) and hp["tau"] > 0):
-            bad("tau", "the QK-clip threshold must be a finite number > 0")
+        if "tau" in hp:
+            try:
+                _check_tau(hp["tau"])
+            except ValueError:
+                bad("tau", "the QK-clip threshold must be a finite number > 0")
     return check
 
 

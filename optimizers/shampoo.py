@@ -22,6 +22,19 @@ raw gradient with the previous *preconditioned* step, not the paper's form) is l
 exposed. Seed 003 writes the statistics and the :math:`-1/4` root for matrices, as here; the
 general exponent is :math:`-1/2k`.
 
+Numerical caveat (measured, pytorch_optimizer 4.1.0): the roots are computed by SVD in float32
+for float32 parameters. The first statistic of a tensor is :math:`\epsilon I + GG^\top`, often of
+low rank, so its small singular values are :math:`\epsilon`; once :math:`\epsilon/\lVert G\rVert^2`
+falls below float32's resolution (~1e-7: with the default ``matrix_eps`` = 1e-6, any unfolded
+gradient with :math:`\lVert G\rVert^2 \gtrsim 10`) SVD returns noise for them -- a much too small
+preconditioner in those directions, or a zero singular value, an infinite root and a NaN step.
+The rosenbrock task (first gradient ~(-155, -50)) gives NaN at step 1 for every lr with
+``matrix_eps`` = 1e-6 and runs with 1e-4. Neural-network gradients are usually far smaller; on
+tasks with large raw gradients, tune ``matrix_eps`` (it is exposed) or run in float64.
+
+Default lr 1e-2 (the library's is 1e-3): Shampoo accumulates its statistics without decay, like
+AdaGrad, whose usual default is 1e-2.
+
 State per parameter with dimensions :math:`d_1..d_k` and :math:`n` elements, all in the
 parameter's dtype: for each dimension the statistic ``pre_cond_i`` and its root
 ``inv_pre_cond_i`` (:math:`2 d_i^2`), plus ``momentum_buffer`` (:math:`n`): the library stores the
@@ -43,7 +56,8 @@ def build_shampoo(params, **hp):
 def _check(hp):
     steps = hp["preconditioning_compute_steps"]
     if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"optimizer 'shampoo': invalid preconditioning_compute_steps={steps!r}: must be an int >= 1")
+        raise ValueError(f"optimizer 'shampoo': invalid preconditioning_compute_steps={steps!r}: "
+                         "must be an int >= 1")
     if not hp["matrix_eps"] > 0:
         raise ValueError(f"optimizer 'shampoo': invalid matrix_eps={hp['matrix_eps']!r}: must be > 0")
 

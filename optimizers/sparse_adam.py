@@ -12,9 +12,8 @@ moments included):
 (:math:`t` counts the steps at which the table had a gradient, not the row's own updates.)
 :math:`\epsilon` is added to the uncorrected :math:`\sqrt{v}` -- the "more efficient order" of
 Kingma & Ba, section 2 -- so it acts as :math:`\epsilon/\sqrt{1-\beta_2^t}` in torch.optim.Adam's
-form. This is Adam (Kingma & Ba 2015)
-restricted to the touched rows; the lazy variant is the one TensorFlow calls ``LazyAdam``.
-There is no weight decay.
+form. This is Adam (Kingma & Ba 2015) restricted to the touched rows; the lazy variant is the one
+TensorFlow Addons calls ``LazyAdam``. There is no weight decay.
 
 Parameter policy. torch.optim.SparseAdam refuses dense gradients, and a model has dense
 parameters too, so the entry takes the embedding tables -- parameters whose name contains
@@ -23,7 +22,9 @@ parameters too, so the entry takes the embedding tables -- parameters whose name
 is a property of the module (``nn.Embedding(sparse=True)``), not of the tensor the policy sees,
 so this entry is for tasks that require sparse gradients: on a task with a dense embedding
 SparseAdam raises at its first step ("SparseAdam does not support dense gradients"), and an
-embedding named otherwise goes to Adam, which raises on a sparse gradient.
+embedding named otherwise goes to Adam, which raises on a sparse gradient. On a model with no
+embedding table the entry is torch.optim.Adam. (The registry's need "sparse" means *accepts*
+sparse gradients, so ``tasks.compatible`` cannot yet keep this entry off dense-embedding tasks.)
 
 Seed 000 says Adam "handles sparse gradients" by its per-coordinate second moment; dense Adam
 still decays every row's moments every step. The lazy update here is the sparse-gradient form.
@@ -53,6 +54,6 @@ register(OptimizerSpec(
     defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8),
     lr_range=(1e-5, 1e-1),
     takes=is_embedding, fallback="adam",
-    needs=frozenset({"sparse"}),
+    needs=frozenset({"sparse", "sparse_only"}),
     state_bytes=sparse_adam_state_bytes,
 ))

@@ -109,7 +109,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int)
     run.add_argument("--out", help="write the full result record (JSON) here")
     run.set_defaults(func=cmd_run)
-    mem = sub.add_parser("memory", add_help=False, help="training memory of a large model, per optimizer "
+    sub.add_parser("memory", add_help=False, help="training memory of a large model, per optimizer "
                          "(optbench memory --help)")
     new = sub.add_parser("new-optimizer", help="write optimizers/NAME.py from a template")
     new.add_argument("name")

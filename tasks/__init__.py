@@ -121,6 +121,8 @@ def compatible(task: "Task | str", spec) -> str | None:
     missing = (set(spec.needs) & {"hessian", "attention_logits"}) - set(task.provides)
     if missing:
         return f"{spec.name} needs {', '.join(sorted(missing))}, which task {task.name} does not provide"
+    if "sparse_only" in spec.needs and "sparse" not in task.requires:
+        return f"{spec.name} needs sparse gradients, which task {task.name} does not produce"
     lacking = set(task.requires) - set(spec.needs)
     if lacking:
         return f"task {task.name} requires {', '.join(sorted(lacking))}, which {spec.name} does not accept"

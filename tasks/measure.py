@@ -8,17 +8,14 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
-import math
 import statistics
-import time
 
 import torch
 
 import optimizers
 import tasks
 from tasks import environment, protocol, records
-from tasks.harness import DTYPES, RunConfig, StepTimer, train
+from tasks.harness import RunConfig, StepTimer, train
 
 
 def _header(kind: str, config: dict, device: str, threads: int) -> dict:

@@ -63,7 +63,8 @@ def check_config(config: dict) -> None:
     known("optimizers", config["optimizers"], optimizers.names())
     for task, names_ in config.get("task_optimizers", {}).items():
         known("task_optimizers keys", [task], config["tasks"])
-        known(f"task_optimizers.{task}", names_, config["optimizers"])
+        known(f"task_optimizers.{task}", names_, optimizers.names())
+    known("steptime.optimizers", config["steptime"].get("optimizers", []), optimizers.names())
     for measurement in ("stability", "steptime"):
         known(f"{measurement}.tasks", config[measurement]["tasks"], config["tasks"])
     overlap = sorted(set(config["tuning"]["seeds"]) & set(config["final_seeds"]))

@@ -17,7 +17,6 @@ backward of a loss on labels sampled from the model (needs "hessian"), and
 from __future__ import annotations
 
 import copy
-import dataclasses
 import io
 import math
 
@@ -165,6 +164,10 @@ HP_OVERRIDES = {
     # for networks, 10x below Adam's) moves at most 0.03 in 300 steps, less than the distances here.
     ("lion", "quadratic"): {"lr": 1e-3},
     ("lion", "rosenbrock"): {"lr": 1e-3},
+    # Shampoo's roots are float32 SVDs: with the default matrix_eps 1e-6 the first statistic
+    # eps*I + g g^T (|g|^2 ~ 5e4 here) has its small singular value below float32 resolution and
+    # the result depends on SVD round-off (see optimizers/shampoo.py); 1e-2 is resolved.
+    ("shampoo", "rosenbrock"): {"matrix_eps": 1e-2},
     # Sophia as Lion; and bs=1 because the toy Hessian estimate below is one sample (g = J^T u).
     ("sophia", "quadratic"): {"lr": 1e-3, "bs": 1},
     ("sophia", "rosenbrock"): {"lr": 1e-3, "bs": 1},
@@ -233,22 +236,8 @@ def test_lowers_toy_loss(name, kind):
 # --------------------------------------------------------------------------------------------
 # 3. measured state == analytic model
 
-def unwired_shared_state_bytes(name, named) -> int:
-    """State shared by all parameters of an entry (bitsandbytes' quantisation maps), declared by
-    the entry as ``shared_state_bytes`` but not (yet) added by ``model_state_bytes``."""
-    spec = optimizers.get(name)
-    if "shared_state_bytes" in {f.name for f in dataclasses.fields(optimizers.OptimizerSpec)}:
-        return 0   # the registry counts it itself
-    total = 0
-    taken, rest = split_parameters(spec, named)
-    for s, params in ((spec, taken), (optimizers.get(spec.fallback) if rest else None, rest)):
-        fn = getattr(s, "shared_state_bytes", None) if s is not None else None
-        if fn and params:
-            total += fn([(tuple(p.shape), p.dtype) for _, p in params])
-    return total
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16],
+                         ids=["float32", "float64", "bfloat16"])
 @pytest.mark.parametrize("name", NAMES)
 def test_state_bytes_match_model(name, dtype):
     spec, model, opt = make(name, dtype)
@@ -258,7 +247,7 @@ def test_state_bytes_match_model(name, dtype):
     train(spec, model, opt, 0, 3, dtype)
     measured = state_bytes(opt)
     modelled = model_state_bytes(name, named, spec.hparams())
-    assert measured == modelled + unwired_shared_state_bytes(name, named), (
+    assert measured == modelled, (
         f"{name}: measured {measured} B, model {modelled} B")
 
 

@@ -248,3 +248,87 @@ def test_adam8bit_small_params_are_adamw():
     adam = run_opt(lambda ps: torch.optim.Adam(ps, **hp))
     assert torch.allclose(bnb, adamw, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(bnb, adam, rtol=1e-3, atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------
+# Library entries follow the update rules their docstrings state (float64, from the equations)
+
+def _run_entry(name, hp, init, grads):
+    p = torch.nn.Parameter(init.clone())
+    opt = build_optimizer(name, [("w", p)], hp)
+    out = []
+    for g in grads:
+        p.grad = g.clone()
+        opt.step()
+        out.append(p.detach().clone())
+    return out
+
+
+def _problem(shape=(5, 4), steps=30):
+    g = torch.Generator().manual_seed(3)
+    return (torch.randn(shape, generator=g, dtype=torch.float64),
+            [torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(steps)])
+
+
+def _lamb(init, grads, lr, wd, bias_correction, eps=1e-6, b1=0.9, b2=0.999):
+    th, m, v, out = init.clone(), torch.zeros_like(init), torch.zeros_like(init), []
+    for t, g in enumerate(grads, 1):
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        mh, vh = (m / (1 - b1 ** t), v / (1 - b2 ** t)) if bias_correction else (m, v)
+        u = mh / (vh.sqrt() + eps) + wd * th
+        th = th - lr * min(th.norm().item(), 10.0) / (u.norm().item() + eps) * u
+        out.append(th.clone())
+    return out
+
+
+def test_lamb_entry_is_the_papers_update():
+    init, grads = _problem()
+    # lambda = 0: the paper's Algorithm 2 (bias-corrected) up to eps
+    ours = _run_entry("lamb", dict(lr=1e-2, weight_decay=0.0), init, grads)
+    assert max_relative_difference(ours, _lamb(init, grads, 1e-2, 0.0, bias_correction=True)) <= 1e-4
+    # lambda > 0: exactly the docstring's form (decay inside the ratio, no bias correction)
+    ours = _run_entry("lamb", dict(lr=1e-2, weight_decay=0.1), init, grads)
+    assert max_relative_difference(ours, _lamb(init, grads, 1e-2, 0.1, bias_correction=False)) <= 1e-12
+
+
+def test_lion_entry_update():
+    init, grads = _problem()
+    th, m, expected = init.clone(), torch.zeros_like(init), []
+    for g in grads:
+        c = 0.9 * m + 0.1 * g
+        th = th * (1 - 1e-2 * 0.1) - 1e-2 * torch.sign(c)
+        m = 0.99 * m + 0.01 * g
+        expected.append(th.clone())
+    assert max_relative_difference(_run_entry("lion", dict(lr=1e-2, weight_decay=0.1), init, grads), expected) <= 1e-12
+
+
+def _inverse_root(m, k):
+    e, v = torch.linalg.eigh(m)
+    return v @ torch.diag(e ** (-1.0 / k)) @ v.T
+
+
+def test_shampoo_entry_update():
+    init, grads = _problem(steps=10)
+    th, left, right, expected = init.clone(), 1e-6 * torch.eye(5, dtype=torch.float64), \
+        1e-6 * torch.eye(4, dtype=torch.float64), []
+    for g in grads:
+        left, right = left + g @ g.T, right + g.T @ g
+        th = th - 1e-2 * _inverse_root(left, 4) @ g @ _inverse_root(right, 4)
+        expected.append(th.clone())
+    assert max_relative_difference(_run_entry("shampoo", dict(lr=1e-2), init, grads), expected) <= 1e-10
+
+
+def test_adafactor_hf_entry_update():
+    init, grads = _problem()
+    th, row, col, expected = init.clone(), torch.zeros(5, dtype=torch.float64), torch.zeros(4, dtype=torch.float64), []
+    lr, wd = 1e-2, 0.1
+    for t, g in enumerate(grads, 1):
+        beta = 1 - t ** -0.8
+        g2 = g * g + 1e-30
+        row, col = beta * row + (1 - beta) * g2.mean(1), beta * col + (1 - beta) * g2.mean(0)
+        u = g / (torch.outer(row, col) / row.mean()).sqrt()
+        u = u / max(1.0, (u.norm() / math.sqrt(u.numel())).item())
+        th = th * (1 - wd * lr) - lr * u
+        expected.append(th.clone())
+    ours = _run_entry("adafactor-hf", dict(lr=lr, weight_decay=wd), init, grads)
+    assert max_relative_difference(ours, expected) <= 1e-12

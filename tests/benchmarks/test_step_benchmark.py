@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import time
 
 import pytest
 import torch
@@ -31,6 +33,13 @@ from report.roofline import bytes_moved_per_step
 # OPTBENCH_BENCH_THREADS (torch threads; default the suite's 1, see tests/conftest.py).
 SIZES = [s.strip() for s in os.environ.get("OPTBENCH_BENCH_SIZES", "10M").split(",") if s.strip()]
 ROUNDS = int(os.environ.get("OPTBENCH_BENCH_ROUNDS", "10"))
+# A step slower than this is not timed (skipped with its time): at 10M on this 2-core CPU that is
+# Muon (bfloat16 Newton-Schulz matmuls, ~25 s without native bf16) and Shampoo (an SVD of the
+# 8192 x 8192 embedding factor every step). OPTBENCH_BENCH_BUDGET_S bounds each entry's timed
+# rounds (never fewer than MIN_ROUNDS).
+MAX_STEP_S = float(os.environ.get("OPTBENCH_BENCH_MAX_STEP_S", "5"))
+BUDGET_S = float(os.environ.get("OPTBENCH_BENCH_BUDGET_S", "10"))
+MIN_ROUNDS = 3
 
 VOCAB = 8192        # a small-model vocabulary; the LM head is tied to the embedding
 ASPECT = 64         # width / depth, as GPT-2 small (768 / 12)
@@ -111,8 +120,49 @@ def size_params(label: str) -> int:
     return int(parse_count(label))
 
 
+class _TooSlow(Exception):
+    pass
+
+
+def first_step(opt, label: str) -> float:
+    """Run (and time) the first step; skip the benchmark if it takes longer than MAX_STEP_S.
+
+    A SIGALRM interrupts the step at the first Python bytecode after the limit (a long native
+    op, such as one big SVD, still runs to its end), so a pathological step costs about the limit.
+    """
+    def alarm(signum, frame):
+        raise _TooSlow
+
+    use_alarm = hasattr(signal, "setitimer") and MAX_STEP_S > 0
+    if use_alarm:
+        previous = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, MAX_STEP_S)
+    t0 = time.perf_counter()
+    try:
+        opt.step()
+    except _TooSlow:
+        pytest.skip(f"{label}: one step takes more than OPTBENCH_BENCH_MAX_STEP_S={MAX_STEP_S:g} s "
+                    f"(interrupted after {time.perf_counter() - t0:.1f} s)")
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    seconds = time.perf_counter() - t0
+    if seconds > MAX_STEP_S:
+        pytest.skip(f"{label}: one step took {seconds:.1f} s > OPTBENCH_BENCH_MAX_STEP_S={MAX_STEP_S:g} s")
+    return seconds
+
+
+def warm_up(opt, label: str) -> int:
+    """WARMUP_STEPS untimed steps (the first one bounded by MAX_STEP_S); returns the rounds to time."""
+    seconds = first_step(opt, label)
+    for _ in range(WARMUP_STEPS - 1):
+        opt.step()
+    return max(MIN_ROUNDS, min(ROUNDS, int(BUDGET_S / max(seconds, 1e-9))))
+
+
 def _time(benchmark, step, label: str, model_name: str, size: str, named, threads: int, bw: float,
-          results: list) -> None:
+          results: list, rounds: int) -> None:
     n = sum(p.numel() for _, p in named)
     moved = bytes_moved_per_step(model_name, n, named_params=named)
     floor = moved / bw
@@ -120,9 +170,9 @@ def _time(benchmark, step, label: str, model_name: str, size: str, named, thread
     benchmark.extra_info.update({
         "optimizer": label, "size": size, "n_params": n, "n_tensors": len(named), "threads": threads,
         "bytes_moved_per_step": moved, "bytes_per_param": moved / n, "bytes_model": model_name,
-        "bandwidth_bytes_per_s": bw, "floor_seconds": floor,
+        "bandwidth_bytes_per_s": bw, "floor_seconds": floor, "rounds": rounds,
     })
-    benchmark.pedantic(step, rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS, iterations=1)
+    benchmark.pedantic(step, rounds=rounds, warmup_rounds=WARMUP_ROUNDS, iterations=1)
     stats = getattr(getattr(benchmark, "stats", None), "stats", None)
     if stats is None:  # --benchmark-disable: the step ran once, untimed
         return
@@ -145,13 +195,12 @@ def test_registry_step(benchmark, name, size, threads, bandwidth, step_results):
     except Exception as e:  # e.g. a library missing on this machine, or an entry being written
         pytest.skip(f"{name}: build failed: {type(e).__name__}: {e}")
     try:
-        for _ in range(WARMUP_STEPS):
-            opt.step()
+        rounds = warm_up(opt, name)
     except RuntimeError as e:
         if "sparse" in spec.needs and "sparse" in str(e).lower():
             pytest.skip(f"{name} needs sparse gradients; with dense ones: {e}")
         raise
-    _time(benchmark, opt.step, name, name, size, named, threads, bandwidth, step_results)
+    _time(benchmark, opt.step, name, name, size, named, threads, bandwidth, step_results, rounds)
 
 
 ADAMW_VARIANTS = {"loop": dict(foreach=False, fused=False), "foreach": dict(foreach=True, fused=False),
@@ -165,13 +214,13 @@ def test_torch_adamw_step(benchmark, variant, size, threads, bandwidth, step_res
     hp = optimizers.get("adamw").hparams()
     try:
         opt = torch.optim.AdamW([p for _, p in named], **hp, **ADAMW_VARIANTS[variant])
-        for _ in range(WARMUP_STEPS):
-            opt.step()
+        rounds = warm_up(opt, f"torch-adamw-{variant}")
     except RuntimeError as e:
         if variant == "fused":
             pytest.skip(f"torch {torch.__version__} has no fused AdamW on CPU: {e}")
         raise
-    _time(benchmark, opt.step, f"torch-adamw-{variant}", "adamw", size, named, threads, bandwidth, step_results)
+    _time(benchmark, opt.step, f"torch-adamw-{variant}", "adamw", size, named, threads, bandwidth, step_results,
+          rounds)
 
 
 def test_transformer_shapes_are_realistic():

@@ -6,7 +6,8 @@ def all_records(w=None):
     found = [f"{RUNS}/final/{t}/{o}/seed{s}.json" for t, o in pairs() for s in config["final_seeds"]]
     found += [f"{RUNS}/tune/{t}/{o}.json" for t, o in pairs()]
     found += [f"{RUNS}/stability/{t}/{o}.json" for t, o in pairs(config["stability"]["tasks"])]
-    found += [f"{RUNS}/steptime/{t}/{o}.json" for t, o in pairs(config["steptime"]["tasks"])]
+    found += [f"{RUNS}/steptime/{t}/{o}.json"
+              for t, o in pairs(config["steptime"]["tasks"], config["steptime"].get("optimizers"))]
     return found
 
 

@@ -34,10 +34,11 @@ def sources(w):
     return found
 
 
-def pairs(task_list=None):
+def pairs(task_list=None, optimizer_list=None):
     """(task, optimizer) pairs to run; pairs that cannot run go to SKIPPED, with why."""
     tasks_ = config["tasks"] if task_list is None else task_list
-    return [(t, o) for t in tasks_ for o in optimizers_for(t) if tasks.compatible(t, optimizers.get(o)) is None]
+    return [(t, o) for t in tasks_ for o in (optimizer_list or optimizers_for(t))
+            if tasks.compatible(t, optimizers.get(o)) is None]
 
 
 def optimizers_for(task):
