@@ -194,7 +194,7 @@ register(Task(
     description="L2-regularised (1e-3) logistic regression on breast cancer (569 x 30, standardised), "
                 "full batch; f* by Newton in float64",
     metric=Metric("suboptimality", "min", target=1e-4),
-    sizes={"smoke": dict(steps=50), "cpu": dict(steps=1000), "gpu": dict(steps=3000)},
+    sizes={"smoke": dict(steps=50), "cpu": dict(steps=300), "gpu": dict(steps=3000)},
     build=build_logreg, eval_every=10,
 ))
 
@@ -202,7 +202,7 @@ register(Task(
     name="rosenbrock", family="convex",
     description="2-D Rosenbrock (1-x)^2 + 100(y-x^2)^2 from (-1.5, 2) + 0.1 N(0, I); f* = 0 at (1, 1)",
     metric=Metric("suboptimality", "min", target=1e-3),
-    sizes={"smoke": dict(steps=100), "cpu": dict(steps=2000), "gpu": dict(steps=10000)},
+    sizes={"smoke": dict(steps=100), "cpu": dict(steps=1000), "gpu": dict(steps=10000)},
     build=build_rosenbrock, eval_every=20,
 ))
 

@@ -166,7 +166,7 @@ def build(size, seed, device, dtype, *, sparse):
 
 SIZES = {
     "smoke": dict(vocab=1000, dim=16, classes=8, batch=128, steps=30),
-    "cpu": dict(vocab=20000, dim=32, classes=16, batch=512, steps=400),
+    "cpu": dict(vocab=20000, dim=32, classes=16, batch=512, steps=200),
     "gpu": dict(vocab=500_000, dim=64, classes=16, batch=8192, steps=4000),
 }
 

@@ -214,7 +214,7 @@ def build(size, seed, device, dtype):
 
 SIZES = {
     "smoke": dict(hidden=32, batch=64, steps=100, r1=R1_GAMMA),
-    "cpu": dict(hidden=64, batch=128, steps=1500, r1=R1_GAMMA),
+    "cpu": dict(hidden=64, batch=128, steps=500, r1=R1_GAMMA),
     "gpu": dict(hidden=512, batch=4096, steps=10000, r1=R1_GAMMA),
 }
 

@@ -293,7 +293,7 @@ register(Task(
         "smoke": dict(layers=2, dim=32, heads=2, ffn=64, seq=32, batch=8, corpus_bytes=1 << 16,
                       val_windows=8, steps=20),
         "cpu": dict(layers=2, dim=64, heads=4, ffn=192, seq=64, batch=16, corpus_bytes=1 << 20,
-                    val_windows=64, steps=300),
+                    val_windows=64, steps=200),
         "gpu": dict(layers=8, dim=512, heads=8, ffn=1408, seq=512, batch=32, corpus_bytes=None,
                     include_tests=True, val_windows=256, steps=3000),
     },
