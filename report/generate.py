@@ -96,6 +96,34 @@ def curves_figure(curves: pd.DataFrame, task: str, metric: str, out: Path) -> st
     return save(fig, out, f"curves-{task}")
 
 
+def final_evals(curves: pd.DataFrame, task: str, exclude=("loss",)) -> pd.DataFrame:
+    """Each evaluated series at each run's last evaluation, averaged over seeds: optimizer x series."""
+    c = curves[(curves.task == task) & ~curves.series.isin(exclude) & (curves.step > 0)]
+    if c.empty:
+        return pd.DataFrame()
+    last = c[c.step == c.groupby(["optimizer", "seed"]).step.transform("max")]
+    return last.groupby(["optimizer", "series"]).value.mean().unstack("series")
+
+
+def extras_lines(curves: pd.DataFrame, task: str, metric: str, out: Path) -> list[str]:
+    """What the task evaluates besides its metric (per-bucket losses, modes covered, perplexity...)."""
+    table = final_evals(curves, task, exclude=("loss", metric))
+    if table.empty:
+        return []
+    lines = ["Other evaluated quantities at the end of the final runs (mean over seeds):", "",
+             md_table(table.reset_index().map(lambda x: fmt(x) if isinstance(x, float) else x)), ""]
+    buckets = [c for c in table.columns if c.startswith("loss_")]
+    if buckets:
+        d = table[buckets].reset_index().melt(id_vars="optimizer", var_name="bucket", value_name="loss")
+        d["bucket"] = d["bucket"].str.removeprefix("loss_")
+        fig, ax = plt.subplots(figsize=(7.5, 3.6))
+        sns.barplot(data=d, x="optimizer", y="loss", hue="bucket", ax=ax)
+        ax.tick_params(axis="x", rotation=45)
+        ax.set_title(f"{task}: validation loss by id-frequency bucket (head = most frequent ids)")
+        lines += [f"![buckets {task}]({save(fig, out, f'buckets-{task}')})", ""]
+    return lines
+
+
 def rank_table(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     direction = runs.groupby("task")["direction"].first()
     ranks = {}
@@ -239,6 +267,7 @@ def write_report(tables_dir, out_dir) -> Path:
                       f"{len(r.seed.unique())} seeds.", "",
                       md_table(g.drop(columns=["task", "_mean"])), "",
                       f"![curves {task}]({curves_figure(curves, task, metric, out)})", ""]
+            lines += extras_lines(curves, task, metric, out)
     if len(t["skipped"]):
         lines += ["## Pairs not run", "", md_table(t["skipped"]), ""]
     if len(tuning):
