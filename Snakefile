@@ -7,7 +7,11 @@ from snakemake.utils import min_version
 min_version("8.0")
 
 
-configfile: "workflows/config/cpu.yaml"
+# The default profile only when none is given: Snakemake merges config files key by key, so a
+# default loaded under --configfile would leak its keys (task lists, step-time optimizers) into it.
+if "profile" not in config:
+
+    configfile: "workflows/config/cpu.yaml"
 
 
 include: "workflows/rules/common.smk"

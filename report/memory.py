@@ -29,7 +29,9 @@ empty tensor of the same rank) and reported as ``state_bytes_per_tensor``: a 70B
 a thousand tensors, so they add kilobytes. Where the rate depends on the shape -- Adafactor's
 factored second moment is :math:`a + b` numbers for an :math:`a \times b` matrix, O(n+m), not
 O(nm); 8-bit optimizers keep float32 state for tensors under 4096 elements -- the ``note`` field
-says so, with the rate at other shapes. Entries that take only some parameters and hand the rest
+says so, with the rate at other shapes. State shared by all the parameters of an optimizer
+(``shared_state_bytes``: bitsandbytes' 2 KB of quantisation maps) is a constant too, named in the
+note and not counted. Entries that take only some parameters and hand the rest
 to a fallback (SparseAdam: embeddings; Muon: hidden matrices) are charged for the representative
 hidden matrix by whichever of the two would own it, and the note names both.
 
@@ -70,7 +72,7 @@ PRECISION_BYTES = {"fp32": (4, 4, 0), "mixed": (2, 2, 4)}
 
 LEAVES_OUT = ("Leaves out: activations, temporary buffers (fp32 gradient copies, all-reduce buckets, "
               "optimizer scratch), allocator fragmentation and the framework/CUDA context; "
-              "per-tensor constants (e.g. a 4 B step tensor per parameter tensor) are not counted.")
+              "constants are not counted (a 4 B step tensor per parameter tensor, 8-bit quantisation maps).")
 SEED_OMITS = ("Seed 001's 70B table (fp16 p + fp16 g + fp32 m, v = 840 GB) omits the fp32 master weights "
               "that mixed precision keeps (4 B/param: +280 GB, 1120 GB in all).")
 
@@ -105,6 +107,10 @@ def state_rate(optimizer: str, dtype: torch.dtype = torch.float32) -> dict:
                      f"the rest go to {spec.fallback!r}: {own_rate:.4g} B/param on its own, "
                      f"{fb_rate:.4g} B/param on the fallback's; charged at the rate of {owner.name!r}")
     per_param, per_tensor = _rate(owner.state_bytes, REPRESENTATIVE, dtype)
+    shared = getattr(owner, "shared_state_bytes", None)
+    if shared:
+        notes.append(f"plus {shared([(REPRESENTATIVE, dtype)]):g} B shared by all its parameters, once per "
+                     f"optimizer (not counted)")
     probes = {label: _rate(owner.state_bytes, shape, dtype)[0] for label, shape in PROBES.items()}
     if any(not math.isclose(r, per_param, rel_tol=1e-2, abs_tol=1e-9) for r in probes.values()):
         notes.append("state depends on shape: " + ", ".join(

@@ -17,7 +17,11 @@ memory-bound), extra passes an implementation makes (torch's foreach and for-loo
 kernel per operation, each a pass over memory), and write-allocate traffic on CPUs (a store to
 a line not in cache first reads it: ``a += b`` reads ``a`` anyway, so it is not affected, but a
 step that writes fresh buffers is). The bandwidth is that of the calling thread pool:
-``torch.get_num_threads()`` at the time of the call.
+``torch.get_num_threads()`` at the time of the call. On one core it is not a hard ceiling: a
+core's bandwidth is limited by the misses it keeps in flight, and a kernel streaming more arrays
+at once (fused AdamW: 7) can beat ``a += b`` (3), so a step can show more than 100% of its
+floor; on a shared machine the bandwidth also moves with the load, so measure it next to the
+timing it is compared with.
 """
 from __future__ import annotations
 
@@ -60,26 +64,31 @@ def bandwidth_bytes_per_s(device="cpu", n_bytes: int = 256 * 2**20, repeats: int
     return 3 * n * 4 / best
 
 
-def bytes_moved_per_step(optimizer_name: str, n_params: int, named_params=None,
+def bytes_moved_per_step(optimizer_name: str, n_params: int | None = None, named_params=None,
                          dtype: torch.dtype = torch.float32) -> float:
     """Bytes one step of registry entry `optimizer_name` must move over `n_params` parameters.
 
     ``n_params * 3 * itemsize`` (read p, read g, write p) ``+ 2 * state_bytes`` (read and write
     every state tensor). Without `named_params` the state is the registry's per-parameter rate at
-    a (4096, 4096) matrix (`report.memory.state_rate`, per-tensor constants excluded), so AdamW
-    fp32 gives exactly 28 B/param; with `named_params` ((name, tensor) pairs) it is the registry's
-    exact model for those tensors, fallback included (`optimizers.model_state_bytes`).
+    a (4096, 4096) matrix of `dtype` (`report.memory.state_rate`, per-tensor constants
+    excluded), so AdamW fp32 gives exactly 28 B/param. With `named_params` ((name, tensor) pairs,
+    as ``model.named_parameters()``) everything comes from those tensors: the parameter bytes from
+    the trainable ones (their own dtypes; `n_params` is then ignored and may be 0 or None) and the
+    state from the registry's exact model for them, fallback and shared state included
+    (`optimizers.model_state_bytes`).
     """
     if named_params is not None:
         named_params = list(named_params)
-        state = optimizers.model_state_bytes(optimizer_name, named_params)
-        dtype = named_params[0][1].dtype if named_params else dtype
-    else:
-        from report.memory import state_rate
-        state = state_rate(optimizer_name, dtype)["bytes_per_param"] * n_params
+        trainable = [p for _, p in named_params if p.requires_grad]
+        params = sum(3 * p.numel() * p.element_size() for p in trainable)
+        return params + 2 * optimizers.model_state_bytes(optimizer_name, named_params)
+    if n_params is None:
+        raise ValueError("bytes_moved_per_step needs n_params or named_params")
+    from report.memory import state_rate
+    state = state_rate(optimizer_name, dtype)["bytes_per_param"] * n_params
     return n_params * 3 * itemsize(dtype) + 2 * state
 
 
-def floor_seconds(optimizer_name: str, n_params: int, bandwidth: float, named_params=None) -> float:
-    """The roofline floor of one step: bytes it must move over `bandwidth` (bytes/s)."""
+def floor_seconds(optimizer_name: str, n_params: int | None, bandwidth: float, named_params=None) -> float:
+    """The roofline floor of one step: `bytes_moved_per_step` over `bandwidth` (bytes/s)."""
     return bytes_moved_per_step(optimizer_name, n_params, named_params) / bandwidth

@@ -21,10 +21,10 @@ gradient of *its own* objective only:
 (means over the batch; :math:`\mathrm{sg}` = stop-gradient; :math:`x` real, :math:`z` latent). The
 last term of :math:`L_D` is the R1 penalty (Mescheder, Geiger & Nowozin 2018, "Which training
 methods for GANs actually converge?"), :math:`\gamma = 0.1`, on real samples only: without it,
-simultaneous gradient play on this problem hops between modes: at the CPU size (1500 steps, Adam
-:math:`\beta = (0.5, 0.999)`, lr 1e-3 / 2e-3 / 4e-3, two seeds each) no run ended with all eight
-modes (energy distance 0.03-0.08), while with it the runs at lr 2e-3 and 4e-3 all ended with
-eight (about 0.01). Its gradient is a double backward through
+simultaneous gradient play on this problem hops between modes: in 1500 steps (the CPU size's
+network and batch, Adam :math:`\beta = (0.5, 0.999)`, lr 1e-3 / 2e-3 / 4e-3, two seeds each) no
+run ended with all eight modes (energy distance 0.03-0.08), while with it the runs at lr 2e-3 and
+4e-3 all ended with eight (about 0.01). Its gradient is a double backward through
 :math:`D` and reaches only :math:`\psi`. In :math:`L_D` the fake samples are
 detached, so no gradient reaches :math:`\phi`; in :math:`L_G` the discriminator is evaluated with
 *detached copies* of its parameters (``MLP.forward(x, frozen=True)``; equivalent to
@@ -44,10 +44,12 @@ per-parameter optimizer is otherwise unaffected by the two objectives sharing on
 declares it as ``Task.hparam_defaults={"betas": GAN_BETAS}``, which the harness applies to every
 optimizer entry that has a ``betas`` hyperparameter (a tuning override still wins).
 ``gan-ring8-beta1-0.9`` is the same problem (data, initialisation, metric) with
-``betas=(0.9, 0.999)``: the ablation for seed 001's claim. In a calibration at the CPU size
-(lr 1e-3 / 2e-3 / 4e-3, seeds 0 and 1), Adam ended at energy distance 0.009-0.030 with 5-8 modes
-(all eight in the four runs at lr 2e-3 and 4e-3) with :math:`\beta_1 = 0.5`, and at 0.022-0.055
-with 0-5 modes with :math:`\beta_1 = 0.9`; the pipeline's runs are the measurement.
+``betas=(0.9, 0.999)``: the ablation for seed 001's claim. Calibration (seeds 0 and 1): in 1500
+steps at lr 1e-3 / 2e-3 / 4e-3, Adam ended at energy distance 0.009-0.030 with 5-8 modes (all
+eight in the four runs at lr 2e-3 and 4e-3) with :math:`\beta_1 = 0.5`, and at 0.022-0.055 with
+0-5 modes with :math:`\beta_1 = 0.9`; in the CPU size's 500 steps at lr 2e-3 / 4e-3 / 8e-3, at
+0.034-0.068 (the target 0.05 reached by step 300-400 at lr 4e-3 and 8e-3) against 0.076-1.12
+(never reached). The pipeline's runs are the measurement.
 
 **Metrics** on 1000 generated samples from a fixed latent batch and 1000 fixed real samples
 (stream ``gan:eval`` of seed 0, the same for every seed and optimizer):
@@ -60,8 +62,11 @@ with 0-5 modes with :math:`\beta_1 = 0.9`; the pipeline's runs are the measureme
   distributions agree. It punishes missing modes far more than blur: with 1000 samples, an
   independent sample of the data scores 0.002-0.004, all modes blurred to :math:`\sigma` = 0.1 /
   0.2 / 0.3 about 0.004 / 0.014 / 0.022, one mode missing about 0.05, two missing about 0.19,
-  collapse to one mode about 2.45. The target 0.02 thus asks for (nearly) all modes, not for sharp ones, which
-  ``high_quality`` reports;
+  collapse to one mode about 2.45. The target 0.05 asks for a generator that has spread its mass
+  over the ring (about seven sharp modes, or all eight blurred), not for sharp modes, which
+  ``high_quality`` reports. The CPU size's 500 steps are about what that takes; covering the
+  modes takes 1000-1500 (see above), and ``steps=1500`` with a target of 0.02 is the setting
+  that measures it;
 - ``collapsed``: 1.0 when ``modes_covered`` ≤ 2 (``mode_collapse``).
 """
 from __future__ import annotations
@@ -224,8 +229,8 @@ for _name, _betas, _what in (("gan-ring8", GAN_BETAS, "Adam-family betas (0.5, 0
         name=_name, family="gan",
         description="MLP GAN on a ring of 8 Gaussians (R=2, sigma=0.05); simultaneous D/G updates from "
                     f"one loss; metric energy distance to the data; {_what}",
-        metric=Metric("energy_distance", "min", target=0.02),
+        metric=Metric("energy_distance", "min", target=0.05),
         sizes=SIZES,
-        build=build, eval_every=100,
+        build=build, eval_every=50,
         hparam_defaults={"betas": _betas},
     ))

@@ -1,0 +1,76 @@
+"""CUDA paths: run on a GPU machine, skipped without one (CI has none).
+
+    python -m pytest tests/test_cuda.py -m cuda
+"""
+import pytest
+import torch
+
+import optimizers
+from tasks.harness import RunConfig, StepTimer, train
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+
+def test_step_timer_uses_cuda_events():
+    dev = torch.device("cuda")
+    timer = StepTimer(dev)
+    a = torch.randn(4096, 4096, device=dev)
+    for _ in range(3):
+        with timer:
+            a = a @ a / 4096
+    times = timer.times()
+    assert len(times) == 3 and all(t > 0 for t in times)
+
+
+def test_run_on_cuda_records_peak_memory_and_matches_memory_model():
+    r = train(RunConfig("lm-stdlib", "adamw", size="smoke", device="cuda", steps=5))
+    assert r["environment"]["device"] == "cuda" and r["environment"]["cuda"]
+    assert r["peak_memory_bytes"] > 0
+    assert r["state_bytes"]["measured"] == r["state_bytes"]["model"]
+
+
+def test_fused_adamw_matches_foreach():
+    torch.manual_seed(0)
+    p1 = torch.nn.Parameter(torch.randn(1000, 100, device="cuda"))
+    p2 = torch.nn.Parameter(p1.detach().clone())
+    o1 = torch.optim.AdamW([p1], lr=1e-3, fused=True)
+    o2 = torch.optim.AdamW([p2], lr=1e-3, foreach=True)
+    for _ in range(10):
+        g = torch.randn_like(p1)
+        p1.grad, p2.grad = g.clone(), g.clone()
+        o1.step()
+        o2.step()
+    torch.testing.assert_close(p1, p2, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["adam8bit", "adamw8bit"])
+def test_bitsandbytes_8bit_on_cuda(name):
+    model = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Linear(256, 8)).cuda()
+    named = list(model.named_parameters())
+    opt = optimizers.build_optimizer(name, named)
+    for _ in range(3):
+        model(torch.randn(32, 256, device="cuda")).pow(2).mean().backward()
+        opt.step()
+        opt.zero_grad()
+    assert optimizers.state_bytes(opt) == optimizers.model_state_bytes(name, named)
+
+
+@pytest.mark.parametrize("name", ["muon", "muonclip"])
+def test_muon_family_on_the_lm(name):
+    r = train(RunConfig("lm-stdlib", name, size="smoke", device="cuda", steps=10))
+    assert not r["diverged"] and r["curves"]["loss"][-1] < r["curves"]["loss"][0]
+
+
+def test_fp16_autocast_with_grad_scaler_steps():
+    model = torch.nn.Linear(64, 64).cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scaler = torch.amp.GradScaler("cuda")
+    for _ in range(5):
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss = model(torch.randn(16, 64, device="cuda")).float().pow(2).mean()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        opt.zero_grad()
+    assert scaler.get_scale() > 0
