@@ -133,7 +133,6 @@ def test_builds_and_steps(name):
     assert isinstance(opt, Composite) == bool(taken and rest)
     if spec.takes is not None:
         assert taken, f"{name}'s policy takes no parameter of the test model"
-        assert {n for n, _ in rest} >= {"embed.weight", "head.weight"} or "sparse" in spec.needs
     # every parameter in exactly one group
     in_groups = [id(p) for g in opt.param_groups for p in g["params"]]
     assert sorted(in_groups) == sorted(id(p) for _, p in named)
@@ -145,6 +144,17 @@ def test_builds_and_steps(name):
     for (n, p), p0 in zip(named, before):
         assert torch.isfinite(p).all(), n
         assert not torch.equal(p, p0), f"{name} did not move {n}"
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if optimizers.get(n).family == "muon"])
+def test_muon_leaves_embedding_head_and_vectors_to_its_fallback(name):
+    # Muon orthogonalises hidden matrices only: an embedding's rows and the head's columns are
+    # not a linear map between hidden spaces (Jordan et al. 2024), and 1-D/4-D tensors have no
+    # matrix to orthogonalise.
+    spec = optimizers.get(name)
+    taken, rest = split_parameters(spec, list(Tiny().named_parameters()))
+    assert {n for n, _ in taken} == {"attn_q.weight", "attn_k.weight", "hidden.weight"}
+    assert {n for n, _ in rest} >= {"embed.weight", "head.weight", "conv.weight", "norm.weight"}
 
 
 # --------------------------------------------------------------------------------------------
