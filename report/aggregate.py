@@ -10,9 +10,8 @@ import pandas as pd
 
 from tasks import records
 
-TABLES = ("runs.csv", "curves.csv", "tuning.csv", "stability.csv", "steptime.csv", "monitor.csv", "skipped.csv",
-          "memory_model.csv",
-          "environment.json")
+TABLES = ("runs.csv", "curves.csv", "tuning.csv", "stability.csv", "steptime.csv", "monitor.csv", "samples.csv",
+          "skipped.csv", "memory_model.csv", "environment.json")
 CURVE_POINTS = 200  # per run: enough for a figure, small enough to publish
 
 
@@ -80,7 +79,7 @@ def write_tables(paths, out_dir, skipped=(), optimizer_names=()) -> Path:
     `optimizer_names`: the profile's optimizers, for the large-model memory table (default: all)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs, curves, tuning, stability, steptime, monitor = [], [], [], [], [], []
+    runs, curves, tuning, stability, steptime, monitor, samples = [], [], [], [], [], [], {}
     environment, compute_seconds = None, 0.0
     for path in sorted(map(str, paths)):
         r = records.read(path)
@@ -89,6 +88,8 @@ def write_tables(paths, out_dir, skipped=(), optimizer_names=()) -> Path:
             curves += curve_rows(r)
             key = dict(task=r["task"]["name"], optimizer=r["optimizer"]["name"], seed=r["config"]["seed"])
             monitor += [{**key, **row} for row in r.get("monitor", [])]
+            if r.get("samples"):
+                samples[(key["task"], key["optimizer"], key["seed"])] = r["samples"]
             compute_seconds += r["train_seconds"]
             environment = environment or r["environment"]
         elif r["kind"] == "sweep":
@@ -108,8 +109,13 @@ def write_tables(paths, out_dir, skipped=(), optimizer_names=()) -> Path:
                              "ratio_to_baseline": r["ratio_to_baseline"], "n_params": r["n_params"],
                              "bandwidth_GBps": r["bandwidth_bytes_per_s"] / 1e9,
                              "percent_of_floor": r["percent_of_floor"]})
+    first_seed = {}   # one seed's samples per pair: enough for a picture, small enough to publish
+    for task, opt, seed in sorted(samples):
+        first_seed.setdefault((task, opt), seed)
+    sample_rows = [dict(task=t, optimizer=o, seed=s, x=p[0], y=p[1])
+                   for (t, o), s in first_seed.items() for p in samples[(t, o, s)]]
     tables = {"runs": runs, "curves": curves, "tuning": tuning, "stability": stability, "steptime": steptime,
-              "monitor": monitor, "skipped": [dict(task=t, optimizer=o, why=why) for t, o, why in skipped]}
+              "monitor": monitor, "samples": sample_rows, "skipped": [dict(task=t, optimizer=o, why=why) for t, o, why in skipped]}
     for name, rows in tables.items():
         pd.DataFrame(rows).to_csv(out / f"{name}.csv", index=False, float_format="%.10g")
     from report import memory

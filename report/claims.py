@@ -119,15 +119,16 @@ def gan_beta1(runs):
     return _row(claim, src, "not measured", "needs adam on a GAN task and its -beta1-0.9 ablation")
 
 
-def toy_first_step(curves):
+def toy_first_step(runs, curves):
     claim = "Seed 003's toy (Adam, lr 0.1, x⁴ + 3x³ + 2 from x = 3) prints x = 2.7272 after the first step"
     src = "seed 003"
     c = curves[(curves.task == "toy-quartic") & (curves.optimizer == "adam") & (curves.series == "x") & (curves.step == 1)]
     if c.empty:
         return _row(claim, src, "not measured", "needs adam on toy-quartic with x evaluated after step 1")
     x1 = float(c.value.iloc[0])
+    lr = runs[(runs.task == "toy-quartic") & (runs.optimizer == "adam")].lr.iloc[0]
     return _row(claim, src, "reproduced" if abs(x1 - 2.7272) < 1e-3 else "not reproduced",
-                f"our first step: x = {x1:.4f} at the tuned lr (a correct Adam step moves x by about lr, "
+                f"our first step: x = {x1:.4f} at lr {lr:g} (a correct Adam step moves x by about lr, "
                 f"since m̂/√v̂ = sign(g) at step 1)")
 
 
@@ -145,6 +146,6 @@ def table(t: dict) -> pd.DataFrame:
         _compare(runs, "lm", "muon", "adamw", "Muon reaches a lower LM validation loss than AdamW", "seed 004"),
         fewer_steps(runs, "sophia", "adamw", "lm", "Sophia needs fewer steps than AdamW to the LM target", "seed 003"),
         gan_beta1(runs),
-        toy_first_step(curves),
+        toy_first_step(runs, curves),
     ]
     return pd.DataFrame(rows)

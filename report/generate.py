@@ -35,7 +35,7 @@ def fmt(x, digits=4) -> str:
 
 def read_tables(tables: Path) -> dict:
     out = {}
-    for name in ("runs", "curves", "tuning", "stability", "steptime", "monitor", "skipped", "memory_model"):
+    for name in ("runs", "curves", "tuning", "stability", "steptime", "monitor", "samples", "skipped", "memory_model"):
         path = tables / f"{name}.csv"
         try:
             out[name] = pd.read_csv(path) if path.exists() else pd.DataFrame()
@@ -58,6 +58,18 @@ def save(fig, out: Path, name: str) -> str:
     return f"figures/{name}.png"
 
 
+def step_ratio(runs: pd.DataFrame, steptime: pd.DataFrame, task: str, opt: str) -> str:
+    """Step time over AdamW's: the step-time job's same-process ratio where it measured this pair;
+    otherwise the ratio of median step times in the final runs (separate jobs), marked ≈."""
+    same_job = steptime[(steptime.task == task) & (steptime.optimizer == opt)] if len(steptime) else []
+    if len(same_job):
+        return fmt(float(same_job["ratio_to_baseline"].iloc[0]), 3)
+    medians = runs[runs.task == task].groupby("optimizer")["step_time_median"].median()
+    if "adamw" not in medians or not medians["adamw"] > 0:
+        return "–"
+    return "≈" + fmt(float(medians[opt] / medians["adamw"]), 3)
+
+
 def summary_table(runs: pd.DataFrame, tuning: pd.DataFrame, steptime: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (task, opt), g in runs.groupby(["task", "optimizer"], sort=True):
@@ -65,7 +77,6 @@ def summary_table(runs: pd.DataFrame, tuning: pd.DataFrame, steptime: pd.DataFra
         mean, lo, hi = stats.bootstrap_ci(ok["final_metric"].tolist())
         reached = g["steps_to_target"].dropna()
         edge = tuning[(tuning.task == task) & (tuning.optimizer == opt)]["at_edge"].any() if len(tuning) else False
-        ratio = steptime[(steptime.task == task) & (steptime.optimizer == opt)]["ratio_to_baseline"] if len(steptime) else []
         rows.append({
             "task": task, "optimizer": opt,
             "lr": fmt(g["lr"].iloc[0], 3) + (" (edge)" if edge else ""),
@@ -74,7 +85,7 @@ def summary_table(runs: pd.DataFrame, tuning: pd.DataFrame, steptime: pd.DataFra
             "steps to target": f"{fmt(float(reached.median()))} ({len(reached)}/{len(g)})" if len(reached) else f"– (0/{len(g)})",
             "s to target": fmt(float(g["seconds_to_target"].dropna().median())) if len(reached) else "–",
             "step time (µs)": fmt(float(g["step_time_median"].median()) * 1e6, 3),
-            "step / AdamW": fmt(float(ratio.iloc[0]), 3) if len(ratio) else "–",
+            "step / AdamW": step_ratio(runs, steptime, task, opt),
             "state B/param": fmt(float(g["state_bytes_per_param"].iloc[0]), 4),
             "_mean": mean,
         })
@@ -86,8 +97,14 @@ def curves_figure(curves: pd.DataFrame, task: str, metric: str, out: Path) -> st
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for ax, series, title in ((axes[0], "loss", "training loss"), (axes[1], metric, f"validation {metric}")):
         d = c[c.series == series]
-        sns.lineplot(data=d, x="step", y="value", hue="optimizer", errorbar=("ci", 95), seed=0,
-                     n_boot=200, ax=ax, linewidth=1.2)
+        # the band computed here, vectorised over steps: seaborn's per-point bootstrap took minutes
+        for opt, color in zip(sorted(d.optimizer.unique()), sns.color_palette("tab20", d.optimizer.nunique())):
+            m = d[d.optimizer == opt].pivot_table(index="seed", columns="step", values="value", dropna=False)
+            mean, lo, hi = stats.bootstrap_band(m.to_numpy())
+            ax.plot(m.columns, mean, color=color, linewidth=1.2, label=opt)
+            ax.fill_between(m.columns, lo, hi, color=color, alpha=0.2, linewidth=0)
+        ax.legend(fontsize=7, ncol=2)
+        ax.set_xlabel("step")
         positive = (d["value"] > 0).all() and len(d)
         if positive and d["value"].max() / max(d["value"].min(), 1e-300) > 100:
             ax.set_yscale("log")
@@ -122,6 +139,65 @@ def extras_lines(curves: pd.DataFrame, task: str, metric: str, out: Path) -> lis
         ax.set_title(f"{task}: validation loss by id-frequency bucket (head = most frequent ids)")
         lines += [f"![buckets {task}]({save(fig, out, f'buckets-{task}')})", ""]
     return lines
+
+
+def trajectory_lines(curves: pd.DataFrame, task: str, out: Path) -> list[str]:
+    """Paths in the plane for tasks that evaluate a 2-D position (x, y): Rosenbrock's valley."""
+    c = curves[(curves.task == task) & curves.series.isin(["x", "y"])]
+    if c.series.nunique() < 2:
+        return []
+    first = c[c.seed == c.groupby("optimizer").seed.transform("min")]
+    path = first.pivot_table(index=["optimizer", "step"], columns="series", values="value").reset_index()
+    fig, ax = plt.subplots(figsize=(7, 5.2))
+    if task == "rosenbrock":
+        from tasks.convex import rosenbrock
+        gx, gy = np.meshgrid(np.linspace(-2, 2, 300), np.linspace(-1, 3, 300))
+        f = rosenbrock(np.stack([gx, gy]))
+        ax.contour(gx, gy, np.log10(f + 1e-3), levels=15, colors="0.8", linewidths=0.6)
+        ax.plot([1], [1], marker="*", color="k", markersize=12, linestyle="none", label="optimum (1, 1)")
+    sns.lineplot(data=path, x="x", y="y", hue="optimizer", sort=False, estimator=None, ax=ax, linewidth=1.1)
+    start = path[path.step == path.step.min()]
+    ax.scatter(start.x, start.y, color="k", s=15, zorder=3)
+    ax.set_xlim(-2, 2)
+    ax.set_ylim(-1, 3)
+    ax.set_title(f"{task}: paths of the first final seed (evaluated every few steps; start in black)")
+    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    return [f"![trajectories {task}]({save(fig, out, f'trajectories-{task}')})", ""]
+
+
+def samples_lines(samples: pd.DataFrame, task: str, out: Path) -> list[str]:
+    """Generated points against the data's modes, one panel per optimizer (the GAN tasks)."""
+    s = samples[samples.task == task] if len(samples) else samples
+    if s.empty:
+        return []
+    from tasks.gan import N_MODES, RADIUS
+    angles = np.arange(N_MODES) * 2 * np.pi / N_MODES
+    grid = sns.relplot(data=s, x="x", y="y", col="optimizer", col_wrap=6, s=4, linewidth=0, alpha=0.6,
+                       height=2.0, aspect=1.0)
+    for ax in grid.axes.flat:
+        ax.scatter(RADIUS * np.cos(angles), RADIUS * np.sin(angles), marker="x", color="red", s=20)
+        ax.set_xlim(-3, 3)
+        ax.set_ylim(-3, 3)
+    grid.figure.suptitle(f"{task}: {s.groupby('optimizer').size().iloc[0]} generated points at the end "
+                         "of the first final seed; red crosses: the data's modes", y=1.02)
+    return [f"![samples {task}]({save(grid.figure, out, f'samples-{task}')})", ""]
+
+
+# Note 003's printed output (Adam, lr 0.1, float32; "Epoch e" is printed after step e + 1).
+SEED_003_PRINTED = {1: 2.7272, 11: 0.4854, 21: -1.2395, 31: -1.6548, 41: -1.7861, 51: -1.8323, 91: -1.8910}
+
+
+def toy_lines(runs: pd.DataFrame, curves: pd.DataFrame) -> list[str]:
+    c = curves[(curves.task == "toy-quartic") & (curves.optimizer == "adam") & (curves.series == "x")]
+    if c.empty:
+        return []
+    ours = c[c.seed == c.seed.min()].set_index("step").value
+    lr = runs[(runs.task == "toy-quartic") & (runs.optimizer == "adam")].lr.iloc[0]
+    rows = [{"step": s, "note 003 prints x": fmt(x, 5), f"ours (adam, lr {lr:g}): x": fmt(float(ours[s]), 5) if s in ours else "–"}
+            for s, x in SEED_003_PRINTED.items()]
+    return ["Seed note 003's printed trajectory beside ours (the note's step 1 is not what its own "
+            "code computes: Adam's first step moves x by lr; its later values also differ):", "",
+            md_table(pd.DataFrame(rows)), ""]
 
 
 def rank_table(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -256,7 +332,10 @@ def write_report(tables_dir, out_dir) -> Path:
         if fig:
             lines += [f"![performance profile]({fig})", ""]
         lines += ["Rank of each optimizer's mean final metric per task (1 = best):", "",
-                  md_table(rank_table(summary, runs)), ""]
+                  md_table(rank_table(summary, runs)), "",
+                  "In the per-task tables, *step / AdamW* is the step-time section's same-job ratio "
+                  "where it measured the pair, otherwise (≈) the ratio of median step times in the "
+                  "final runs, which ran in separate jobs.", ""]
         for task, g in summary.groupby("task"):
             r = runs[runs.task == task]
             metric, direction, target = r["metric"].iloc[0], r["direction"].iloc[0], r["target"].iloc[0]
@@ -265,9 +344,14 @@ def write_report(tables_dir, out_dir) -> Path:
                       f"Metric: {metric} ({better} is better), target {fmt(float(target))}; "
                       f"{int(r['n_params'].iloc[0])} parameters; data hash `{r['data_hash'].iloc[0]}`; "
                       f"{len(r.seed.unique())} seeds.", "",
-                      md_table(g.drop(columns=["task", "_mean"])), "",
+                      # a task's table has its own metric's column; the others are empty here
+                      md_table(g.drop(columns=["task", "_mean"]).dropna(axis=1, how="all")), "",
                       f"![curves {task}]({curves_figure(curves, task, metric, out)})", ""]
             lines += extras_lines(curves, task, metric, out)
+            lines += trajectory_lines(curves, task, out)
+            lines += samples_lines(t["samples"], task, out)
+            if task == "toy-quartic":
+                lines += toy_lines(runs, curves)
     if len(t["skipped"]):
         lines += ["## Pairs not run", "", md_table(t["skipped"]), ""]
     if len(tuning):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,22 @@ def bootstrap_ci(values, level: float = 0.95, n_boot: int = 2000, seed: int = 0)
     means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
     alpha = (1 - level) / 2
     return float(x.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def bootstrap_band(curves, level: float = 0.95, n_boot: int = 1000, seed: int = 0):
+    """(mean, low, high) per column of ``curves`` [seeds, steps]: the percentile bootstrap of the
+    mean over seeds at every step at once (one resampling of seeds shared by all steps, as curves
+    are resampled whole). NaNs (a diverged run's missing tail) are left out of each step's mean."""
+    x = np.asarray(curves, dtype=float)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN steps give NaN, as they should
+        mean = np.nanmean(x, axis=0)
+        if x.shape[0] == 1:
+            return mean, mean, mean
+        rng = np.random.default_rng(seed)
+        means = np.nanmean(x[rng.integers(0, x.shape[0], size=(n_boot, x.shape[0]))], axis=1)
+        alpha = (1 - level) / 2
+        return mean, np.nanquantile(means, alpha, axis=0), np.nanquantile(means, 1 - alpha, axis=0)
 
 
 def performance_profile(costs: pd.DataFrame, taus) -> pd.DataFrame:

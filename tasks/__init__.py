@@ -52,6 +52,8 @@ class Problem:
     attention_logits: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None  # [layers, heads] max logits
     qk_weights: list | None = None   # [(W_q, W_k, n_heads)] per layer, head h = rows h*d:(h+1)*d (MuonClip)
     extras: dict = field(default_factory=dict)  # anything a task wants in its results
+    samples: Callable[[torch.nn.Module], torch.Tensor] | None = None  # [n, 2] points drawn from the
+    # trained model, kept in the result for the report's pictures (a GAN's generated samples)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class Task:
     requires: frozenset = frozenset()   # what an optimizer must declare to run it: "sparse"
     hparam_defaults: dict = field(default_factory=dict)  # task-specific optimizer defaults, e.g. the
     # GAN's betas=(0.5, 0.999): applied to every entry that has the key, before tuning overrides
+    fixed_lr: float | None = None   # a task that reproduces a published setting (seed 003's toy at
+    # lr 0.1) is not tuned: its sweep is this one value for every optimizer
 
     def __post_init__(self):
         missing = [s for s in SIZES if s not in self.sizes]

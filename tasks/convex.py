@@ -31,7 +31,8 @@ point (:math:`x_t \sim 1/(9\eta t)`), while sign-based and adaptive methods (Ada
 :math:`\eta` whatever the gradient's size) pass through it. 100 steps at every size. Note 003
 prints :math:`x = 2.7272` after Adam's first step at lr 0.1; Adam's first step is
 :math:`\eta\,\hat m_1/(\sqrt{\hat v_1}+\epsilon) = \eta\,\mathrm{sign}(g_1)`, so the correct value
-is :math:`x_1 \approx 2.9`.
+is :math:`x_1 \approx 2.9`. The task fixes lr = 0.1 (no tuning), the note's setting, so the
+report can set the note's printed trajectory beside ours.
 """
 from __future__ import annotations
 
@@ -154,7 +155,9 @@ def build_rosenbrock(size, seed, device, dtype):
 
     def evaluate(model):
         with torch.no_grad():
-            return {"suboptimality": float(rosenbrock(_flat64(model)))}
+            p = _flat64(model)
+            # the position too: the report draws each optimizer's path through the valley
+            return {"suboptimality": float(rosenbrock(p)), "x": float(p[0]), "y": float(p[1])}
 
     return Problem(model=Point(x0.to(device, dtype)), batch=lambda step: step,
                    loss=lambda model, batch: rosenbrock(model.x), evaluate=evaluate,
@@ -203,7 +206,7 @@ register(Task(
     description="2-D Rosenbrock (1-x)^2 + 100(y-x^2)^2 from (-1.5, 2) + 0.1 N(0, I); f* = 0 at (1, 1)",
     metric=Metric("suboptimality", "min", target=1e-3),
     sizes={"smoke": dict(steps=100), "cpu": dict(steps=1000), "gpu": dict(steps=10000)},
-    build=build_rosenbrock, eval_every=20,
+    build=build_rosenbrock, eval_every=10,
 ))
 
 register(Task(
@@ -211,5 +214,5 @@ register(Task(
     description="seed 003's toy: x^4 + 3x^3 + 2 from x = 3; inflection point at 0, minimum at -9/4",
     metric=Metric("suboptimality", "min", target=1e-2),
     sizes={"smoke": dict(steps=100), "cpu": dict(steps=100), "gpu": dict(steps=100)},
-    build=build_quartic, eval_every=1,
+    build=build_quartic, eval_every=1, fixed_lr=0.1,
 ))

@@ -88,6 +88,7 @@ N_EVAL = 1000
 COVER_SHARE = 1.0 / (4 * N_MODES)
 COLLAPSE_MODES = 2
 R1_GAMMA = 0.1
+SAMPLES_KEPT = 500   # generated points kept per run for the report's scatter plots
 
 
 @contextlib.contextmanager
@@ -208,7 +209,11 @@ def build(size, seed, device, dtype):
                 "modes_covered": float(stats["modes_covered"]),
                 "collapsed": float(stats["modes_covered"] <= COLLAPSE_MODES)}
 
-    return Problem(model=model, batch=batch, loss=loss, evaluate=evaluate,
+    def samples(model):
+        with torch.no_grad():
+            return model.generator(z_eval[:SAMPLES_KEPT]).double().cpu()
+
+    return Problem(model=model, batch=batch, loss=loss, evaluate=evaluate, samples=samples,
                    data_hash=hash_tensors(real_eval, z_eval.cpu(), *[t.cpu() for t in batch(0)]),
                    extras={"modes": N_MODES, "radius": RADIUS, "sigma": SIGMA, "latent": LATENT,
                            "loss_is_objective": False,

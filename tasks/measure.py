@@ -29,16 +29,24 @@ def _compact(run: dict) -> dict:
     return {k: v for k, v in run.items() if k not in ("environment", "schema_version")}
 
 
-def tune(task: str, optimizer: str, size: str, seeds: list[int], grid_points: int,
+def tune(task: str, optimizer: str, size: str, seeds: list[int], grid_points: int, refine: int = 0,
          device: str = "cpu", threads: int = 1, steps_fraction: float = 1.0) -> dict:
+    """The learning-rate search of `protocol`: a coarse grid, then `refine` rounds around the best."""
     steps = max(1, int(tasks.get(task).size(size)["steps"] * steps_fraction))
     runs = []
-    for lr in protocol.lr_grid(optimizer, grid_points):
-        for seed in seeds:
-            cfg = RunConfig(task, optimizer, size=size, seed=seed, steps=steps, hparams={"lr": lr}, device=device)
-            runs.append(_compact(train(cfg, threads=threads)))
+
+    def evaluate(lrs):
+        for lr in lrs:
+            for seed in seeds:
+                cfg = RunConfig(task, optimizer, size=size, seed=seed, steps=steps, hparams={"lr": lr}, device=device)
+                runs.append(_compact(train(cfg, threads=threads)))
+
+    evaluate(protocol.initial_grid(task, optimizer, grid_points))
+    for _ in range(refine):
+        selection = protocol.select(runs, task)
+        evaluate(protocol.refinement(selection["grid"], selection["lr"]))
     config = dict(task=task, optimizer=optimizer, size=size, seeds=seeds, grid_points=grid_points,
-                  steps=steps, device=device)
+                  refine=refine, steps=steps, device=device)
     return {**_header("sweep", config, device, threads), "measurement": "tune",
             "selection": protocol.select(runs, task), "runs": runs}
 

@@ -53,3 +53,30 @@ def test_config_errors_name_the_bad_value(over, message):
     with pytest.raises(protocol.ConfigError, match=message):
         protocol.check_config(config(**over))
     protocol.check_config(config())
+
+
+def test_refinement_tries_the_log_midpoints_around_the_best():
+    assert protocol.refinement([1e-4, 1e-2, 1.0], 1e-2) == pytest.approx([1e-3, 1e-1])
+    assert protocol.refinement([1e-4, 1e-2, 1.0], 1.0) == pytest.approx([1e-1])   # at the range's end
+    assert protocol.refinement([0.1], 0.1) == []
+
+
+def test_refined_sweep_converges_on_the_best_lr_with_the_same_budget_for_all(monkeypatch):
+    # A score with its minimum at lr = 3e-3: two rounds from a 4-point grid over [1e-5, 1] land
+    # within a quarter of the coarse spacing (5/3 decades) of it.
+    from tasks import measure
+
+    def fake_train(cfg, threads=1):
+        lr = cfg.hparams["lr"]
+        return {"optimizer": {"hparams": {"lr": lr}}, "final_metric": abs(math.log10(lr / 3e-3)),
+                "diverged": False}
+    monkeypatch.setattr(measure, "train", fake_train)
+    monkeypatch.setattr(measure, "_compact", lambda r: r)
+    monkeypatch.setattr(measure, "_header", lambda *a: {})
+    sweep = measure.tune("quadratic-k1e2", "adam", "smoke", seeds=[100], grid_points=4, refine=2)
+    assert len(sweep["runs"]) == 4 + 2 + 2
+    assert abs(math.log10(sweep["selection"]["lr"] / 3e-3)) <= (5 / 3) / 4
+
+
+def test_a_task_with_a_fixed_lr_is_not_tuned():
+    assert protocol.initial_grid("toy-quartic", "sgd", 5) == [0.1]

@@ -1,6 +1,5 @@
 """The training-loop hooks optimizers need: MuonClip's QK-clip on a real Transformer, Sophia's
 Hessian estimate every k steps."""
-import pytest
 import torch
 
 import optimizers

@@ -141,7 +141,7 @@ def probe_step_seconds(opt, limit: float) -> float | None:
         except BaseException:
             code = 1
         finally:
-            os._exit(code)  # noqa: no pytest teardown in the child
+            os._exit(code)  # no pytest teardown in the child
     os.close(write_fd)
     deadline = time.monotonic() + limit
     try:
