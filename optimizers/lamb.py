@@ -50,7 +50,7 @@ register(OptimizerSpec(
     name="lamb", family="lamb", paper="You et al. 2020",
     implementation="pytorch_optimizer.Lamb(weight_decouple=False, adam_debias=True)", build=build_lamb,
     defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01),
-    lr_range=(1e-5, 1e-1),
+    lr_range=(1e-5, 1.0),
     package="pytorch_optimizer",
     state_bytes=lamb_state_bytes,
 ))

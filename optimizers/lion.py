@@ -32,7 +32,7 @@ register(OptimizerSpec(
     name="lion", family="lion", paper="Chen et al. 2023",
     implementation="pytorch_optimizer.Lion", build=build_lion,
     defaults=dict(lr=1e-4, betas=(0.9, 0.99), weight_decay=0.1),
-    lr_range=(1e-6, 1e-2),
+    lr_range=(1e-6, 1e-1),
     package="pytorch_optimizer",
     state_bytes=lion_state_bytes,
 ))

@@ -36,7 +36,7 @@ register(OptimizerSpec(
     name="nadam", family="adam", paper="Dozat 2016",
     implementation="torch.optim.NAdam", build=torch.optim.NAdam,
     defaults=dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3),
-    lr_range=(1e-5, 1e-1),
+    lr_range=(1e-5, 1.0),
     hparam_check=_check,
     state_bytes=nadam_state_bytes,
 ))

@@ -206,7 +206,7 @@ register(OptimizerSpec(
     name="adam-ref", family="adam", paper="Kingma & Ba 2015",
     implementation="ours (optimizers.reference.Adam)", build=Adam,
     defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
-    lr_range=(1e-5, 1e-1),
+    lr_range=(1e-5, 1.0),
     package="optbench",
     state_bytes=adam_state_bytes,
 ))
@@ -215,7 +215,7 @@ register(OptimizerSpec(
     name="adamw-ref", family="adam", paper="Loshchilov & Hutter 2019",
     implementation="ours (optimizers.reference.AdamW)", build=AdamW,
     defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01),
-    lr_range=(1e-5, 1e-1),
+    lr_range=(1e-5, 1.0),
     package="optbench",
     state_bytes=adam_state_bytes,
 ))

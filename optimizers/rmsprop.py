@@ -38,7 +38,7 @@ register(OptimizerSpec(
     name="rmsprop", family="rmsprop", paper="Tieleman & Hinton 2012 (lecture 6.5)",
     implementation="torch.optim.RMSprop", build=torch.optim.RMSprop,
     defaults=dict(lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0),
-    lr_range=(1e-5, 1e-1),
+    lr_range=(1e-5, 1.0),
     hparam_check=_check,
     state_bytes=rmsprop_state_bytes,
 ))

@@ -21,7 +21,8 @@ Language Model Pre-training", ICLR 2024 (Algorithm 3, k = 10). Implementation: s
 SophiaG (the authors' code, packaged). One change: SophiaG takes the batch size as an argument
 of ``step(closure, bs=5120)``, and the training loop calls ``step()``; this entry's subclass
 takes ``bs`` at construction and passes it on. ``bs`` should be the number of samples (tokens)
-the Hessian loss averages over; its default is the library's 5120.
+the Hessian loss averages over; its default is the library's 5120, and the tasks that provide
+the Hessian hook set it to their batch (tokens for the LM) through ``Problem.hparam_defaults``.
 
 Seed 003 writes Sophia as ``h = clip(∇²L, [1/γ, γ]); θ -= η ∇L / h``: Sophia clips the
 *update* coordinate-wise to :math:`[-\eta, \eta]`, divides an EMA of gradients (not the gradient)
@@ -62,7 +63,7 @@ register(OptimizerSpec(
     name="sophia", family="sophia", paper="Liu et al. 2024",
     implementation="sophia_opt.SophiaG", build=SophiaG,
     defaults=dict(lr=1e-4, betas=(0.965, 0.99), rho=0.04, weight_decay=0.1, bs=5120),
-    lr_range=(1e-5, 1e-2),
+    lr_range=(1e-6, 1e-1),
     needs=frozenset({"hessian"}),
     hessian_every=10,
     hparam_check=_check,

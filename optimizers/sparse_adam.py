@@ -52,7 +52,7 @@ register(OptimizerSpec(
     implementation="torch.optim.SparseAdam (embeddings) + torch.optim.Adam (rest)",
     build=torch.optim.SparseAdam,
     defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8),
-    lr_range=(1e-5, 1e-1),
+    lr_range=(1e-5, 1.0),
     takes=is_embedding, fallback="adam",
     needs=frozenset({"sparse", "sparse_only"}),
     state_bytes=sparse_adam_state_bytes,

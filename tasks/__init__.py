@@ -52,6 +52,8 @@ class Problem:
     attention_logits: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None  # [layers, heads] max logits
     qk_weights: list | None = None   # [(W_q, W_k, n_heads)] per layer, head h = rows h*d:(h+1)*d (MuonClip)
     extras: dict = field(default_factory=dict)  # anything a task wants in its results
+    hparam_defaults: dict = field(default_factory=dict)  # optimizer defaults that depend on the
+    # built size, applied like Task.hparam_defaults: Sophia's bs = samples behind one Hessian estimate
     samples: Callable[[torch.nn.Module], torch.Tensor] | None = None  # [n, 2] points drawn from the
     # trained model, kept in the result for the report's pictures (a GAN's generated samples)
 

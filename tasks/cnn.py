@@ -138,6 +138,7 @@ def build(size, seed, device, dtype, *, batchnorm):
                     "val_loss": float(F.cross_entropy(logits.double(), y_val_d))}
 
     return Problem(model=model, batch=batch, loss=loss, evaluate=evaluate, hessian_loss=hessian_loss,
+                   hparam_defaults={"bs": bs},
                    data_hash=hash_tensors(x_train, y_train, x_val, y_val, *[t.cpu() for t in batch(0)]),
                    extras={"n_train": n, "n_val": len(x_val), "batch": bs, "widths": list(size["widths"]),
                            "upsample": size.get("upsample", 1), "batchnorm": batchnorm,

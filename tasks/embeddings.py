@@ -161,6 +161,7 @@ def build(size, seed, device, dtype, *, sparse):
         extras[f"expected_count_{name}_median_id"] = float(p[mid] * bs * steps)
     # The teacher and the first batch: the seed's sample stream enters through batch(0).
     return Problem(model=model, batch=batch, loss=loss, evaluate=evaluate, hessian_loss=hessian_loss,
+                   hparam_defaults={"bs": bs},
                    data_hash=hash_tensors(p, q, *batch(0)), extras=extras)
 
 

@@ -83,9 +83,11 @@ class RunConfig:
         return d
 
 
-def task_defaults(task, spec) -> dict:
-    """The task's optimizer defaults (e.g. the GAN's β1 = 0.5) that this entry understands."""
-    return {k: v for k, v in task.hparam_defaults.items() if k in spec.defaults}
+def task_defaults(task, spec, problem=None) -> dict:
+    """The task's optimizer defaults (the GAN's β1 = 0.5; Sophia's bs = the samples behind one
+    Hessian estimate, from the built problem) that this entry understands."""
+    given = task.hparam_defaults | (problem.hparam_defaults if problem else {})
+    return {k: v for k, v in given.items() if k in spec.defaults}
 
 
 class StepTimer:
@@ -162,7 +164,7 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
     problem = task.build(size, seed=cfg.seed, device=device, dtype=dtype)
     model = problem.model.to(device)
     named = list(model.named_parameters())
-    hp = spec.hparams(task_defaults(task, spec) | cfg.hparams)
+    hp = spec.hparams(task_defaults(task, spec, problem) | cfg.hparams)
     hp["lr"] = hp["lr"] * cfg.lr_scale
     opt = optimizers.build_optimizer(cfg.optimizer, named, hp)
     base_lrs = [g["lr"] for g in opt.param_groups]

@@ -271,6 +271,7 @@ def build(size, seed, device, dtype):
                   tokens_per_step=bs * seq, hessian_tokens=bs * seq, attn_implementation=ATTN_IMPLEMENTATION,
                   unigram_entropy=_unigram_entropy(train_data))
     return Problem(model=model, batch=batch, loss=loss, evaluate=evaluate, hessian_loss=hessian_loss,
+                   hparam_defaults={"bs": bs * seq},
                    attention_logits=attention_logits,
                    qk_weights=[(layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight, heads)
                                for layer in layers],
