@@ -19,6 +19,7 @@ include: "workflows/rules/tune.smk"
 include: "workflows/rules/train.smk"
 include: "workflows/rules/stability.smk"
 include: "workflows/rules/steptime.smk"
+include: "workflows/rules/loop_options.smk"
 include: "workflows/rules/aggregate.smk"
 include: "workflows/rules/report.smk"
 

@@ -10,8 +10,8 @@ import pandas as pd
 
 from tasks import records
 
-TABLES = ("runs.csv", "curves.csv", "tuning.csv", "stability.csv", "steptime.csv", "monitor.csv", "samples.csv",
-          "skipped.csv", "memory_model.csv", "environment.json")
+TABLES = ("runs.csv", "curves.csv", "tuning.csv", "stability.csv", "steptime.csv", "loop_options.csv", "monitor.csv",
+          "samples.csv", "skipped.csv", "memory_model.csv", "environment.json")
 CURVE_POINTS = 200  # per run: enough for a figure, small enough to publish
 
 
@@ -79,7 +79,7 @@ def write_tables(paths, out_dir, skipped=(), optimizer_names=()) -> Path:
     `optimizer_names`: the profile's optimizers, for the large-model memory table (default: all)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs, curves, tuning, stability, steptime, monitor, samples = [], [], [], [], [], [], {}
+    runs, curves, tuning, stability, steptime, loop_options, monitor, samples = [], [], [], [], [], [], [], {}
     environment, compute_seconds = None, 0.0
     for path in sorted(map(str, paths)):
         r = records.read(path)
@@ -109,13 +109,17 @@ def write_tables(paths, out_dir, skipped=(), optimizer_names=()) -> Path:
                              "ratio_to_baseline": r["ratio_to_baseline"], "n_params": r["n_params"],
                              "bandwidth_GBps": r["bandwidth_bytes_per_s"] / 1e9,
                              "percent_of_floor": r["percent_of_floor"]})
+        elif r["kind"] == "loop_options":
+            c = r["config"]
+            loop_options += [{"task": c["task"], "optimizer": c["optimizer"], "n_params": r["n_params"], **row}
+                             for row in r["options"]]
     first_seed = {}   # one seed's samples per pair: enough for a picture, small enough to publish
     for task, opt, seed in sorted(samples):
         first_seed.setdefault((task, opt), seed)
     sample_rows = [dict(task=t, optimizer=o, seed=s, x=p[0], y=p[1])
                    for (t, o), s in first_seed.items() for p in samples[(t, o, s)]]
     tables = {"runs": runs, "curves": curves, "tuning": tuning, "stability": stability, "steptime": steptime,
-              "monitor": monitor, "samples": sample_rows, "skipped": [dict(task=t, optimizer=o, why=why) for t, o, why in skipped]}
+              "loop_options": loop_options, "monitor": monitor, "samples": sample_rows, "skipped": [dict(task=t, optimizer=o, why=why) for t, o, why in skipped]}
     for name, rows in tables.items():
         pd.DataFrame(rows).to_csv(out / f"{name}.csv", index=False, float_format="%.10g")
     from report import memory

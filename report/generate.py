@@ -35,7 +35,8 @@ def fmt(x, digits=4) -> str:
 
 def read_tables(tables: Path) -> dict:
     out = {}
-    for name in ("runs", "curves", "tuning", "stability", "steptime", "monitor", "samples", "skipped", "memory_model"):
+    for name in ("runs", "curves", "tuning", "stability", "steptime", "loop_options", "monitor", "samples", "skipped",
+                 "memory_model"):
         path = tables / f"{name}.csv"
         try:
             out[name] = pd.read_csv(path) if path.exists() else pd.DataFrame()
@@ -257,6 +258,28 @@ def stability_section(st: pd.DataFrame, out: Path) -> list[str]:
     return lines
 
 
+def loop_options_section(lo: pd.DataFrame) -> list[str]:
+    tab = lo.assign(**{
+        "step (ms)": (lo.median_step_seconds * 1e3).map(lambda x: fmt(x, 3)),
+        "× plain": lo.ratio_to_plain.map(lambda x: fmt(x, 3)),
+        "activations (MB)": (lo.activation_bytes / 1e6).map(lambda x: fmt(x, 3)),
+        "peak device memory (MB)": (lo.peak_memory_bytes / 1e6).map(lambda x: fmt(x, 4) if x == x else "– (CPU)"),
+        "loss gap to plain": lo.max_loss_gap_to_plain.map(lambda x: fmt(x, 2)),
+    })[["task", "optimizer", "option", "step (ms)", "× plain", "activations (MB)", "peak device memory (MB)",
+        "loss gap to plain"]]
+    return ["## Training-loop options", "",
+            "Each option of the harness against the plain loop on the same task, optimizer and seed, "
+            "in alternating rounds: time per training step (forward, backward, step; a round's mean, "
+            "the median over rounds), the bytes autograd keeps for backward from one forward (one "
+            "micro-batch under accumulation; outside the recomputed blocks under activation "
+            "checkpointing), peak device memory on CUDA, and the largest relative gap between the "
+            "option's loss curve and the plain one: 0 where the option leaves the maths alone "
+            "(checkpointing recomputes the same values), float rounding for accumulation (the mean "
+            "of micro-batch gradients is the batch gradient), a change for the schedule, and for "
+            "clipping where it binds. The monitor's row is its overhead (goal: under 3 %).", "",
+            md_table(tab), ""]
+
+
 def monitor_section(mon: pd.DataFrame, out: Path) -> list[str]:
     lines = ["## Training monitor", "",
              "Every few steps of the final runs: gradient norm, update norm ‖θₜ − θₜ₋₁‖ over weight norm, "
@@ -384,6 +407,8 @@ def write_report(tables_dir, out_dir) -> Path:
                   "(Newton–Schulz, matrix roots, factored moments) or make several passes sit far below "
                   "100 %.", "",
                   md_table(tab), ""]
+    if len(t["loop_options"]):
+        lines += loop_options_section(t["loop_options"])
     if len(t["monitor"]):
         lines += monitor_section(t["monitor"], out)
     if len(runs):

@@ -52,6 +52,8 @@ class Problem:
     attention_logits: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None  # [layers, heads] max logits
     qk_weights: list | None = None   # [(W_q, W_k, n_heads)] per layer, head h = rows h*d:(h+1)*d (MuonClip)
     extras: dict = field(default_factory=dict)  # anything a task wants in its results
+    activation_checkpointing: Callable[[torch.nn.Module], None] | None = None  # turns it on for
+    # the model: activations recomputed in backward, block by block (the LM; task provides it)
     hparam_defaults: dict = field(default_factory=dict)  # optimizer defaults that depend on the
     # built size, applied like Task.hparam_defaults: Sophia's bs = samples behind one Hessian estimate
     samples: Callable[[torch.nn.Module], torch.Tensor] | None = None  # [n, 2] points drawn from the
@@ -67,7 +69,8 @@ class Task:
     sizes: dict                                   # size -> kwargs for build (steps, batch, dims...)
     build: Callable[..., Problem]                 # build(size_kwargs, seed, device, dtype) -> Problem
     eval_every: int = 10
-    provides: frozenset = frozenset()   # hooks its Problem fills: "hessian", "attention_logits"
+    provides: frozenset = frozenset()   # hooks its Problem fills: "hessian", "attention_logits",
+    # "activation_checkpointing"
     requires: frozenset = frozenset()   # what an optimizer must declare to run it: "sparse"
     hparam_defaults: dict = field(default_factory=dict)  # task-specific optimizer defaults, e.g. the
     # GAN's betas=(0.5, 0.999): applied to every entry that has the key, before tuning overrides

@@ -54,6 +54,7 @@ class RunConfig:
     diverge_factor: float = 1e4         # loss above initial + factor*(|initial|+1) counts as diverged
     monitor_every: int = 0              # record norms and moments every k steps (tasks.monitor); 0: off
     accumulate: int = 1                 # micro-batches per step: the batch is split along dim 0
+    activation_checkpointing: bool = False  # recompute activations in backward (tasks that provide it)
 
     def __post_init__(self):
         task = tasks.get(self.task)
@@ -72,6 +73,10 @@ class RunConfig:
             v = getattr(self, key)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{key}={v!r}: must be a finite number > 0")
+        if self.activation_checkpointing and "activation_checkpointing" not in task.provides:
+            with_it = [t for t in tasks.names() if "activation_checkpointing" in tasks.get(t).provides]
+            raise ValueError(f"activation_checkpointing: task {self.task!r} does not provide it; "
+                             f"tasks that do: {', '.join(with_it)}")
         if self.accumulate < 1:
             raise ValueError(f"accumulate={self.accumulate!r}: must be >= 1")
         if self.steps is not None and self.steps < 1:
@@ -163,6 +168,8 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
     torch.manual_seed(cfg.seed)  # for any module init that does not take a generator
     problem = task.build(size, seed=cfg.seed, device=device, dtype=dtype)
     model = problem.model.to(device)
+    if cfg.activation_checkpointing:
+        problem.activation_checkpointing(model)
     named = list(model.named_parameters())
     hp = spec.hparams(task_defaults(task, spec, problem) | cfg.hparams)
     hp["lr"] = hp["lr"] * cfg.lr_scale

@@ -197,6 +197,15 @@ def build_model(size: dict, seed: int):
     return model
 
 
+def enable_activation_checkpointing(model) -> None:
+    """transformers' own checkpointing of every decoder layer, non-reentrant (torch's advice)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):   # transformers >= 5
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def count_parameters(size: dict) -> int:
     """Parameters of the model at `size`, from the config alone (no weights allocated)."""
     d, f, layers = size["dim"], size["ffn"], size["layers"]
@@ -271,7 +280,7 @@ def build(size, seed, device, dtype):
                   tokens_per_step=bs * seq, hessian_tokens=bs * seq, attn_implementation=ATTN_IMPLEMENTATION,
                   unigram_entropy=_unigram_entropy(train_data))
     return Problem(model=model, batch=batch, loss=loss, evaluate=evaluate, hessian_loss=hessian_loss,
-                   hparam_defaults={"bs": bs * seq},
+                   hparam_defaults={"bs": bs * seq}, activation_checkpointing=enable_activation_checkpointing,
                    attention_logits=attention_logits,
                    qk_weights=[(layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight, heads)
                                for layer in layers],
@@ -299,5 +308,5 @@ register(Task(
                     include_tests=True, val_windows=256, steps=3000),
     },
     build=build, eval_every=25,
-    provides=frozenset({"hessian", "attention_logits"}),
+    provides=frozenset({"hessian", "attention_logits", "activation_checkpointing"}),
 ))

@@ -3,11 +3,14 @@
 - `tune`: the learning-rate sweep of one optimizer on one task (tuning seeds), and its selection;
 - `final`: runs at the selected learning rate, one record per final seed;
 - `stability`: loss × c against lr × c over a log grid of c, at the selected learning rate;
-- `steptime`: optimizer.step() alone, interleaved with torch AdamW in the same process.
+- `steptime`: optimizer.step() alone, interleaved with torch AdamW in the same process;
+- `loop_options`: what the training-loop options cost: time per training step (forward, backward,
+  step) against the plain loop, activation memory, and whether the loss curve changes.
 """
 from __future__ import annotations
 
 import copy
+import math
 import statistics
 
 import torch
@@ -15,7 +18,7 @@ import torch
 import optimizers
 import tasks
 from tasks import environment, protocol, records
-from tasks.harness import RunConfig, StepTimer, train
+from tasks.harness import RunConfig, StepTimer, split_batch, train
 
 
 def _header(kind: str, config: dict, device: str, threads: int) -> dict:
@@ -122,3 +125,70 @@ def steptime(task: str, optimizer: str, size: str, steps: int, warmup: int, roun
             "n_params": sum(p.numel() for p in model.parameters()),
             "bandwidth_bytes_per_s": bandwidth, "floor_seconds": floor,
             "percent_of_floor": 100 * floor / med[optimizer]}
+
+
+def saved_activation_bytes(problem, model, accumulate: int = 1) -> int:
+    """Bytes of the tensors autograd keeps from one forward for the backward (each storage once).
+    Device-independent, and exact where peak memory on CPU is not measurable. Under activation
+    checkpointing it counts what is kept outside the checkpointed blocks; their inputs, and the one
+    block recomputed at a time during backward, come on top (on CUDA the peak memory says all)."""
+    seen = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        seen[(storage.data_ptr(), t.device)] = storage.nbytes()
+        return t
+
+    batch = split_batch(problem.batch(0), accumulate)[0]   # one micro-batch is alive at a time
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = problem.loss(model, batch)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return sum(seen.values())
+
+
+def loop_options(task: str, optimizer: str, size: str, steps: int, rounds: int, monitor_every: int,
+                 device="cpu", threads=1) -> dict:
+    """Each training-loop option against the plain loop, in alternating rounds (drift hits all
+    alike): seconds per training step (the mean over a round's steps, so that a monitor working
+    every k steps is counted; the median over rounds), activation bytes, peak CUDA memory, and the
+    largest relative gap of its loss curve to the plain one (0: the option leaves the maths alone)."""
+    provides = tasks.get(task).provides
+    variants = {"plain": {}, f"monitor every {monitor_every}": {"monitor_every": monitor_every},
+                "clip by norm 1.0": {"clip_norm": 1.0}, "warm-up 10 + cosine": {"warmup": 10, "schedule": "cosine"}}
+    try:   # full-batch tasks (a step index for a batch) have nothing to accumulate
+        split_batch(tasks.get(task).make(size, seed=0).batch(0), 2)
+        variants["accumulate 2 micro-batches"] = {"accumulate": 2}
+    except ValueError:
+        pass
+    if "activation_checkpointing" in provides:
+        variants["activation checkpointing"] = {"activation_checkpointing": True}
+    step_seconds = {name: [] for name in variants}
+    results = {}
+    for _ in range(rounds):
+        for name, options in variants.items():
+            cfg = RunConfig(task, optimizer, size=size, seed=0, steps=steps, eval_every=steps, device=device, **options)
+            run = train(cfg, threads=threads)
+            wall = run["curves"]["time"]
+            step_seconds[name].append((wall[-1] - wall[1]) / (len(wall) - 2))   # from step 2: warm-up
+            results[name] = run
+    rows = []
+    plain = statistics.median(step_seconds["plain"])
+    for name, options in variants.items():
+        problem = tasks.get(task).make(size, seed=0, device=torch.device(device))
+        model = problem.model.to(device)
+        if options.get("activation_checkpointing"):
+            problem.activation_checkpointing(model)
+        model.train()
+        median = statistics.median(step_seconds[name])
+        gap = max((abs(a - b) / max(abs(b), 1e-300) for a, b in zip(results[name]["curves"]["loss"],
+                                                                   results["plain"]["curves"]["loss"])),
+                  default=math.nan)
+        rows.append({"option": name, "median_step_seconds": median, "ratio_to_plain": median / plain,
+                     "activation_bytes": saved_activation_bytes(problem, model, options.get("accumulate", 1)),
+                     "peak_memory_bytes": results[name]["peak_memory_bytes"],
+                     "max_loss_gap_to_plain": gap, "diverged": results[name]["diverged"]})
+    config = dict(task=task, optimizer=optimizer, size=size, steps=steps, rounds=rounds,
+                  monitor_every=monitor_every, device=device)
+    return {**_header("loop_options", config, device, threads), "options": rows,
+            "n_params": results["plain"]["task"]["n_params"]}

@@ -88,8 +88,11 @@ def check_config(config: dict) -> None:
         known("task_optimizers keys", [task], config["tasks"])
         known(f"task_optimizers.{task}", names_, optimizers.names())
     known("steptime.optimizers", config["steptime"].get("optimizers", []), optimizers.names())
-    for measurement in ("stability", "steptime"):
-        known(f"{measurement}.tasks", config[measurement]["tasks"], config["tasks"])
+    for measurement in ("stability", "steptime", "loop_options"):
+        if measurement in config:
+            known(f"{measurement}.tasks", config[measurement]["tasks"], config["tasks"])
+    if "loop_options" in config:
+        known("loop_options.optimizer", [config["loop_options"].get("optimizer", "adamw")], optimizers.names())
     overlap = sorted(set(config["tuning"]["seeds"]) & set(config["final_seeds"]))
     if overlap:
         raise ConfigError(f"config tuning.seeds and final_seeds share {overlap}: tuning seeds must be "

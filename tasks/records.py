@@ -14,7 +14,7 @@ from pathlib import Path
 
 SCHEMA_VERSION = 1
 REQUIRED = ("schema_version", "kind", "config", "config_hash", "environment")
-KINDS = ("run", "sweep", "steptime", "stability")
+KINDS = ("run", "sweep", "steptime", "stability", "loop_options")
 
 
 class RecordError(ValueError):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import optimizers
+import tasks
 from tasks import harness
 from tasks.harness import RunConfig, train
 
@@ -195,3 +196,19 @@ def test_monitor_records_norms_every_k_steps():
     assert math.isfinite(first["m_abs_mean"]) and math.isfinite(first["v_abs_mean"])
     off = train(RunConfig("quadratic-k1e2", "adam", hparams={"lr": 0.1}, steps=20))
     assert off["monitor"] == [] and off["curves"]["loss"] == r["curves"]["loss"]
+
+
+def test_activation_checkpointing_keeps_the_trajectory_and_fewer_activations():
+    from tasks import measure
+    plain = train(RunConfig("lm-stdlib", "adamw", size="smoke", seed=0, steps=3))
+    ckpt = train(RunConfig("lm-stdlib", "adamw", size="smoke", seed=0, steps=3, activation_checkpointing=True))
+    assert ckpt["curves"]["loss"] == plain["curves"]["loss"]   # recomputation gives the same values
+    task = tasks.get("lm-stdlib")
+    a, b = task.make("smoke", seed=0), task.make("smoke", seed=0)
+    b.activation_checkpointing(b.model)
+    assert measure.saved_activation_bytes(b, b.model) < 0.5 * measure.saved_activation_bytes(a, a.model)
+
+
+def test_activation_checkpointing_is_refused_where_the_task_has_none():
+    with pytest.raises(ValueError, match="activation_checkpointing: task 'cnn-digits' does not provide it; tasks that do: lm-stdlib"):
+        RunConfig("cnn-digits", "adamw", activation_checkpointing=True)

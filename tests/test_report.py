@@ -23,28 +23,39 @@ def tables(tmp_path_factory):
         paths.append(records.write(st, root / f"stability-{opt}.json"))
         paths.append(records.write(measure.steptime("quadratic-k1e2", opt, "smoke", steps=3, warmup=1, rounds=2),
                                    root / f"steptime-{opt}.json"))
+    # the pictures: a path through Rosenbrock's valley, a GAN's samples
+    for task, lr in (("rosenbrock", 1e-2), ("gan-ring8", 1e-3)):
+        paths.append(records.write(measure.final(task, "adam", "smoke", seed=0, lr=lr), root / f"final-{task}.json"))
+    lo = measure.loop_options("cnn-digits", "sgd", "smoke", steps=4, rounds=1, monitor_every=2)
+    paths.append(records.write(lo, root / "loop-options.json"))
     return aggregate.write_tables(paths, root / "tables" / "fixture")
 
 
 def test_tables_are_tidy(tables):
     runs = pd.read_csv(tables / "runs.csv")
-    assert len(runs) == 4 and set(runs.optimizer) == {"sgd", "adam"}
+    assert len(runs[runs.task == "quadratic-k1e2"]) == 4 and set(runs.optimizer) == {"sgd", "adam"}
     assert (runs.state_bytes == runs.state_bytes_model).all()
     st = pd.read_csv(tables / "stability.csv")
     sgd = st[(st.optimizer == "sgd") & (st.axis == "loss")]
     assert sgd.gap_to_lr_scaled.max() < 1e-9  # SGD: loss x c and lr x c are the same trajectory
     assert set(pd.read_csv(tables / "steptime.csv").optimizer) == {"sgd", "adam"}
     assert len(pd.read_csv(tables / "tuning.csv")) == 4
+    samples = pd.read_csv(tables / "samples.csv")
+    assert set(samples.task) == {"gan-ring8"} and len(samples) > 100
+    lo = pd.read_csv(tables / "loop_options.csv").set_index("option")
+    assert lo.loc["plain", "max_loss_gap_to_plain"] == 0 and lo.loc["warm-up 10 + cosine", "max_loss_gap_to_plain"] > 0
+    assert lo.loc["accumulate 2 micro-batches", "activation_bytes"] < lo.loc["plain", "activation_bytes"]
 
 
 def test_report_has_every_section_and_figure(tables, tmp_path):
     readme = generate.write_report(tables, tmp_path / "fixture")
     text = readme.read_text()
     for heading in ("## Environment", "## Task `quadratic-k1e2`", "## Tuning", "## Stability", "## Step time",
-                    "## Optimizer state memory", "## Training monitor"):
+                    "## Optimizer state memory", "## Training monitor", "## Training-loop options"):
         assert heading in text
     for link in ("figures/curves-quadratic-k1e2.png", "figures/stability-quadratic-k1e2.png",
-                 "figures/monitor-quadratic-k1e2.png"):
+                 "figures/monitor-quadratic-k1e2.png", "figures/trajectories-rosenbrock.png",
+                 "figures/samples-gan-ring8.png"):
         assert link in text and (tmp_path / "fixture" / link).stat().st_size > 1000
     assert "| sgd " in text and "| adam " in text
 

@@ -8,6 +8,8 @@ def all_records(w=None):
     found += [f"{RUNS}/stability/{t}/{o}.json" for t, o in pairs(config["stability"]["tasks"])]
     found += [f"{RUNS}/steptime/{t}/{o}.json"
               for t, o in pairs(config["steptime"]["tasks"], config["steptime"].get("optimizers"))]
+    lo = config["loop_options"]
+    found += [f"{RUNS}/loop_options/{t}/{lo.get('optimizer', 'adamw')}.json" for t in lo["tasks"]]
     return found
 
 
