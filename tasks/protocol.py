@@ -92,7 +92,12 @@ def check_config(config: dict) -> None:
         if measurement in config:
             known(f"{measurement}.tasks", config[measurement]["tasks"], config["tasks"])
     if "loop_options" in config:
-        known("loop_options.optimizer", [config["loop_options"].get("optimizer", "adamw")], optimizers.names())
+        name = config["loop_options"].get("optimizer", "adamw")
+        known("loop_options.optimizer", [name], optimizers.names())
+        for task in config["loop_options"]["tasks"]:
+            why = tasks.compatible(tasks.get(task), optimizers.get(name))
+            if why:
+                raise ConfigError(f"config loop_options: {why}")
     overlap = sorted(set(config["tuning"]["seeds"]) & set(config["final_seeds"]))
     if overlap:
         raise ConfigError(f"config tuning.seeds and final_seeds share {overlap}: tuning seeds must be "

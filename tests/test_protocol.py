@@ -48,6 +48,8 @@ def config(**over):
     (dict(tasks=["quadratc"]), "unknown 'quadratc'; valid: "),
     (dict(final_seeds=[100]), "share \\[100\\]"),
     (dict(stability={"tasks": ["quadratic-k1e4"], "scales": [1.0]}), "stability.tasks: unknown 'quadratic-k1e4'"),
+    (dict(loop_options={"tasks": ["quadratic-k1e2"], "optimizer": "sophia"}),
+     "loop_options: sophia needs hessian, which task quadratic-k1e2 does not provide"),
 ])
 def test_config_errors_name_the_bad_value(over, message):
     with pytest.raises(protocol.ConfigError, match=message):
