@@ -13,7 +13,11 @@ rule loop_options:
         monitor_every=config["monitor_every"] or 10,
         size=config["size"],
         device=config["device"],
-    threads: config["threads"]
+        torch_threads=config["threads"],
+    # Timings need a quiet machine: the job reserves every core, so no job runs beside it, and
+    # times with the profile's torch threads. (On a cluster a job has its node to itself: the
+    # slurm profile sets these threads back to 1.)
+    threads: workflow.cores
     resources:
         gpu=GPU,
     script:
