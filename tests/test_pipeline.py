@@ -1,10 +1,13 @@
 """The Snakemake DAG: dry runs of every profile, refusal of bad configs, and a small end-to-end run."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -118,6 +121,40 @@ def test_end_to_end_add_an_optimizer_and_rerun_only_its_jobs(tmp_path):
                            "tests/test_optimizers.py", "-k", "my-momentum"], cwd=repo, env=env,
                           capture_output=True, text=True)
     assert proc.returncode == 0 and " passed" in proc.stdout, proc.stdout[-3000:]
+
+
+@pytest.mark.slow
+def test_pipeline_killed_mid_way_finishes_on_rerun_with_the_same_tables(tmp_path):
+    """SIGKILL to the whole process group (Snakemake and its jobs) once the first final run is
+    written: no partial record is left, and unlock + rerun gives the uninterrupted run's tables."""
+    from tasks import records
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY | {"checkpoint_every": 5}))
+    target = "results/tables/tiny/runs.csv"
+    args = ["--configfile", str(config), "--cores", "2", "--rerun-incomplete", target]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    killed.mkdir()
+    snakemake(*args, cwd=whole.mkdir() or whole)
+
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(killed), *args]
+    proc = subprocess.Popen(cmd, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list(killed.glob("results/runs/tiny/final/*/*/*.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / target).exists(), "the kill came too late to test anything"
+    for path in killed.glob("results/runs/**/*.json"):
+        records.read(path)   # every record on disk is whole
+    snakemake("--unlock", *args, cwd=killed)
+    snakemake(*args, cwd=killed)
+
+    timing = ["step_time_median", "train_seconds", "seconds_to_target"]
+    for name in ("runs.csv", "tuning.csv", "curves.csv", "stability.csv"):
+        a = pd.read_csv(whole / "results/tables/tiny" / name)
+        b = pd.read_csv(killed / "results/tables/tiny" / name)
+        pd.testing.assert_frame_equal(a.drop(columns=timing, errors="ignore"), b.drop(columns=timing, errors="ignore"))
 
 
 def test_slurm_profile_dry_run_submits_gpu_jobs(tmp_path):
