@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import matplotlib
@@ -162,7 +163,7 @@ def trajectory_lines(curves: pd.DataFrame, task: str, out: Path) -> list[str]:
     ax.set_xlim(-2, 2)
     ax.set_ylim(-1, 3)
     ax.set_title(f"{task}: paths of the first final seed (evaluated every few steps; start in black)")
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
     return [f"![trajectories {task}]({save(fig, out, f'trajectories-{task}')})", ""]
 
 
@@ -175,6 +176,7 @@ def samples_lines(samples: pd.DataFrame, task: str, out: Path) -> list[str]:
     angles = np.arange(N_MODES) * 2 * np.pi / N_MODES
     grid = sns.relplot(data=s, x="x", y="y", col="optimizer", col_wrap=6, s=4, linewidth=0, alpha=0.6,
                        height=2.0, aspect=1.0)
+    grid.set_titles("{col_name}")
     for ax in grid.axes.flat:
         ax.scatter(RADIUS * np.cos(angles), RADIUS * np.sin(angles), marker="x", color="red", s=20)
         ax.set_xlim(-3, 3)
@@ -332,6 +334,7 @@ def environment_block(env: dict) -> list[str]:
 
 def write_report(tables_dir, out_dir) -> Path:
     tables_dir, out = Path(tables_dir), Path(out_dir)
+    shutil.rmtree(out / "figures", ignore_errors=True)   # no figure outlives the tables it came from
     out.mkdir(parents=True, exist_ok=True)
     t = read_tables(tables_dir)
     runs, curves, tuning, st, steptime = t["runs"], t["curves"], t["tuning"], t["stability"], t["steptime"]

@@ -10,6 +10,7 @@ hooks (known optimum, Hessian sample for Sophia, attention max-logit probe for M
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import pkgutil
@@ -153,6 +154,21 @@ def generator(seed: int, stream: str) -> torch.Generator:
     changing one stream never shifts another and every optimizer sees the same data."""
     digest = hashlib.sha256(f"{stream}:{seed}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+def device_generator(seed: int, stream: str, device) -> torch.Generator:
+    """`generator`'s stream on `device` (CUDA sampling needs a CUDA generator)."""
+    g = torch.Generator(device=device)
+    g.manual_seed(generator(seed, stream).initial_seed())
+    return g
+
+
+@contextlib.contextmanager
+def seeded(seed: int, stream: str):
+    """Module initialisation from a named stream, without touching the global RNG's state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(generator(seed, stream).initial_seed())
+        yield
 
 
 _HELPERS = {"harness", "records", "environment", "protocol", "measure", "monitor"}

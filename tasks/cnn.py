@@ -27,23 +27,9 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from tasks import Metric, Problem, Task, generator, hash_tensors, register
+from tasks import device_generator, generator, hash_tensors, Metric, Problem, register, seeded, Task
 
 N_VAL = 297
-
-
-@contextlib.contextmanager
-def seeded(seed: int, stream: str):
-    """Module initialisation from a named stream, without touching the global RNG's state."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(generator(seed, stream).initial_seed())
-        yield
-
-
-def device_generator(seed: int, stream: str, device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(generator(seed, stream).initial_seed())
-    return g
 
 
 @contextlib.contextmanager

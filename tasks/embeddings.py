@@ -39,32 +39,17 @@ trajectory (tested).
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import torch
 import torch.nn.functional as F
 
-from tasks import Metric, Problem, Task, generator, hash_tensors, register
+from tasks import device_generator, generator, hash_tensors, Metric, Problem, register, seeded, Task
 
 ZIPF_EXPONENT = 1.1
 TEACHER_DIM = 16
 TEACHER_SCALE = 3.0
 BUCKETS = (("head", 0.01), ("torso", 0.20), ("tail", 1.0))   # cumulative share of ids by frequency rank
-
-
-@contextlib.contextmanager
-def seeded(seed: int, stream: str):
-    """Module initialisation from a named stream, without touching the global RNG's state."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(generator(seed, stream).initial_seed())
-        yield
-
-
-def device_generator(seed: int, stream: str, device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(generator(seed, stream).initial_seed())
-    return g
 
 
 @functools.cache

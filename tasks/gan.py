@@ -71,13 +71,12 @@ eight in the four runs at lr 2e-3 and 4e-3) with :math:`\beta_1 = 0.5`, and at 0
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
 
-from tasks import Metric, Problem, Task, generator, hash_tensors, register
+from tasks import generator, hash_tensors, Metric, Problem, register, seeded, Task
 
 GAN_BETAS = (0.5, 0.999)
 N_MODES = 8
@@ -89,14 +88,6 @@ COVER_SHARE = 1.0 / (4 * N_MODES)
 COLLAPSE_MODES = 2
 R1_GAMMA = 0.1
 SAMPLES_KEPT = 500   # generated points kept per run for the report's scatter plots
-
-
-@contextlib.contextmanager
-def seeded(seed: int, stream: str):
-    """Module initialisation from a named stream, without touching the global RNG's state."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(generator(seed, stream).initial_seed())
-        yield
 
 
 def mode_centres(dtype=torch.float64) -> torch.Tensor:

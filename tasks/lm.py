@@ -48,7 +48,6 @@ imported, so nothing can reach the network.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import os
@@ -59,7 +58,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tasks import Metric, Problem, Task, generator, hash_tensors, register
+from tasks import device_generator, generator, hash_tensors, Metric, Problem, register, seeded, Task
 
 # Defensive: the LM is built from a config and never needs the hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -72,20 +71,6 @@ ATTN_IMPLEMENTATION = "optbench_probe"
 EXCLUDED_DIRS = frozenset({"site-packages", "dist-packages", "__pycache__"})   # third-party, caches
 TEST_DIRS = frozenset({"test", "tests", "idle_test"})                         # CPython's test suites
 _RECORD_ATTR = "_optbench_max_logits"
-
-
-@contextlib.contextmanager
-def seeded(seed: int, stream: str):
-    """Module initialisation from a named stream, without touching the global RNG's state."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(generator(seed, stream).initial_seed())
-        yield
-
-
-def device_generator(seed: int, stream: str, device) -> torch.Generator:
-    g = torch.Generator(device=device)
-    g.manual_seed(generator(seed, stream).initial_seed())
-    return g
 
 
 # --- corpus ---------------------------------------------------------------------------------------
