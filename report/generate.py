@@ -381,9 +381,10 @@ def write_report(tables_dir, out_dir) -> Path:
     if len(t["skipped"]):
         lines += ["## Pairs not run", "", md_table(t["skipped"]), ""]
     if len(tuning):
-        lines += ["## Tuning", "", "Learning rates tried (same grid budget for every optimizer) and the "
-                  "selection; `edge` marks a selection at the border of the grid, where a wider grid "
-                  "might find better.", ""]
+        lines += ["## Tuning", "", "Learning rates tried (the same budget for every optimizer: a log "
+                  "grid over the entry's lr range, then rounds of log-midpoints around the best) and "
+                  "the selection on the tuning seeds; `edge` marks a selection at an end of the range, "
+                  "where a wider range might find better.", ""]
         sel = tuning[tuning.selected].groupby(["task", "optimizer"]).agg(lr=("lr", "first"), at_edge=("at_edge", "first"))
         grid = tuning.groupby(["task", "optimizer"])["lr"].agg(lambda s: f"{fmt(s.min(), 2)} … {fmt(s.max(), 2)} ({s.nunique()})")
         tab = sel.join(grid.rename("grid")).reset_index()
