@@ -74,3 +74,11 @@ def test_fp16_autocast_with_grad_scaler_steps():
         scaler.update()
         opt.zero_grad()
     assert scaler.get_scale() > 0
+
+
+def test_activation_checkpointing_lowers_peak_memory_on_the_lm():
+    plain = train(RunConfig("lm-stdlib", "adamw", size="cpu", device="cuda", steps=3))
+    ckpt = train(RunConfig("lm-stdlib", "adamw", size="cpu", device="cuda", steps=3, activation_checkpointing=True))
+    assert ckpt["peak_memory_bytes"] < plain["peak_memory_bytes"]
+    assert ckpt["curves"]["loss"] == pytest.approx(plain["curves"]["loss"], rel=1e-4)
+
