@@ -163,6 +163,15 @@ def device_generator(seed: int, stream: str, device) -> torch.Generator:
     return g
 
 
+def sampled_label_loss(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Cross-entropy against labels drawn from the model's own softmax. Its gradient ĝ gives the
+    Gauss-Newton-Bartlett estimate B·ĝ⊙ĝ of the Hessian's diagonal that Sophia needs (Liu et al.
+    2024, Algorithm 2): the `hessian_loss` of every classification-shaped task."""
+    with torch.no_grad():
+        sampled = torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=generator).squeeze(1)
+    return torch.nn.functional.cross_entropy(logits, sampled)
+
+
 @contextlib.contextmanager
 def seeded(seed: int, stream: str):
     """Module initialisation from a named stream, without touching the global RNG's state."""

@@ -27,7 +27,10 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from tasks import device_generator, generator, hash_tensors, Metric, Problem, register, seeded, Task
+from tasks import (
+    Metric, Problem, Task, device_generator, generator, hash_tensors, register,
+    sampled_label_loss, seeded,
+)
 
 N_VAL = 297
 
@@ -112,10 +115,7 @@ def build(size, seed, device, dtype, *, batchnorm):
     def hessian_loss(model, batch):
         x, _ = batch
         with frozen_bn_stats(model):
-            logits = model(x)
-        with torch.no_grad():
-            sampled = torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=hess_g).squeeze(1)
-        return F.cross_entropy(logits, sampled)
+            return sampled_label_loss(model(x), hess_g)
 
     def evaluate(model):
         with torch.no_grad():

@@ -44,7 +44,10 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from tasks import device_generator, generator, hash_tensors, Metric, Problem, register, seeded, Task
+from tasks import (
+    Metric, Problem, Task, device_generator, generator, hash_tensors, register,
+    sampled_label_loss, seeded,
+)
 
 ZIPF_EXPONENT = 1.1
 TEACHER_DIM = 16
@@ -107,10 +110,7 @@ def build(size, seed, device, dtype, *, sparse):
 
     def hessian_loss(model, batch):
         ids, _ = batch
-        logits = model(ids)
-        with torch.no_grad():
-            sampled = torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=hess_g).squeeze(1)
-        return F.cross_entropy(logits, sampled)
+        return sampled_label_loss(model(ids), hess_g)
 
     p_dev, q_dev, bucket_dev = p.to(device), q.to(device), bucket.to(device)
     target_class = q_dev.argmax(1)

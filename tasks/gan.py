@@ -76,7 +76,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from tasks import generator, hash_tensors, Metric, Problem, register, seeded, Task
+from tasks import Metric, Problem, Task, generator, hash_tensors, register, seeded
 
 GAN_BETAS = (0.5, 0.999)
 N_MODES = 8

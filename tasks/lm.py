@@ -58,7 +58,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from tasks import device_generator, generator, hash_tensors, Metric, Problem, register, seeded, Task
+from tasks import (
+    Metric, Problem, Task, device_generator, generator, hash_tensors, register,
+    sampled_label_loss, seeded,
+)
 
 # Defensive: the LM is built from a config and never needs the hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -232,10 +235,7 @@ def build(size, seed, device, dtype):
     hess_g = device_generator(seed, "lm:hessian", device)
 
     def hessian_loss(model, batch):
-        logits = logits_of(model, batch[:, :-1]).reshape(-1, VOCAB)
-        with torch.no_grad():
-            sampled = torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=hess_g).squeeze(1)
-        return F.cross_entropy(logits, sampled)
+        return sampled_label_loss(logits_of(model, batch[:, :-1]).reshape(-1, VOCAB), hess_g)
 
     def attention_logits(model, batch):
         record: dict[int, torch.Tensor] = {}

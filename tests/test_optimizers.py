@@ -32,15 +32,6 @@ from optimizers._build import Composite, split_parameters
 NAMES = optimizers.names()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny tensors: threads only add contention (the suite shares 2 cores).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def gen(*key: int) -> torch.Generator:
     """A generator for one named stream (integers), so every run sees the same batches."""
     return torch.Generator().manual_seed(sum(k * 1_000_003 ** i for i, k in enumerate(key)) % 2**63)

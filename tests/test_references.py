@@ -19,14 +19,6 @@ SHAPES = [(7,), (5, 6), (3, 1, 4), (2, 3, 4, 5)]
 STEPS = 100
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def random_problem(seed):
     """A random smooth problem in float64: per-parameter quadratics with random curvature and
     targets plus a gentle coupling term. (Gentle: with strong coupling, e.g. sin of the sum of
