@@ -198,8 +198,11 @@ def toy_lines(runs: pd.DataFrame, curves: pd.DataFrame) -> list[str]:
     lr = runs[(runs.task == "toy-quartic") & (runs.optimizer == "adam")].lr.iloc[0]
     rows = [{"step": s, "note 003 prints x": fmt(x, 5), f"ours (adam, lr {lr:g}): x": fmt(float(ours[s]), 5) if s in ours else "–"}
             for s, x in SEED_003_PRINTED.items()]
-    return ["Seed note 003's printed trajectory beside ours (the note's step 1 is not what its own "
-            "code computes: Adam's first step moves x by lr; its later values also differ):", "",
+    return ["Seed note 003's printed trajectory beside ours. Adam's first step moves x by lr (the "
+            "note's 2.7272 is not what its own code computes); after it, v̂ (β2 = 0.999) keeps "
+            "the first, large gradients while the gradient shrinks, so the steps shrink too and x "
+            "creeps towards the inflection point at 0 instead of reaching the minimum at −2.25 as "
+            "the note prints:", "",
             md_table(pd.DataFrame(rows)), ""]
 
 

@@ -27,12 +27,14 @@ process (``functools.cache``). The seed draws the start :math:`\theta_0 \sim \ma
 (:math:`f''(0) = 0`, :math:`f'''(0) = 18`), not a minimum, and :math:`x^* = -9/4`, the global
 minimum, :math:`f^* = f(-9/4) = -6.54296875`. Plain gradient descent from the right never crosses
 0: the step :math:`\eta\,9x^2` shrinks faster than :math:`x`, so it creeps towards the inflection
-point (:math:`x_t \sim 1/(9\eta t)`), while sign-based and adaptive methods (Adam's step is about
-:math:`\eta` whatever the gradient's size) pass through it. 100 steps at every size. Note 003
-prints :math:`x = 2.7272` after Adam's first step at lr 0.1; Adam's first step is
-:math:`\eta\,\hat m_1/(\sqrt{\hat v_1}+\epsilon) = \eta\,\mathrm{sign}(g_1)`, so the correct value
-is :math:`x_1 \approx 2.9`. The task fixes lr = 0.1 (no tuning), the note's setting, so the
-report can set the note's printed trajectory beside ours.
+point (:math:`x_t \sim 1/(9\eta t)`). Adam does no better here at lr 0.1: its first step is
+:math:`\eta\,\hat m_1/(\sqrt{\hat v_1}+\epsilon) = \eta\,\mathrm{sign}(g_1)`, so
+:math:`x_1 \approx 2.9` (note 003 prints 2.7272), but :math:`\hat v` (β2 = 0.999) keeps the first
+gradients (:math:`f'(3) = 189`) while the gradient shrinks, so the steps shrink with it and after
+100 steps x is still near the inflection point, about 0.25, not near -2.25 as the note prints.
+At lr 0.1, SGD and heavy-ball momentum diverge at once (:math:`\eta f'(3) = 18.9`). The task
+fixes lr = 0.1 (no tuning), the note's setting, so the report can set the note's printed
+trajectory beside ours; 100 steps at every size.
 """
 from __future__ import annotations
 
