@@ -133,24 +133,33 @@ def source(name: str) -> str:
     return _SOURCES[name]
 
 
+_loaded = False
+
+
 def _load_all() -> None:
+    """Import every module of the package on first use (modules that register nothing, such as
+    `memory` and `scaffold`, are harmless), so that `import optimizers` alone stays cheap."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
     for mod in pkgutil.iter_modules(__path__):
         if not mod.name.startswith("_"):
             importlib.import_module(f"{__name__}.{mod.name}")
 
 
 def names() -> list[str]:
+    _load_all()
     return sorted(_REGISTRY)
 
 
 def get(name: str) -> OptimizerSpec:
+    _load_all()
     try:
         return _REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown optimizer {name!r}; valid: {', '.join(names())}") from None
 
-
-_load_all()
 
 from optimizers._build import build_optimizer, state_bytes, model_state_bytes  # noqa: E402
 

@@ -114,10 +114,12 @@ def source(name: str) -> str:
 
 
 def names() -> list[str]:
+    _load_all()
     return sorted(_REGISTRY)
 
 
 def get(name: str) -> Task:
+    _load_all()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -180,13 +182,16 @@ def seeded(seed: int, stream: str):
         yield
 
 
-_HELPERS = {"harness", "records", "environment", "protocol", "measure", "monitor"}
+_loaded = False
 
 
 def _load_all() -> None:
+    """Import every task module (not the subpackages: tasks/runner/ is the engine) on first use, so
+    that `import tasks` alone stays cheap."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
     for mod in pkgutil.iter_modules(__path__):
-        if not mod.name.startswith("_") and mod.name not in _HELPERS:
+        if not mod.name.startswith("_") and not mod.ispkg:
             importlib.import_module(f"{__name__}.{mod.name}")
-
-
-_load_all()

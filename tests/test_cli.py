@@ -1,6 +1,6 @@
 import json
 
-from report import cli
+from tasks.runner import cli
 
 
 def test_list_optimizers_and_tasks(capsys):

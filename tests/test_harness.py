@@ -5,8 +5,8 @@ import torch
 
 import optimizers
 import tasks
-from tasks import harness
-from tasks.harness import RunConfig, train
+from tasks.runner import harness
+from tasks.runner.harness import RunConfig, train
 
 
 def test_same_seed_gives_bit_identical_curves():
@@ -199,7 +199,7 @@ def test_monitor_records_norms_every_k_steps():
 
 
 def test_activation_checkpointing_keeps_the_trajectory_and_fewer_activations():
-    from tasks import measure
+    from tasks.runner import measure
     plain = train(RunConfig("lm-stdlib", "adamw", size="smoke", seed=0, steps=3))
     ckpt = train(RunConfig("lm-stdlib", "adamw", size="smoke", seed=0, steps=3, activation_checkpointing=True))
     assert ckpt["curves"]["loss"] == plain["curves"]["loss"]   # recomputation gives the same values

@@ -3,7 +3,7 @@ import math
 import pytest
 
 import optimizers
-from report import memory
+from optimizers import memory
 
 GB = 1e9
 

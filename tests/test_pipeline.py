@@ -106,7 +106,7 @@ def test_end_to_end_add_an_optimizer_and_rerun_only_its_jobs(tmp_path):
     run(*args)
 
     # Add an optimizer the documented way: the scaffold, then its name in the profile.
-    proc = subprocess.run([sys.executable, "-m", "report.cli", "new-optimizer", "my-momentum"], cwd=repo,
+    proc = subprocess.run([sys.executable, "-m", "tasks.runner.cli", "new-optimizer", "my-momentum"], cwd=repo,
                           env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert (repo / "optimizers/my_momentum.py").exists()
@@ -127,7 +127,7 @@ def test_end_to_end_add_an_optimizer_and_rerun_only_its_jobs(tmp_path):
 def test_pipeline_killed_mid_way_finishes_on_rerun_with_the_same_tables(tmp_path):
     """SIGKILL to the whole process group (Snakemake and its jobs) once the first final run is
     written: no partial record is left, and unlock + rerun gives the uninterrupted run's tables."""
-    from tasks import records
+    from tasks.runner import records
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(TINY | {"checkpoint_every": 5}))
     target = "results/tables/tiny/runs.csv"

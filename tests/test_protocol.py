@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from tasks import protocol
+from tasks.runner import config as profile_config, protocol
 
 
 def run(lr, metric, diverged=False):
@@ -52,9 +52,9 @@ def config(**over):
      "loop_options: sophia needs hessian, which task quadratic-k1e2 does not provide"),
 ])
 def test_config_errors_name_the_bad_value(over, message):
-    with pytest.raises(protocol.ConfigError, match=message):
-        protocol.check_config(config(**over))
-    protocol.check_config(config())
+    with pytest.raises(profile_config.ConfigError, match=message):
+        profile_config.check_config(config(**over))
+    profile_config.check_config(config())
 
 
 def test_refinement_tries_the_log_midpoints_around_the_best():
@@ -66,7 +66,7 @@ def test_refinement_tries_the_log_midpoints_around_the_best():
 def test_refined_sweep_converges_on_the_best_lr_with_the_same_budget_for_all(monkeypatch):
     # A score with its minimum at lr = 3e-3: two rounds from a 4-point grid over [1e-5, 1] land
     # within a quarter of the coarse spacing (5/3 decades) of it.
-    from tasks import measure
+    from tasks.runner import measure
 
     def fake_train(cfg, threads=1):
         lr = cfg.hparams["lr"]

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from tasks import records
-from tasks.harness import RunConfig, train
+from tasks.runner import records
+from tasks.runner.harness import RunConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_write_is_atomic_under_sigkill(tmp_path):
     """A writer killed mid-way leaves the old file or none, never a partial one."""
     target = tmp_path / "r.json"
     code = (
-        "import os, signal, json, tasks.records as r\n"
+        "import os, signal, json, tasks.runner.records as r\n"
         "big = {'schema_version': 1, 'kind': 'run', 'config': {}, 'config_hash': '', 'environment': {},"
         " 'x': list(range(2_000_000))}\n"
         "real = os.fsync\n"

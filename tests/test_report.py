@@ -4,8 +4,9 @@ import hashlib
 import pandas as pd
 import pytest
 
-from report import aggregate, generate
-from tasks import measure, records
+from report import generate
+from tasks.runner import aggregate
+from tasks.runner import measure, records
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import optimizers
-from report import roofline
+from tasks.runner import roofline
 
 
 def test_adamw_fp32_moves_28_bytes_per_param():

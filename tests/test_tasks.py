@@ -15,7 +15,7 @@ import torch
 import optimizers
 import tasks
 from tasks import Problem, generator
-from tasks.harness import RunConfig, train
+from tasks.runner.harness import RunConfig, train
 
 NAMES = tasks.names()
 

@@ -4,8 +4,8 @@ import torch
 
 import optimizers
 import tasks
-from tasks import harness
-from tasks.harness import RunConfig, train
+from tasks.runner import harness
+from tasks.runner.harness import RunConfig, train
 
 
 def max_logits_per_step(name, hparams, steps=12):

@@ -11,8 +11,8 @@ import os
 import pytest
 import torch
 
-from report.memory import format_count
-from report.roofline import bandwidth_bytes_per_s
+from optimizers.memory import format_count
+from tasks.runner.roofline import bandwidth_bytes_per_s
 
 BASELINE = "torch-adamw-foreach"
 BANDWIDTH_BUFFER_BYTES = 256 * 2**20   # each of a and b: far beyond the last-level cache

@@ -1,5 +1,5 @@
 # Every result record of the profile into tidy CSV tables: the report reads these alone.
-from report.aggregate import TABLES as TABLE_NAMES
+from tasks.runner.aggregate import TABLES as TABLE_NAMES
 
 
 def all_records(w=None):

@@ -6,7 +6,7 @@ from snakemake.utils import validate
 
 import optimizers
 import tasks
-from tasks.protocol import check_config
+from tasks.runner.config import check_config
 
 validate(config, "../schemas/config.schema.yaml", set_default=True)
 check_config(config)

@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from report import aggregate
+from tasks.runner import aggregate
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 aggregate.write_tables(snakemake.input, Path(snakemake.output[0]).parent,  # noqa: F821

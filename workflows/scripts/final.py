@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from tasks import measure, records
+from tasks.runner import measure, records
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821

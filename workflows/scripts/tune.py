@@ -1,7 +1,7 @@
 """Snakemake job: the learning-rate sweep of one optimizer on one task."""
 import sys
 
-from tasks import measure, records
+from tasks.runner import measure, records
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821

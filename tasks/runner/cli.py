@@ -61,8 +61,8 @@ def cmd_list(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from tasks import records
-    from tasks.harness import RunConfig, train
+    from tasks.runner import records
+    from tasks.runner.harness import RunConfig, train
     hparams = dict(args.hparam or [])
     if args.lr is not None:
         hparams["lr"] = args.lr
@@ -81,7 +81,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_new_optimizer(args) -> int:
-    from report.scaffold import new_optimizer
+    from optimizers.scaffold import new_optimizer
     path = new_optimizer(args.name, args.dir)
     print(f"wrote {path}\nnext: edit it, then `python -m pytest tests/test_optimizers.py -k {args.name}`, "
           f"then add {args.name!r} to a profile in workflows/config/ and run snakemake")
@@ -120,8 +120,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["memory"]:  # its own parser (report.memory), options included
-        from report import memory
+    if argv[:1] == ["memory"]:  # its own parser (optimizers.memory), options included
+        from optimizers import memory
         return memory.main(argv[1:])
     args = parser().parse_args(argv)
     try:

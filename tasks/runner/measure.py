@@ -17,8 +17,8 @@ import torch
 
 import optimizers
 import tasks
-from tasks import environment, protocol, records
-from tasks.harness import RunConfig, StepTimer, split_batch, train
+from tasks.runner import environment, protocol, records
+from tasks.runner.harness import RunConfig, StepTimer, split_batch, train
 
 
 def _header(kind: str, config: dict, device: str, threads: int) -> dict:
@@ -112,7 +112,7 @@ def steptime(task: str, optimizer: str, size: str, steps: int, warmup: int, roun
             times[n] += timer.times()
     med = {n: statistics.median(t) for n, t in times.items()}
     # The roofline: the bytes the step must move over the bandwidth measured here, now.
-    from report import roofline
+    from tasks.runner import roofline
     bandwidth = roofline.bandwidth_bytes_per_s(dev, n_bytes=(64 if dev.type == "cpu" else 1024) * 2**20)
     floor = roofline.floor_seconds(optimizer, 0, bandwidth, named_params=list(model.named_parameters()))
     config = dict(task=task, optimizer=optimizer, size=size, steps=steps, warmup=warmup, rounds=rounds,

@@ -1,6 +1,6 @@
 """The run harness: one training run of a task by an optimizer, measured.
 
-`train(RunConfig(...))` returns a result record (a dict, see `tasks.records`). The loop is meant
+`train(RunConfig(...))` returns a result record (a dict, see `tasks.runner.records`). The loop is meant
 to be read top to bottom:
 
     for step in range(steps):
@@ -28,8 +28,8 @@ import torch
 
 import optimizers
 import tasks
-from tasks import environment, records
-from tasks.monitor import Monitor
+from tasks.runner import environment, records
+from tasks.runner.monitor import Monitor
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -52,7 +52,7 @@ class RunConfig:
     warmup: int = 0                     # linear warm-up steps
     schedule: str = "constant"          # "constant" or "cosine" after warm-up
     diverge_factor: float = 1e4         # loss above initial + factor*(|initial|+1) counts as diverged
-    monitor_every: int = 0              # record norms and moments every k steps (tasks.monitor); 0: off
+    monitor_every: int = 0              # record norms and moments every k steps (tasks.runner.monitor); 0: off
     accumulate: int = 1                 # micro-batches per step: the batch is split along dim 0
     activation_checkpointing: bool = False  # recompute activations in backward (tasks that provide it)
 

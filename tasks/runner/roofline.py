@@ -70,7 +70,7 @@ def bytes_moved_per_step(optimizer_name: str, n_params: int | None = None, named
 
     ``n_params * 3 * itemsize`` (read p, read g, write p) ``+ 2 * state_bytes`` (read and write
     every state tensor). Without `named_params` the state is the registry's per-parameter rate at
-    a (4096, 4096) matrix of `dtype` (`report.memory.state_rate`, per-tensor constants
+    a (4096, 4096) matrix of `dtype` (`optimizers.memory.state_rate`, per-tensor constants
     excluded), so AdamW fp32 gives exactly 28 B/param. With `named_params` ((name, tensor) pairs,
     as ``model.named_parameters()``) everything comes from those tensors: the parameter bytes from
     the trainable ones (their own dtypes; `n_params` is then ignored and may be 0 or None) and the
@@ -84,7 +84,7 @@ def bytes_moved_per_step(optimizer_name: str, n_params: int | None = None, named
         return params + 2 * optimizers.model_state_bytes(optimizer_name, named_params)
     if n_params is None:
         raise ValueError("bytes_moved_per_step needs n_params or named_params")
-    from report.memory import state_rate
+    from optimizers.memory import state_rate
     state = state_rate(optimizer_name, dtype)["bytes_per_param"] * n_params
     return n_params * 3 * itemsize(dtype) + 2 * state
 

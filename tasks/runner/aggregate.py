@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasks import records
+from tasks.runner import records
 
 TABLES = ("runs.csv", "curves.csv", "tuning.csv", "stability.csv", "steptime.csv", "loop_options.csv", "monitor.csv",
           "samples.csv", "skipped.csv", "memory_model.csv", "environment.json")
@@ -122,7 +122,7 @@ def write_tables(paths, out_dir, skipped=(), optimizer_names=()) -> Path:
               "loop_options": loop_options, "monitor": monitor, "samples": sample_rows, "skipped": [dict(task=t, optimizer=o, why=why) for t, o, why in skipped]}
     for name, rows in tables.items():
         pd.DataFrame(rows).to_csv(out / f"{name}.csv", index=False, float_format="%.10g")
-    from report import memory
+    from optimizers import memory
     memory.table(optimizers=optimizer_names or None).to_csv(out / "memory_model.csv", index=False, float_format="%.10g")
     env = dict(environment or {})
     env["compute_seconds"] = round(compute_seconds, 1)
