@@ -43,8 +43,9 @@ def read_tables(tables: Path) -> dict:
             out[name] = pd.read_csv(path) if path.exists() else pd.DataFrame()
         except pd.errors.EmptyDataError:
             out[name] = pd.DataFrame()
-    env = tables / "environment.json"
-    out["environment"] = json.loads(env.read_text()) if env.exists() else {}
+    for name in ("environment", "figures"):
+        path = tables / f"{name}.json"
+        out[name] = json.loads(path.read_text()) if path.exists() else {}
     return out
 
 
@@ -66,10 +67,11 @@ def step_ratio(runs: pd.DataFrame, steptime: pd.DataFrame, task: str, opt: str) 
     same_job = steptime[(steptime.task == task) & (steptime.optimizer == opt)] if len(steptime) else []
     if len(same_job):
         return fmt(float(same_job["ratio_to_baseline"].iloc[0]), 3)
+    baseline = steptime["baseline"].iloc[0] if len(steptime) else None   # the profile's, one per run
     medians = runs[runs.task == task].groupby("optimizer")["step_time_median"].median()
-    if "adamw" not in medians or not medians["adamw"] > 0:
+    if baseline not in medians or not medians[baseline] > 0:
         return "–"
-    return "≈" + fmt(float(medians[opt] / medians["adamw"]), 3)
+    return "≈" + fmt(float(medians[opt] / medians[baseline]), 3)
 
 
 def summary_table(runs: pd.DataFrame, tuning: pd.DataFrame, steptime: pd.DataFrame) -> pd.DataFrame:
@@ -143,7 +145,18 @@ def extras_lines(curves: pd.DataFrame, task: str, metric: str, out: Path) -> lis
     return lines
 
 
-def trajectory_lines(curves: pd.DataFrame, task: str, out: Path) -> list[str]:
+def plane_layers(ax, plane: dict) -> None:
+    """A task's reference layers in the plane (figures.json): contours, marked points, limits."""
+    if "contour" in plane:
+        c = plane["contour"]
+        ax.contour(c["x"], c["y"], np.asarray(c["z"]), levels=15, colors="0.8", linewidths=0.6)
+    for label, pts in pd.DataFrame(plane.get("points", []), columns=["x", "y", "label"]).groupby("label", sort=False):
+        ax.scatter(pts.x, pts.y, marker="x", color="red", s=20, zorder=4, label=label)
+    ax.set_xlim(*plane["xlim"])
+    ax.set_ylim(*plane["ylim"])
+
+
+def trajectory_lines(curves: pd.DataFrame, task: str, figure: dict, out: Path) -> list[str]:
     """Paths in the plane for tasks that evaluate a 2-D position (x, y): Rosenbrock's valley."""
     c = curves[(curves.task == task) & curves.series.isin(["x", "y"])]
     if c.series.nunique() < 2:
@@ -151,59 +164,49 @@ def trajectory_lines(curves: pd.DataFrame, task: str, out: Path) -> list[str]:
     first = c[c.seed == c.groupby("optimizer").seed.transform("min")]
     path = first.pivot_table(index=["optimizer", "step"], columns="series", values="value").reset_index()
     fig, ax = plt.subplots(figsize=(7, 5.2))
-    if task == "rosenbrock":
-        from tasks.convex import rosenbrock
-        gx, gy = np.meshgrid(np.linspace(-2, 2, 300), np.linspace(-1, 3, 300))
-        f = rosenbrock(np.stack([gx, gy]))
-        ax.contour(gx, gy, np.log10(f + 1e-3), levels=15, colors="0.8", linewidths=0.6)
-        ax.plot([1], [1], marker="*", color="k", markersize=12, linestyle="none", label="optimum (1, 1)")
     sns.lineplot(data=path, x="x", y="y", hue="optimizer", sort=False, estimator=None, ax=ax, linewidth=1.1)
     start = path[path.step == path.step.min()]
     ax.scatter(start.x, start.y, color="k", s=15, zorder=3)
-    ax.set_xlim(-2, 2)
-    ax.set_ylim(-1, 3)
+    if "plane" in figure:
+        plane_layers(ax, figure["plane"])
     ax.set_title(f"{task}: paths of the first final seed (evaluated every few steps; start in black)")
     ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
     return [f"![trajectories {task}]({save(fig, out, f'trajectories-{task}')})", ""]
 
 
-def samples_lines(samples: pd.DataFrame, task: str, out: Path) -> list[str]:
-    """Generated points against the data's modes, one panel per optimizer (the GAN tasks)."""
+def samples_lines(samples: pd.DataFrame, task: str, figure: dict, out: Path) -> list[str]:
+    """Points drawn from each trained model, one panel per optimizer, over the task's reference
+    layers (the GAN's generated samples against the data's modes)."""
     s = samples[samples.task == task] if len(samples) else samples
     if s.empty:
         return []
-    from tasks.gan import N_MODES, RADIUS
-    angles = np.arange(N_MODES) * 2 * np.pi / N_MODES
     grid = sns.relplot(data=s, x="x", y="y", col="optimizer", col_wrap=6, s=4, linewidth=0, alpha=0.6,
                        height=2.0, aspect=1.0)
     grid.set_titles("{col_name}")
-    for ax in grid.axes.flat:
-        ax.scatter(RADIUS * np.cos(angles), RADIUS * np.sin(angles), marker="x", color="red", s=20)
-        ax.set_xlim(-3, 3)
-        ax.set_ylim(-3, 3)
+    if "plane" in figure:
+        for ax in grid.axes.flat:
+            plane_layers(ax, figure["plane"])
+    marks = "; red crosses: " + ", ".join(sorted({p["label"] for p in figure.get("plane", {}).get("points", [])}))
     grid.figure.suptitle(f"{task}: {s.groupby('optimizer').size().iloc[0]} generated points at the end "
-                         "of the first final seed; red crosses: the data's modes", y=1.02)
+                         f"of the first final seed{marks if 'plane' in figure else ''}", y=1.02)
     return [f"![samples {task}]({save(grid.figure, out, f'samples-{task}')})", ""]
 
 
-# Note 003's printed output (Adam, lr 0.1, float32; "Epoch e" is printed after step e + 1).
-SEED_003_PRINTED = {1: 2.7272, 11: 0.4854, 21: -1.2395, 31: -1.6548, 41: -1.7861, 51: -1.8323, 91: -1.8910}
-
-
-def toy_lines(runs: pd.DataFrame, curves: pd.DataFrame) -> list[str]:
-    c = curves[(curves.task == "toy-quartic") & (curves.optimizer == "adam") & (curves.series == "x")]
+def printed_lines(runs: pd.DataFrame, curves: pd.DataFrame, task: str, figure: dict) -> list[str]:
+    """A published trajectory (figures.json "printed") beside the first final seed's."""
+    printed = figure.get("printed")
+    if not printed:
+        return []
+    opt, series = printed["optimizer"], printed["series"]
+    c = curves[(curves.task == task) & (curves.optimizer == opt) & (curves.series == series)]
     if c.empty:
         return []
     ours = c[c.seed == c.seed.min()].set_index("step").value
-    lr = runs[(runs.task == "toy-quartic") & (runs.optimizer == "adam")].lr.iloc[0]
-    rows = [{"step": s, "note 003 prints x": fmt(x, 5), f"ours (adam, lr {lr:g}): x": fmt(float(ours[s]), 5) if s in ours else "–"}
-            for s, x in SEED_003_PRINTED.items()]
-    return ["Seed note 003's printed trajectory beside ours. Adam's first step moves x by lr (the "
-            "note's 2.7272 is not what its own code computes); after it, v̂ (β2 = 0.999) keeps "
-            "the first, large gradients while the gradient shrinks, so the steps shrink too and x "
-            "creeps towards the inflection point at 0 instead of reaching the minimum at −2.25 as "
-            "the note prints:", "",
-            md_table(pd.DataFrame(rows)), ""]
+    lr = runs[(runs.task == task) & (runs.optimizer == opt)].lr.iloc[0]
+    rows = [{"step": int(step), f"{printed['source']} prints {series}": fmt(x, 5),
+             f"ours ({opt}, lr {lr:g}): {series}": fmt(float(ours[int(step)]), 5) if int(step) in ours else "–"}
+            for step, x in sorted(printed["values"].items(), key=lambda kv: int(kv[0]))]
+    return [printed["note"], "", md_table(pd.DataFrame(rows)), ""]
 
 
 def rank_table(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -377,10 +380,10 @@ def write_report(tables_dir, out_dir) -> Path:
                       md_table(g.drop(columns=["task", "_mean"]).dropna(axis=1, how="all")), "",
                       f"![curves {task}]({curves_figure(curves, task, metric, out)})", ""]
             lines += extras_lines(curves, task, metric, out)
-            lines += trajectory_lines(curves, task, out)
-            lines += samples_lines(t["samples"], task, out)
-            if task == "toy-quartic":
-                lines += toy_lines(runs, curves)
+            figure = t["figures"].get(task, {})
+            lines += trajectory_lines(curves, task, figure, out)
+            lines += samples_lines(t["samples"], task, figure, out)
+            lines += printed_lines(runs, curves, task, figure)
     if len(t["skipped"]):
         lines += ["## Pairs not run", "", md_table(t["skipped"]), ""]
     if len(tuning):

@@ -77,6 +77,11 @@ class Task:
     # GAN's betas=(0.5, 0.999): applied to every entry that has the key, before tuning overrides
     fixed_lr: float | None = None   # a task that reproduces a published setting (seed 003's toy at
     # lr 0.1) is not tuned: its sweep is this one value for every optimizer
+    figure: Callable[[], dict] | None = None   # what the report's generic figures draw beside the
+    # runs, as plain data (aggregation writes it to figures.json; the report never imports a task):
+    # "plane": {"xlim", "ylim", "contour": {"x", "y", "z", "label"}, "points": [{"x", "y", "label"}]}
+    # for tasks whose evaluation or samples are 2-D points; "printed": {"optimizer", "series",
+    # "source", "values": {step: value}, "note"} for a published trajectory to set beside ours
 
     def __post_init__(self):
         missing = [s for s in SIZES if s not in self.sizes]

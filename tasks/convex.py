@@ -167,6 +167,16 @@ def build_rosenbrock(size, seed, device, dtype):
                    extras={"start": [float(v) for v in x0], "argmin": [1.0, 1.0]})
 
 
+def rosenbrock_figure() -> dict:
+    """The valley's contours (log10 f on a grid) and the optimum, for the report's path figure."""
+    gx, gy = np.meshgrid(np.linspace(-2, 2, 161), np.linspace(-1, 3, 161))
+    f = rosenbrock(torch.from_numpy(np.stack([gx, gy]))).numpy()
+    return {"plane": {"xlim": [-2, 2], "ylim": [-1, 3],
+                      "contour": {"x": gx[0].tolist(), "y": gy[:, 0].tolist(),
+                                  "z": np.round(np.log10(f + 1e-3), 4).tolist(), "label": "log10 f"},
+                      "points": [{"x": 1.0, "y": 1.0, "label": "optimum (1, 1)"}]}}
+
+
 # --- the quartic toy of seed 003 -------------------------------------------------------------------
 
 QUARTIC_START = 3.0
@@ -178,6 +188,20 @@ def quartic(x: torch.Tensor) -> torch.Tensor:
 
 
 QUARTIC_MIN = float(quartic(torch.tensor(QUARTIC_ARGMIN, dtype=torch.float64)))   # -6.54296875
+
+
+# Note 003's printed output (Adam, lr 0.1, float32; "Epoch e" is printed after step e + 1).
+SEED_003_PRINTED = {1: 2.7272, 11: 0.4854, 21: -1.2395, 31: -1.6548, 41: -1.7861, 51: -1.8323, 91: -1.8910}
+
+
+def quartic_figure() -> dict:
+    return {"printed": {
+        "optimizer": "adam", "series": "x", "source": "note 003", "values": SEED_003_PRINTED,
+        "note": "Seed note 003's printed trajectory beside ours. Adam's first step moves x by lr (the "
+                "note's 2.7272 is not what its own code computes); after it, v̂ (β2 = 0.999) keeps the "
+                "first, large gradients while the gradient shrinks, so the steps shrink too and x creeps "
+                "towards the inflection point at 0 instead of reaching the minimum at −2.25 as the note "
+                "prints:"}}
 
 
 def build_quartic(size, seed, device, dtype):
@@ -208,7 +232,7 @@ register(Task(
     description="2-D Rosenbrock (1-x)^2 + 100(y-x^2)^2 from (-1.5, 2) + 0.1 N(0, I); f* = 0 at (1, 1)",
     metric=Metric("suboptimality", "min", target=1e-3),
     sizes={"smoke": dict(steps=100), "cpu": dict(steps=1000), "gpu": dict(steps=10000)},
-    build=build_rosenbrock, eval_every=10,
+    build=build_rosenbrock, eval_every=10, figure=rosenbrock_figure,
 ))
 
 register(Task(
@@ -216,5 +240,5 @@ register(Task(
     description="seed 003's toy: x^4 + 3x^3 + 2 from x = 3; inflection point at 0, minimum at -9/4",
     metric=Metric("suboptimality", "min", target=1e-2),
     sizes={"smoke": dict(steps=100), "cpu": dict(steps=100), "gpu": dict(steps=100)},
-    build=build_quartic, eval_every=1, fixed_lr=0.1,
+    build=build_quartic, eval_every=1, fixed_lr=0.1, figure=quartic_figure,
 ))

@@ -213,6 +213,12 @@ def build(size, seed, device, dtype):
                                      "(discriminator parameters detached)"})
 
 
+def ring_figure() -> dict:
+    """The data's modes, drawn under each optimizer's generated samples."""
+    return {"plane": {"xlim": [-3, 3], "ylim": [-3, 3],
+                      "points": [{"x": x, "y": y, "label": "data modes"} for x, y in mode_centres().tolist()]}}
+
+
 SIZES = {
     "smoke": dict(hidden=32, batch=64, steps=100, r1=R1_GAMMA),
     "cpu": dict(hidden=64, batch=128, steps=500, r1=R1_GAMMA),
@@ -227,6 +233,6 @@ for _name, _betas, _what in (("gan-ring8", GAN_BETAS, "Adam-family betas (0.5, 0
                     f"one loss; metric energy distance to the data; {_what}",
         metric=Metric("energy_distance", "min", target=0.05),
         sizes=SIZES,
-        build=build, eval_every=50,
+        build=build, eval_every=50, figure=ring_figure,
         hparam_defaults={"betas": _betas},
     ))

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import tasks
 from tasks.runner import records
 
 TABLES = ("runs.csv", "curves.csv", "tuning.csv", "stability.csv", "steptime.csv", "loop_options.csv", "monitor.csv",
-          "samples.csv", "skipped.csv", "memory_model.csv", "environment.json")
+          "samples.csv", "skipped.csv", "memory_model.csv", "figures.json", "environment.json")
 CURVE_POINTS = 200  # per run: enough for a figure, small enough to publish
 
 
@@ -124,6 +125,11 @@ def write_tables(paths, out_dir, skipped=(), optimizer_names=()) -> Path:
         pd.DataFrame(rows).to_csv(out / f"{name}.csv", index=False, float_format="%.10g")
     from optimizers import memory
     memory.table(optimizers=optimizer_names or None).to_csv(out / "memory_model.csv", index=False, float_format="%.10g")
+    # what the report's generic figures draw beside the runs (contours, modes, a printed trajectory):
+    # the task's own data, so that the report never imports a task
+    figures = {t: tasks.get(t).figure() for t in sorted({r["task"] for r in runs} | {r["task"] for r in tuning})
+               if tasks.get(t).figure}
+    (out / "figures.json").write_text(json.dumps(figures, sort_keys=True) + "\n")
     env = dict(environment or {})
     env["compute_seconds"] = round(compute_seconds, 1)
     (out / "environment.json").write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")
