@@ -330,7 +330,8 @@ def environment_block(env: dict) -> list[str]:
         return ["_no environment recorded_"]
     pk = env.get("packages", {})
     lines = ["| | |", "|---|---|"]
-    for key in ("device", "device_name", "cuda", "cpu_count", "threads", "platform", "python", "torch",
+    for key in ("device", "device_name", "device_capability", "device_memory_bytes", "cuda", "cudnn", "cpu",
+                "cpu_flags", "cpu_capability", "cpu_count", "threads", "platform", "python", "torch",
                 "git_commit", "compute_seconds"):
         if env.get(key) is not None:
             lines.append(f"| {key} | {env[key]} |")

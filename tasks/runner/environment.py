@@ -44,10 +44,30 @@ def package_versions() -> dict:
     return found
 
 
+# The CPU features that change results in the last bits or the speed: which vectorised kernels
+# torch dispatches to (AVX2, AVX-512), and whether bf16 arithmetic is native (Muon's Newton-Schulz
+# runs in bf16, and CPUs with and without native bf16 round differently).
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+@functools.cache
+def cpu_model() -> tuple[str, list[str]]:
+    """The CPU's model name and which of CPU_FLAGS it has (Linux /proc/cpuinfo; elsewhere the
+    platform's processor string and no flags)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine(), []
+    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    return fields.get("model name", platform.machine()), [f for f in CPU_FLAGS if f in flags]
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
+    return cpu_model()[0]
 
 
 def environment(device: torch.device, threads: int) -> dict:
@@ -63,7 +83,14 @@ def environment(device: torch.device, threads: int) -> dict:
         "git_commit": git_commit(),
         "packages": package_versions(),
     }
+    model, flags = cpu_model()
+    env["cpu"] = model
+    env["cpu_flags"] = " ".join(flags)
+    # the kernels torch picked on this CPU (ATEN_CPU_CAPABILITY can lower it): DEFAULT, AVX2, AVX512
+    env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         env["device_memory_bytes"] = props.total_memory
+        env["device_capability"] = f"{props.major}.{props.minor}"
+        env["cudnn"] = torch.backends.cudnn.version()
     return env

@@ -18,7 +18,7 @@ import torch
 import optimizers
 import tasks
 from tasks.runner import environment, protocol, records
-from tasks.runner.harness import RunConfig, StepTimer, split_batch, train
+from tasks.runner.harness import RunConfig, StepTimer, split_batch, summarise_times, train
 
 
 def _header(kind: str, config: dict, device: str, threads: int) -> dict:
@@ -110,7 +110,8 @@ def steptime(task: str, optimizer: str, size: str, steps: int, warmup: int, roun
                 with timer:
                     opts[n].step()
             times[n] += timer.times()
-    med = {n: statistics.median(t) for n, t in times.items()}
+    summary = {n: summarise_times(t, warmup=0) for n, t in times.items()}   # warmed up above
+    med = {n: s["median"] for n, s in summary.items()}
     # The roofline: the bytes the step must move over the bandwidth measured here, now.
     from tasks.runner import roofline
     bandwidth = roofline.bandwidth_bytes_per_s(dev, n_bytes=(64 if dev.type == "cpu" else 1024) * 2**20)
@@ -120,8 +121,7 @@ def steptime(task: str, optimizer: str, size: str, steps: int, warmup: int, roun
     return {**_header("steptime", config, device, threads),
             "median_seconds": med[optimizer], "baseline_median_seconds": med[baseline],
             "ratio_to_baseline": med[optimizer] / med[baseline],
-            "p10_seconds": statistics.quantiles(times[optimizer], n=10)[0] if len(times[optimizer]) > 1 else med[optimizer],
-            "p90_seconds": statistics.quantiles(times[optimizer], n=10)[-1] if len(times[optimizer]) > 1 else med[optimizer],
+            "p10_seconds": summary[optimizer]["p10"], "p90_seconds": summary[optimizer]["p90"],
             "n_params": sum(p.numel() for p in model.parameters()),
             "bandwidth_bytes_per_s": bandwidth, "floor_seconds": floor,
             "percent_of_floor": 100 * floor / med[optimizer]}

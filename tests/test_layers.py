@@ -1,0 +1,102 @@
+"""The layers import one way: optimizers <- tasks <- tasks.runner (the engine) <- tasks.runner.cli
+and workflows/scripts; the report reads results/tables/ and imports none of them."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+OURS = ("optimizers", "tasks", "report")
+
+
+def layer(module: str) -> str:
+    """The layer a dotted module name of ours belongs to."""
+    if module == "tasks.runner.cli" or module.startswith("workflows"):
+        return "entry"
+    if module.startswith("tasks.runner"):
+        return "engine"
+    return module.split(".")[0]
+
+
+# what each layer may import, besides itself
+ALLOWED = {
+    "optimizers": set(),
+    "tasks": {"optimizers"},
+    "engine": {"optimizers", "tasks"},
+    "entry": {"optimizers", "tasks", "engine", "report"},
+    "report": set(),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported(source: str) -> list[tuple[int, str]]:
+    """(line, module) of every import of ours in the source, lazy ones inside functions included."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            # `from tasks.runner import records` names a submodule: the finer name decides the layer
+            found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
+    return [(line, m) for line, m in found if m.split(".")[0] in OURS]
+
+
+def violations(module: str, source: str) -> list[str]:
+    here = layer(module)
+    return [f"line {line}: {m} ({layer(m)})" for line, m in imported(source)
+            if layer(m) != here and layer(m) not in ALLOWED[here]]
+
+
+def sources() -> list[Path]:
+    files = [p for pkg in OURS for p in (REPO / pkg).rglob("*.py")]
+    return sorted(files + list((REPO / "workflows" / "scripts").glob("*.py")))
+
+
+def test_the_walk_sees_every_layer():
+    layers = {layer(module_name(p)) for p in sources()}
+    assert layers == set(ALLOWED), layers
+
+
+@pytest.mark.parametrize("path", sources(), ids=lambda p: str(p.relative_to(REPO)))
+def test_imports_run_one_way(path):
+    module = module_name(path)
+    wrong = violations(module, path.read_text())
+    assert not wrong, f"{path.relative_to(REPO)} is in layer {layer(module)!r}, which may import " \
+                      f"{sorted(ALLOWED[layer(module)]) or 'nothing of ours'}; it imports {wrong}"
+
+
+def test_a_backward_import_is_caught():
+    assert violations("tasks.lm", "def f():\n    from tasks.runner import harness\n") == \
+        ["line 2: tasks.runner.harness (engine)"]
+    assert violations("report.generate", "import tasks\n") == ["line 1: tasks (tasks)"]
+    assert violations("optimizers.adam", "from tasks import generator\n") == ["line 1: tasks.generator (tasks)"]
+    assert violations("tasks.runner.measure", "from tasks.runner import cli\n") == \
+        ["line 1: tasks.runner.cli (entry)"]
+    assert violations("tasks.runner.cli", "from tasks.runner import harness\nimport optimizers\n") == []
+
+
+def test_report_imports_neither_torch_nor_a_task():
+    code = ("import sys, report, report.generate, report.stats, report.claims\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.split('.')[0] in ('tasks', 'optimizers')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_importing_the_registries_loads_no_entry():
+    """Registries load on first use: `import tasks, optimizers` imports no task or optimizer file
+    (transformers, scikit-learn and the optimizer libraries stay out), `names()` loads them."""
+    code = ("import sys, tasks, optimizers\n"
+            "before = sorted(m for m in sys.modules if m.startswith(('tasks.', 'optimizers.')) and m != 'optimizers._build')\n"
+            "heavy = sorted(m for m in ('transformers', 'sklearn') if m in sys.modules)\n"
+            "n = len(tasks.names()) and len(optimizers.names())\n"
+            "print(before, heavy, 'tasks.lm' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] [] True", out.stdout
