@@ -8,15 +8,22 @@ An entry reads like the optimizer's definition: what it is (family, paper,
 implementation), how to build it, its defaults and learning-rate range, which
 parameters it takes (the rest go to `fallback`), what it needs from the
 training loop, and how many bytes of state it keeps for a parameter.
+
+Hyperparameters are checked in one place, `OptimizerSpec.hparams`, before any library sees them:
+the type of each comes from its default, its range from `COMMON_RULES` and the entry's
+`hparam_rules` (data: `above(0)`, `within(0, 1)`, `one_of(...)`), and a rule across
+hyperparameters from `hparam_check`. Every refusal is an `HparamError` of one form,
+``optimizer 'adam': invalid betas=(0.9,): 1 value, not 2; valid: 2 numbers, each in [0, 1) ...``.
 """
 from __future__ import annotations
 
 import importlib
 import math
+import numbers
 import pkgutil
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -43,6 +50,163 @@ def itemsize(dtype: torch.dtype) -> int:
     return torch.empty((), dtype=dtype).element_size()
 
 
+class HparamError(ValueError):
+    """A hyperparameter refused by the registry, always in one form:
+    ``optimizer 'adam': invalid betas=(0.9,): <why>; valid: <what>``."""
+
+    def __init__(self, optimizer: str, key: str, value, why: str, valid: str):
+        self.optimizer, self.key, self.value, self.why, self.valid = optimizer, key, value, why, valid
+        super().__init__(f"optimizer {optimizer!r}: invalid {key}={value!r}: {why}; valid: {valid}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The valid values of one hyperparameter beyond its type, as data.
+
+    The type comes from the entry's default (``kind`` names it where the default is None): a float
+    default takes a finite real number (bool is not one), an int default a whole number, a bool
+    default True or False, a tuple of n numbers n finite numbers, a str default a string. ``ok``
+    is applied to the value, or to each number of a tuple; ``valid`` says in words what it accepts.
+    """
+    valid: str                                   # "> 0", "in [0, 1)", "'a' or 'b'"
+    ok: Callable[[Any], bool] = lambda v: True
+    kind: str | None = None                      # "real", "int", "bool", "str"; "choice": `ok` alone
+    none: bool = False                           # None is valid too (the library picks the value)
+
+
+def above(x: float, **kw) -> Rule:
+    return Rule(f"> {x:g}", lambda v: v > x, **kw)
+
+
+def at_least(x: float, **kw) -> Rule:
+    return Rule(f">= {x:g}", lambda v: v >= x, **kw)
+
+
+def at_most(x: float, **kw) -> Rule:
+    return Rule(f"<= {x:g}", lambda v: v <= x, **kw)
+
+
+def within(lo: float, hi: float, **kw) -> Rule:
+    """lo <= v < hi."""
+    return Rule(f"in [{lo:g}, {hi:g})", lambda v: lo <= v < hi, **kw)
+
+
+def one_of(*choices) -> Rule:
+    words = [repr(c) for c in choices]
+    return Rule(", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0],
+                lambda v: any(v is c or (type(v) is type(c) and v == c) for c in choices), kind="choice")
+
+
+# Rules every entry shares, by hyperparameter name; an entry's `hparam_rules` add to them or replace them.
+COMMON_RULES = {
+    "lr": above(0),
+    "eps": above(0), "eps1": above(0), "eps2": above(0),
+    "betas": within(0, 1),
+    "momentum": within(0, 1), "beta1": within(0, 1), "beta2": within(0, 1),
+    "weight_decay": at_least(0),
+}
+
+_NOUNS = {"real": "a finite number", "int": "a whole number", "bool": "True or False", "str": "a string"}
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _a(v) -> str:
+    """What a value is, in words: 'a string', 'an int', 'None'."""
+    if v is None:
+        return "None"
+    name = {str: "string", bool: "bool", float: "float", int: "int", tuple: "tuple", list: "list",
+            dict: "dict"}.get(type(v), type(v).__name__)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def _kind_of(default):
+    """The type a default implies: 'bool', 'int', 'real', 'str', ('real', n) for a tuple of n numbers,
+    or None (no type: a None default, whose rule must say)."""
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, numbers.Integral):
+        return "int"
+    if _is_real(default):
+        return "real"
+    if isinstance(default, str):
+        return "str"
+    if isinstance(default, tuple) and default and all(_is_real(x) for x in default):
+        return ("real", len(default))
+    return None
+
+
+def _fits(kind: str, v) -> str | None:
+    """None if `v` is of scalar `kind`, else why not."""
+    if kind == "real":
+        if not _is_real(v):
+            return f"{_a(v)}, not a number"
+        try:
+            if not math.isfinite(v):
+                return "not finite"
+        except OverflowError:   # an int too large for a float
+            return "not finite"
+    elif kind == "int":
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+            return f"{_a(v)}, not a whole number"
+    elif kind == "bool":
+        if not isinstance(v, bool):
+            return f"{_a(v)}, not True or False"
+    elif kind == "str":
+        if not isinstance(v, str):
+            return f"{_a(v)}, not a string"
+    return None
+
+
+def check_hparam(optimizer: str, key: str, value, default, rule: Rule | None = None):
+    """`value` of hyperparameter `key` checked against the type of `default` and `rule`; returns it
+    (a list given for a tuple default becomes a tuple) or raises HparamError."""
+    kind = (rule.kind if rule and rule.kind else None) or _kind_of(default)
+    if isinstance(kind, tuple):
+        n = kind[1]
+        valid = f"{n} numbers" + (f", each {rule.valid}" if rule else "")
+    elif kind == "choice":
+        valid = rule.valid
+    else:
+        valid = " ".join(filter(None, [_NOUNS.get(kind, "any value"), rule.valid if rule else ""]))
+    if rule and rule.none and kind != "choice":
+        valid += ", or None"
+    valid += f" (default {default!r})"
+
+    def bad(why):
+        raise HparamError(optimizer, key, value, why, valid)
+
+    if value is None and (rule is not None and rule.none):
+        return value
+    if isinstance(kind, tuple):
+        if not isinstance(value, (tuple, list)):
+            bad(f"{_a(value)}, not {kind[1]} numbers")
+        if len(value) != kind[1]:
+            bad(f"{len(value)} value{'s' * (len(value) != 1)}, not {kind[1]}")
+        for i, x in enumerate(value):
+            why = _fits("real", x)
+            if why is None and rule and not rule.ok(x):
+                why = "out of range"
+            if why:
+                bad(f"{key}[{i}]={x!r} is {why}")
+        return tuple(value)
+    if kind is None and rule is None:
+        return value
+    why = _fits(kind, value) if kind else None
+    if why:
+        bad(why)
+    if rule:
+        try:
+            ok = bool(rule.ok(value))
+        except (TypeError, ValueError):   # a rule given a value of no declared type
+            ok = False
+        if not ok:
+            bad("not one of the choices" if kind == "choice" else "out of range")
+    return value
+
+
 @dataclass(frozen=True)
 class OptimizerSpec:
     name: str
@@ -59,7 +223,9 @@ class OptimizerSpec:
     hessian_every: int = 10      # with needs "hessian": steps between Hessian estimates (Sophia's k)
     shared_state_bytes: Callable[[list], int] | None = None  # state shared by all the parameters it
     # takes (bitsandbytes' quantisation maps), from [(shape, dtype), ...]; none by default
-    hparam_check: Callable[[dict], None] | None = None  # extra validation beyond the library's
+    hparam_rules: dict = field(default_factory=dict)  # key -> Rule, beyond (or replacing) COMMON_RULES
+    hparam_check: Callable[[dict], tuple[str, str, str] | None] | None = None  # a rule across
+    # hyperparameters: hp -> None, or (key, why, valid) for the value it refuses
     package: str = "torch"       # distribution whose version is reported
 
     def __post_init__(self):
@@ -70,19 +236,37 @@ class OptimizerSpec:
             raise ValueError(f"{self.name}: defaults must include 'lr'")
         if (self.takes is None) != (self.fallback is None):
             raise ValueError(f"{self.name}: 'takes' and 'fallback' go together")
+        stray = sorted(set(self.hparam_rules) - set(self.defaults))
+        if stray:
+            raise ValueError(f"{self.name}: hparam_rules for {stray}, which are not in its defaults")
+        rules = self.rules()
+        untyped = sorted(k for k, v in self.defaults.items()
+                         if _kind_of(v) is None and not (k in rules and rules[k].kind))
+        if untyped:
+            raise ValueError(f"{self.name}: the defaults of {untyped} imply no type; give each a Rule with a kind")
+        self.hparams()   # the defaults pass their own rules
+
+    def rules(self) -> dict:
+        """Every hyperparameter's Rule: the common ones for the keys it has, then its own."""
+        return {**{k: r for k, r in COMMON_RULES.items() if k in self.defaults}, **self.hparam_rules}
 
     def hparams(self, overrides: dict | None = None) -> dict:
-        """Defaults updated by `overrides`; unknown keys are refused by name."""
+        """Defaults updated by `overrides`, each value checked (type from the default, range from
+        the rules, then `hparam_check`) before any library sees it; HparamError names the first bad one."""
         overrides = dict(overrides or {})
-        unknown = sorted(set(overrides) - set(self.defaults))
+        unknown = sorted(set(overrides) - set(self.defaults), key=str)
         if unknown:
-            raise ValueError(
-                f"optimizer {self.name!r} has no hyperparameter {', '.join(map(repr, unknown))}; "
-                f"valid: {', '.join(sorted(self.defaults))}")
+            raise HparamError(self.name, unknown[0], overrides[unknown[0]], "no such hyperparameter",
+                              ", ".join(sorted(self.defaults)))
+        rules = self.rules()
         hp = {**self.defaults, **overrides}
-        check_common(self.name, hp)
+        for key in self.defaults:
+            hp[key] = check_hparam(self.name, key, hp[key], self.defaults[key], rules.get(key))
         if self.hparam_check:
-            self.hparam_check(hp)
+            refused = self.hparam_check(hp)
+            if refused:
+                key, why, valid = refused
+                raise HparamError(self.name, key, hp[key], why, valid)
         return hp
 
     @property
@@ -92,27 +276,6 @@ class OptimizerSpec:
             return version(self.package)
         except PackageNotFoundError:
             return "unknown"
-
-
-def check_common(name: str, hp: dict) -> None:
-    """Validation every entry shares, so that the message names the value before any library sees it."""
-    def bad(key, why):
-        raise ValueError(f"optimizer {name!r}: invalid {key}={hp[key]!r}: {why}")
-    if not (isinstance(hp["lr"], (int, float)) and math.isfinite(hp["lr"]) and hp["lr"] > 0):
-        bad("lr", "must be a finite number > 0")
-    for key in ("eps",):
-        values = hp.get(key)
-        values = values if isinstance(values, (tuple, list)) else [values]
-        if any(v is not None and not v > 0 for v in values):
-            bad(key, "must be > 0")
-    if "betas" in hp and hp["betas"] is not None:
-        if not all(0.0 <= b < 1.0 for b in hp["betas"]):
-            bad("betas", "each must lie in [0, 1)")
-    for key in ("momentum", "beta1", "beta2"):
-        if key in hp and isinstance(hp[key], (int, float)) and not 0.0 <= hp[key] < 1.0:
-            bad(key, "must lie in [0, 1)")
-    if "weight_decay" in hp and not hp["weight_decay"] >= 0:
-        bad("weight_decay", "must be >= 0")
 
 
 _REGISTRY: dict[str, OptimizerSpec] = {}
@@ -164,4 +327,5 @@ def get(name: str) -> OptimizerSpec:
 from optimizers._build import build_optimizer, state_bytes, model_state_bytes  # noqa: E402
 
 __all__ = ["OptimizerSpec", "register", "get", "names", "build_optimizer", "state_bytes",
-           "model_state_bytes", "NEEDS"]
+           "model_state_bytes", "NEEDS", "HparamError", "Rule", "COMMON_RULES", "above", "at_least",
+           "at_most", "within", "one_of"]

@@ -59,11 +59,7 @@ int, a 0-d ``RMS`` tensor, plus the same factor sizes (``exp_avg_sq_row``/``_col
 """
 import torch
 
-from optimizers import OptimizerSpec, itemsize, numel, register, scalar_bytes
-
-
-def _bad(name, key, value, why):
-    raise ValueError(f"optimizer {name!r}: invalid {key}={value!r}: {why}")
+from optimizers import OptimizerSpec, above, at_least, at_most, itemsize, numel, register, scalar_bytes
 
 
 def factored_elements(shape) -> int:
@@ -95,26 +91,9 @@ def build_hf_adafactor(params, lr, eps1=1e-30, clip_threshold=1.0, decay_rate=-0
                      scale_parameter=False, relative_step=False, warmup_init=False)
 
 
-def _check_torch(hp):
-    name = "adafactor"
-    if hp["eps1"] is not None and not hp["eps1"] > 0:
-        _bad(name, "eps1", hp["eps1"], "must be > 0 (or None for the dtype's machine epsilon)")
-    if not hp["eps2"] > 0:
-        _bad(name, "eps2", hp["eps2"], "must be > 0")
-    if not hp["beta2_decay"] <= 0:
-        _bad(name, "beta2_decay", hp["beta2_decay"], "must be <= 0 (beta2_t = 1 - t**beta2_decay)")
-    if not hp["d"] >= 1:
-        _bad(name, "d", hp["d"], "the clipping threshold must be >= 1")
-
-
-def _check_hf(hp):
-    name = "adafactor-hf"
-    if not hp["eps1"] > 0:
-        _bad(name, "eps1", hp["eps1"], "must be > 0")
-    if not hp["clip_threshold"] > 0:
-        _bad(name, "clip_threshold", hp["clip_threshold"], "must be > 0")
-    if not hp["decay_rate"] <= 0:
-        _bad(name, "decay_rate", hp["decay_rate"], "must be <= 0 (beta2_t = 1 - t**decay_rate)")
+# torch.optim.Adafactor's hyperparameters (also the reference implementation's, optimizers/reference.py):
+# eps1 None is the dtype's machine epsilon; beta2_t = 1 - t**beta2_decay; d is the clipping threshold.
+TORCH_ADAFACTOR_RULES = dict(eps1=above(0, kind="real", none=True), beta2_decay=at_most(0), d=at_least(1))
 
 
 register(OptimizerSpec(
@@ -122,7 +101,7 @@ register(OptimizerSpec(
     implementation="torch.optim.Adafactor", build=build_torch_adafactor,
     defaults=dict(lr=1e-2, beta2_decay=-0.8, eps1=None, eps2=1e-3, d=1.0, weight_decay=0.0),
     lr_range=(1e-4, 1.0),
-    hparam_check=_check_torch,
+    hparam_rules=TORCH_ADAFACTOR_RULES,
     state_bytes=torch_adafactor_state_bytes,
 ))
 
@@ -132,7 +111,7 @@ register(OptimizerSpec(
     build=build_hf_adafactor,
     defaults=dict(lr=1e-3, eps1=1e-30, clip_threshold=1.0, decay_rate=-0.8, weight_decay=0.0),
     lr_range=(1e-5, 1e-1),
-    hparam_check=_check_hf,
+    hparam_rules=dict(clip_threshold=above(0), decay_rate=at_most(0)),   # beta2_t = 1 - t**decay_rate
     package="transformers",
     state_bytes=hf_adafactor_state_bytes,
 ))

@@ -22,17 +22,11 @@ most torch optimizers, Adagrad allocates its state when it is built, not at the 
 """
 import torch
 
-from optimizers import OptimizerSpec, itemsize, numel, register, scalar_bytes
+from optimizers import OptimizerSpec, at_least, itemsize, numel, register, scalar_bytes
 
 
 def adagrad_state_bytes(shape, dtype):
     return numel(shape) * itemsize(dtype) + scalar_bytes()
-
-
-def _check(hp):
-    for key in ("lr_decay", "initial_accumulator_value"):
-        if not hp[key] >= 0:
-            raise ValueError(f"optimizer 'adagrad': invalid {key}={hp[key]!r}: must be >= 0")
 
 
 register(OptimizerSpec(
@@ -41,6 +35,6 @@ register(OptimizerSpec(
     defaults=dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10),
     lr_range=(1e-4, 1.0),
     needs=frozenset({"sparse"}),
-    hparam_check=_check,
+    hparam_rules=dict(lr_decay=at_least(0), initial_accumulator_value=at_least(0)),
     state_bytes=adagrad_state_bytes,
 ))

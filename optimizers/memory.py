@@ -52,7 +52,9 @@ Neither does this calculator count them; every figure here is a lower bound on a
 from __future__ import annotations
 
 import argparse
+import decimal
 import math
+import numbers
 import sys
 
 import torch
@@ -65,6 +67,7 @@ REPRESENTATIVE = (4096, 4096)                  # a hidden matrix of a 7B-class t
 REPRESENTATIVE_NAME = "layers.0.mlp.fc1.weight"  # what a parameter policy (`takes`) sees
 PROBES = {"(1024, 1024)": (1024, 1024), "(16384, 16384)": (16384, 16384), "(1024,) vector": (1024,)}
 SIZES = (125e6, 1.3e9, 7e9, 70e9)
+MAX_PARAMS = 10**15                            # 1000T: a larger count is a typo
 COMPONENTS = ("params", "grads", "state", "master")
 
 # (parameter, gradient, master) bytes per parameter.
@@ -129,8 +132,10 @@ def breakdown(n_params: float, optimizer: str, precision: str = "mixed") -> dict
     """
     if precision not in PRECISION_BYTES:
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    if not (math.isfinite(n_params) and n_params > 0):
-        raise ValueError(f"n_params must be a finite number > 0, got {n_params!r}")
+    if not (isinstance(n_params, numbers.Real) and not isinstance(n_params, bool) and math.isfinite(n_params)
+            and 1 <= n_params <= MAX_PARAMS and float(n_params).is_integer()):
+        raise ValueError(f"invalid n_params={n_params!r}: not a parameter count; "
+                         f"valid: a whole number from 1 to {MAX_PARAMS:.0e}")
     p_bytes, g_bytes, master_bytes = PRECISION_BYTES[precision]
     rate = state_rate(optimizer)
     out = {
@@ -200,17 +205,22 @@ def seed_table_70b():
     return df
 
 
-def parse_count(text: str) -> float:
-    """A parameter count: 70e9, 7000000000, 70B, 1.3b, 125M, 350k."""
-    scale = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+def parse_count(text: str) -> int:
+    """A parameter count, a whole number >= 1: 70e9, 7000000000, 70B, 1.3b, 125M, 350k (decimal
+    arithmetic, so 1.1B is 1100000000 exactly)."""
+    valid = f"a whole number from 1 to {MAX_PARAMS:.0e}, e.g. 70e9, 70B, 1.3B, 125M"
+    scale = {"k": 3, "m": 6, "b": 9, "g": 9, "t": 12}
     t = text.strip().lower().replace("_", "")
+    exponent = scale[t[-1]] if t and t[-1] in scale else 0
     try:
-        value = float(t[:-1]) * scale[t[-1]] if t and t[-1] in scale else float(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a parameter count: {text!r} (e.g. 70e9, 70B, 125M)") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"the parameter count must be > 0, got {text!r}")
-    return value
+        value = decimal.Decimal(t[:-1] if exponent else t).scaleb(exponent)
+    except decimal.InvalidOperation:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a parameter count; valid: {valid}") from None
+    if not value.is_finite() or value != value.to_integral_value():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of parameters; valid: {valid}")
+    if not 1 <= value <= MAX_PARAMS:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; valid: {valid}")
+    return int(value)
 
 
 def format_count(n: float) -> str:
@@ -221,8 +231,15 @@ def format_count(n: float) -> str:
     return f"{n:.4g}"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line, without the usage block (as `optbench` does)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="optbench memory",
         description="Training memory of a model: parameters, gradients, optimizer state, master weights (GB = 1e9 B).")
     p.add_argument("--params", type=parse_count, required=True, help="parameter count: 70e9, 70B, 125M")

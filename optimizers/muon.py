@@ -59,7 +59,7 @@ import math
 
 import torch
 
-from optimizers import OptimizerSpec, itemsize, numel, register
+from optimizers import OptimizerSpec, above, itemsize, numel, one_of, register, within
 
 EMBEDDING_KEYS = ("embed", "wte", "wpe")
 
@@ -133,24 +133,9 @@ class MuonClip(torch.optim.Muon):
         return qk_clip_(max_logits, qk_weights, self.tau)
 
 
-def _check(name):
-    def check(hp):
-        def bad(key, why):
-            raise ValueError(f"optimizer {name!r}: invalid {key}={hp[key]!r}: {why}")
-        if hp["adjust_lr_fn"] not in (None, "original", "match_rms_adamw"):
-            bad("adjust_lr_fn", "must be None, 'original' or 'match_rms_adamw'")
-        if not (isinstance(hp["ns_steps"], int) and 1 <= hp["ns_steps"] < 100):
-            bad("ns_steps", "must be an int in [1, 100)")
-        if "tau" in hp:
-            try:
-                _check_tau(hp["tau"])
-            except ValueError:
-                bad("tau", "the QK-clip threshold must be a finite number > 0")
-    return check
-
-
 MUON_DEFAULTS = dict(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_steps=5, eps=1e-7,
                      adjust_lr_fn="match_rms_adamw")
+MUON_RULES = dict(adjust_lr_fn=one_of(None, "original", "match_rms_adamw"), ns_steps=within(1, 100))
 
 register(OptimizerSpec(
     name="muon", family="muon", paper="Jordan et al. 2024; Liu et al. 2025",
@@ -159,7 +144,7 @@ register(OptimizerSpec(
     defaults=dict(MUON_DEFAULTS),
     lr_range=(1e-4, 1.0),
     takes=is_hidden_matrix, fallback="adamw",
-    hparam_check=_check("muon"),
+    hparam_rules=MUON_RULES,
     state_bytes=muon_state_bytes,
 ))
 
@@ -171,6 +156,6 @@ register(OptimizerSpec(
     lr_range=(1e-4, 1.0),
     takes=is_hidden_matrix, fallback="adamw",
     needs=frozenset({"attention_logits"}),
-    hparam_check=_check("muonclip"),
+    hparam_rules=dict(MUON_RULES, tau=above(0)),   # the QK-clip threshold
     state_bytes=muon_state_bytes,
 ))

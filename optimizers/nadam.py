@@ -20,16 +20,11 @@ tensors, ``step`` and ``mu_product``.
 """
 import torch
 
-from optimizers import OptimizerSpec, itemsize, numel, register, scalar_bytes
+from optimizers import OptimizerSpec, at_least, itemsize, numel, register, scalar_bytes
 
 
 def nadam_state_bytes(shape, dtype):
     return 2 * numel(shape) * itemsize(dtype) + 2 * scalar_bytes()
-
-
-def _check(hp):
-    if not hp["momentum_decay"] >= 0:
-        raise ValueError(f"optimizer 'nadam': invalid momentum_decay={hp['momentum_decay']!r}: must be >= 0")
 
 
 register(OptimizerSpec(
@@ -37,6 +32,6 @@ register(OptimizerSpec(
     implementation="torch.optim.NAdam", build=torch.optim.NAdam,
     defaults=dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3),
     lr_range=(1e-5, 1.0),
-    hparam_check=_check,
+    hparam_rules=dict(momentum_decay=at_least(0)),
     state_bytes=nadam_state_bytes,
 ))

@@ -52,7 +52,7 @@ import math
 import torch
 
 from optimizers import OptimizerSpec, register
-from optimizers.adafactor import torch_adafactor_state_bytes
+from optimizers.adafactor import TORCH_ADAFACTOR_RULES, torch_adafactor_state_bytes
 from optimizers.adam import adam_state_bytes
 
 
@@ -226,5 +226,6 @@ register(OptimizerSpec(
     defaults=dict(lr=1e-2, beta2_decay=-0.8, eps1=None, eps2=1e-3, d=1.0, weight_decay=0.0),
     lr_range=(1e-4, 1.0),
     package="optbench",
+    hparam_rules=TORCH_ADAFACTOR_RULES,
     state_bytes=torch_adafactor_state_bytes,
 ))

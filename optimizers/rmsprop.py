@@ -20,18 +20,11 @@ State per parameter: ``square_avg`` (the parameter's dtype and shape) and a 0-d 
 """
 import torch
 
-from optimizers import OptimizerSpec, itemsize, numel, register, scalar_bytes
+from optimizers import OptimizerSpec, itemsize, numel, register, scalar_bytes, within
 
 
 def rmsprop_state_bytes(shape, dtype):
     return numel(shape) * itemsize(dtype) + scalar_bytes()
-
-
-def _check(hp):
-    # torch accepts alpha = 1 (v never moves from 0, steps of g/eps) and alpha > 1 would need
-    # its own check; alpha is a decay rate and must lie in [0, 1).
-    if not 0.0 <= hp["alpha"] < 1.0:
-        raise ValueError(f"optimizer 'rmsprop': invalid alpha={hp['alpha']!r}: must lie in [0, 1)")
 
 
 register(OptimizerSpec(
@@ -39,6 +32,8 @@ register(OptimizerSpec(
     implementation="torch.optim.RMSprop", build=torch.optim.RMSprop,
     defaults=dict(lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0),
     lr_range=(1e-5, 1.0),
-    hparam_check=_check,
+    # torch accepts alpha = 1 (v never moves from 0, steps of g/eps) and alpha > 1; alpha is a
+    # decay rate and must lie in [0, 1).
+    hparam_rules=dict(alpha=within(0, 1)),
     state_bytes=rmsprop_state_bytes,
 ))

@@ -23,6 +23,14 @@ def momentum_buffer_bytes(shape, dtype):
     return numel(shape) * itemsize(dtype)
 
 
+def _nesterov_needs_momentum(hp):
+    # torch.optim.SGD refuses nesterov=True with momentum 0 ("Nesterov momentum requires a momentum").
+    if hp["nesterov"] and not hp["momentum"] > 0:
+        return ("momentum", "Nesterov momentum needs a momentum > 0",
+                "a number in (0, 1) with nesterov=True, or nesterov=False")
+    return None
+
+
 register(OptimizerSpec(
     name="sgd", family="sgd", paper="Robbins & Monro 1951",
     implementation="torch.optim.SGD", build=torch.optim.SGD,
@@ -45,5 +53,6 @@ register(OptimizerSpec(
     implementation="torch.optim.SGD(nesterov=True)", build=torch.optim.SGD,
     defaults=dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.0),
     lr_range=(1e-4, 3.0),
+    hparam_check=_nesterov_needs_momentum,
     state_bytes=momentum_buffer_bytes,
 ))

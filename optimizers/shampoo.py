@@ -41,7 +41,7 @@ parameter's dtype: for each dimension the statistic ``pre_cond_i`` and its root
 last preconditioned gradient there even with momentum 0. Total :math:`2\sum_i d_i^2 + n`
 elements -- quadratic in the dimensions, so large embedding tables are costly.
 """
-from optimizers import OptimizerSpec, itemsize, numel, register
+from optimizers import OptimizerSpec, above, at_least, itemsize, numel, register
 
 
 def shampoo_state_bytes(shape, dtype):
@@ -51,15 +51,6 @@ def shampoo_state_bytes(shape, dtype):
 def build_shampoo(params, **hp):
     from pytorch_optimizer import Shampoo  # imported when used: pytorch_optimizer takes seconds to import
     return Shampoo(params, momentum=0.0, **hp)
-
-
-def _check(hp):
-    steps = hp["preconditioning_compute_steps"]
-    if not (isinstance(steps, int) and steps >= 1):
-        raise ValueError(f"optimizer 'shampoo': invalid preconditioning_compute_steps={steps!r}: "
-                         "must be an int >= 1")
-    if not hp["matrix_eps"] > 0:
-        raise ValueError(f"optimizer 'shampoo': invalid matrix_eps={hp['matrix_eps']!r}: must be > 0")
 
 
 MAX_PRECONDITIONER_DIM = 4096
@@ -78,7 +69,7 @@ register(OptimizerSpec(
     implementation="pytorch_optimizer.Shampoo", build=build_shampoo,
     defaults=dict(lr=1e-2, weight_decay=0.0, preconditioning_compute_steps=1, matrix_eps=1e-6),
     lr_range=(1e-4, 1.0),
-    hparam_check=_check,
+    hparam_rules=dict(preconditioning_compute_steps=at_least(1), matrix_eps=above(0)),
     package="pytorch_optimizer",
     state_bytes=shampoo_state_bytes,
     takes=preconditionable, fallback="adamw",

@@ -35,7 +35,7 @@ State per parameter: ``exp_avg``, ``hessian`` (the parameter's dtype and shape) 
 """
 import sophia_opt
 
-from optimizers import OptimizerSpec, itemsize, numel, register, scalar_bytes
+from optimizers import OptimizerSpec, above, at_least, itemsize, numel, register, scalar_bytes
 
 
 class SophiaG(sophia_opt.SophiaG):
@@ -53,12 +53,6 @@ def sophia_state_bytes(shape, dtype):
     return 2 * numel(shape) * itemsize(dtype) + scalar_bytes()
 
 
-def _check(hp):
-    for key in ("rho", "bs"):
-        if not hp[key] > 0:
-            raise ValueError(f"optimizer 'sophia': invalid {key}={hp[key]!r}: must be > 0")
-
-
 register(OptimizerSpec(
     name="sophia", family="sophia", paper="Liu et al. 2024",
     implementation="sophia_opt.SophiaG", build=SophiaG,
@@ -66,7 +60,7 @@ register(OptimizerSpec(
     lr_range=(1e-6, 1e-1),
     needs=frozenset({"hessian"}),
     hessian_every=10,
-    hparam_check=_check,
+    hparam_rules=dict(rho=above(0), bs=at_least(1)),
     package="sophia-opt",
     state_bytes=sophia_state_bytes,
 ))

@@ -1,4 +1,9 @@
 import json
+import os
+import subprocess
+import sys
+
+import pytest
 
 from tasks.runner import cli
 
@@ -26,3 +31,139 @@ def test_unknown_names_are_refused_with_the_valid_ones(capsys):
     assert "unknown optimizer 'adamm'" in err and "adamw" in err
     assert cli.main(["run", "--task", "nope", "--optimizer", "adam"]) == 2
     assert "unknown task 'nope'; valid:" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input is refused before any training starts: exit status 2, one line on stderr that names
+# the value and what is valid, no traceback.
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Training must not start: the harness's train is replaced by one that fails the test."""
+    from tasks.runner import harness
+
+    def train(*args, **kwargs):
+        raise AssertionError("training started")
+    monkeypatch.setattr(harness, "train", train)
+
+
+def refused(capsys, argv, *expected):
+    """cli.main(argv) exits 2 with one line on stderr containing each of `expected` and 'valid'."""
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    for text in expected + ("valid",):
+        assert text in lines[0], (text, lines[0])
+    return lines[0]
+
+
+RUN = ["run", "--task", "quadratic-k1e2", "--optimizer", "adam"]
+
+
+@pytest.mark.parametrize("hparam,named", [
+    ("betas=abc", "betas='abc'"), ("betas=(0.9,)", "betas=(0.9,)"),
+    ("betas=(0.9,0.99,0.5)", "betas=(0.9, 0.99, 0.5)"), ("eps=abc", "eps='abc'"),
+    ("eps=True", "eps=True"), ("betas=(0.9,'x')", "betas=(0.9, 'x')"), ("lr=nan", "lr='nan'"),
+])
+def test_hyperparameters_of_the_wrong_type_are_refused(capsys, no_training, hparam, named):
+    line = refused(capsys, RUN + ["--hparam", hparam], f"optimizer 'adam': invalid {named}: ")
+    assert line.startswith("optbench run: error: optimizer 'adam': invalid ")
+
+
+def test_hyperparameter_messages_say_what_is_valid(capsys, no_training):
+    refused(capsys, RUN + ["--hparam", "betas=(0.9,)"], "1 value, not 2", "valid: 2 numbers, each in [0, 1)")
+    refused(capsys, RUN + ["--hparam", "eps=abc"], "a string, not a number", "valid: a finite number > 0")
+    refused(capsys, RUN + ["--lr", "-1"], "invalid lr=-1.0", "valid: a finite number > 0")
+    refused(capsys, RUN + ["--hparam", "nope=1"], "invalid nope=1: no such hyperparameter",
+            "valid: betas, eps, lr, weight_decay")
+    refused(capsys, RUN + ["--hparam", "betas"], "'betas' is not KEY=VALUE")
+
+
+@pytest.mark.parametrize("option,value,expected", [
+    ("--steps", "1000000000000", "1000000000000 is too large; valid: a whole number from 1 to 10000000"),
+    ("--steps", "1e12", "1e12 is too large"),
+    ("--steps", "0", "0 is too small; valid: a whole number from 1"),
+    ("--steps", "-5", "-5 is too small"),
+    ("--steps", "2.5", "'2.5' is not a whole number"),
+    ("--threads", "-1", "-1 is too small; valid: a whole number from 1"),
+    ("--threads", "0", "0 is too small"),
+    ("--seed", "-5", "-5 is too small; valid: a whole number from 0"),
+    ("--seed", "abc", "'abc' is not a whole number"),
+    ("--device", "tpu", "'tpu' is not a device; valid: cpu, cuda or cuda:N"),
+    ("--device", "cuda:x", "'cuda:x' is not a device"),
+    ("--out", "", "'' is an empty path"),
+    ("--lr", "abc", "'abc' is not a number"),
+    ("--loss-scale", "0", "'0' is out of range; valid: a finite number > 0"),
+    ("--lr-scale", "inf", "'inf' is out of range"),
+])
+def test_bad_options_are_refused(capsys, no_training, option, value, expected):
+    line = refused(capsys, RUN + [option, value], f"argument {option}: ", expected)
+    assert line.startswith("optbench run: error: ")
+
+
+def test_cuda_is_refused_where_it_is_not_available(capsys, no_training, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    refused(capsys, RUN + ["--device", "cuda"], "--device cuda: CUDA is not available", "valid: cpu")
+    refused(capsys, RUN + ["--device", "cuda:0"], "--device cuda:0: CUDA is not available")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    refused(capsys, RUN + ["--device", "cuda:3"], "this machine has 1 CUDA device", "valid: cpu, cuda, cuda:0")
+
+
+def test_an_unwritable_out_is_refused_before_training(capsys, no_training, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    refused(capsys, RUN + ["--out", str(a_file / "r.json")], f"{a_file} is a file, not a directory")
+    refused(capsys, RUN + ["--out", str(tmp_path)], "is a directory")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_read_only_directory_is_refused_before_training(capsys, no_training, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    refused(capsys, RUN + ["--out", str(ro / "sub" / "r.json")], "cannot write in")
+
+
+def test_a_creatable_out_directory_is_accepted_and_not_created_early(tmp_path):
+    target = tmp_path / "new" / "dir" / "r.json"
+    cli.check_writable(str(target))
+    assert not (tmp_path / "new").exists()
+
+
+def test_memory_refuses_a_fractional_parameter_count(capsys):
+    refused(capsys, ["memory", "--params", "1.5"], "'1.5' is not a whole number of parameters",
+            "valid: a whole number from 1")
+    refused(capsys, ["memory", "--params", "0"], "'0' is out of range")
+
+
+def test_a_diverged_run_prints_its_summary_as_json(capsys, monkeypatch):
+    from tasks.runner import harness
+    diverged = {"final_metric": float("nan"), "final_loss": float("inf"), "steps_to_target": None,
+                "diverged": True, "diverge_reason": "non-finite loss at step 1",
+                "task": {"metric": "suboptimality"}, "step_time": {"median": None}, "state_bytes": {"measured": 0}}
+    monkeypatch.setattr(harness, "train", lambda cfg, **kw: diverged)
+    assert cli.main(RUN + ["--lr", "1e38", "--steps", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+
+    def strict(constant):
+        raise ValueError(f"not JSON: {constant}")
+    summary = json.loads(captured.out, parse_constant=strict)
+    assert summary["diverged"] is True and summary["final_metric"] == "nan" and summary["final_loss"] == "inf"
+
+
+def test_help_imports_nothing_heavy_of_its_own():
+    # `optbench --help` must not build registries or import pandas: everything beyond what the
+    # `tasks` package itself imports is loaded inside the command that needs it.
+    code = ("import sys, tasks; before = set(sys.modules)\n"
+            "from tasks.runner import cli\n"
+            "assert cli.main(['--help']) == 0 and cli.main(['run', '--help']) == 0\n"
+            "print(' '.join(sorted(set(sys.modules) - before)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = out.split("\n")[-2].split()
+    heavy = [m for m in loaded if m.split(".")[0] in ("pandas", "optimizers", "scipy", "matplotlib")
+             or m in ("tasks.runner.harness", "tasks.runner.records", "tasks.quadratic")]
+    assert not heavy, heavy

@@ -1,3 +1,4 @@
+import argparse
 import math
 
 import pytest
@@ -96,3 +97,25 @@ def test_cli_refuses_an_unknown_optimizer(capsys):
     assert "unknown optimizer 'adamm'" in captured.err and "adamw" in captured.err
     assert memory.main(["--params", "lots"]) == 2
     assert "not a parameter count" in capsys.readouterr().err
+
+
+def test_a_parameter_count_is_a_whole_number():
+    assert memory.parse_count("70e9") == 70_000_000_000
+    assert memory.parse_count("1.1B") == 1_100_000_000   # decimal: 1.1 * 1e9 in floats is not whole
+    assert memory.parse_count("1.3b") == 1_300_000_000 and memory.parse_count("350k") == 350_000
+    assert memory.parse_count("1_000") == 1000 and memory.parse_count("1") == 1
+    for text in ("1.5", "0.5", "0", "-3", "1e400", "nan", "inf", "1.0000001k", "2e15"):
+        with pytest.raises(argparse.ArgumentTypeError, match="valid: a whole number from 1"):
+            memory.parse_count(text)
+    for n in (1.5, 0, -1, float("nan"), float("inf"), True, "7B"):
+        with pytest.raises(ValueError, match=r"invalid n_params=.*valid: a whole number from 1"):
+            memory.breakdown(n, "adam", "fp32")
+
+
+def test_cli_refuses_a_fractional_count_in_one_line(capsys):
+    assert memory.main(["--params", "1.5"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip().splitlines() == [
+        "optbench memory: error: argument --params: '1.5' is not a whole number of parameters; "
+        "valid: a whole number from 1 to 1e+15, e.g. 70e9, 70B, 1.3B, 125M"]

@@ -5,34 +5,137 @@
     optbench new-optimizer NAME
     optbench run --task T --optimizer O [--seed S] [--steps N] [--lr X] [--hparam K=V ...]
                  [--loss-scale C] [--lr-scale C] [--size smoke|cpu|gpu] [--device D] [--out FILE]
+
+Bad input is refused before any training starts, with one line on stderr that names the value and
+what is valid, and exit status 2. Only argparse and the standard library are imported here: torch,
+pandas and the registries are imported inside the command that needs them, so `optbench --help`
+starts fast.
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import decimal
 import json
+import math
+import os
+import re
 import sys
+import tempfile
+from pathlib import Path
+
+MAX_STEPS = 10**7          # more steps than any task's gpu size by far: a larger count is a typo
+MAX_SEED = 2**32 - 1
+MAX_THREADS = 1024
+DEVICE = re.compile(r"cpu|cuda(:(0|[1-9][0-9]*))?")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line, `optbench run: error: ...`, without the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def parse_hparam(text: str) -> tuple[str, object]:
-    """K=V with V a Python literal (0.9, (0.9, 0.99), True); anything else stays a string."""
+    """K=V with V a Python literal (0.9, (0.9, 0.99), True); anything else stays a string (and the
+    registry refuses it where the hyperparameter is not a string)."""
     if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--hparam {text!r}: expected KEY=VALUE, e.g. momentum=0.9")
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE; valid: e.g. momentum=0.9 or betas='(0.9, 0.95)'")
     key, value = text.split("=", 1)
     try:
         return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return key, value
+
+
+def whole(lo: int, hi: int):
+    """An argparse type: a whole number in [lo, hi], written as 1000, 1_000 or 1e3."""
+    valid = f"a whole number from {lo} to {hi}"
+
+    def parse(text: str) -> int:
+        try:
+            value = decimal.Decimal(text.strip().replace("_", ""))
+        except decimal.InvalidOperation:
+            value = None
+        if value is None or not value.is_finite() or value != value.to_integral_value():
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; valid: {valid}")
+        if not lo <= value <= hi:   # compared as a Decimal: 1e999999 is never built as an int
+            raise argparse.ArgumentTypeError(f"{text} is too {'small' if value < lo else 'large'}; valid: {valid}")
+        return int(value)
+    return parse
+
+
+def real(positive: bool):
+    """An argparse type: a number; finite and > 0 with `positive` (the lr's range is the registry's to check)."""
+    valid = "a finite number > 0" if positive else "a number, e.g. 1e-3"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number; valid: {valid}") from None
+        if positive and not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range; valid: {valid}")
+        return value
+    return parse
+
+
+def device_name(text: str) -> str:
+    if not DEVICE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; valid: cpu, cuda or cuda:N (N = 0, 1, ...)")
+    return text
+
+
+def out_path(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is an empty path; valid: a file path such as run.json")
+    return text
+
+
+def check_device(device: str) -> None:
+    """A CUDA device must exist here (the syntax was checked by the parser)."""
+    if device == "cpu":
+        return
+    import torch
+    if not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine; valid: cpu")
+    count = torch.cuda.device_count()
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        valid = ", ".join(["cpu", "cuda"] + [f"cuda:{i}" for i in range(count)])
+        raise ValueError(f"--device {device}: this machine has {count} CUDA device{'s' * (count != 1)}; "
+                         f"valid: {valid}")
+
+
+def check_writable(path: str) -> None:
+    """The record can be written at `path`: not a directory, and its directory exists and takes a
+    file, or can be created (the nearest existing ancestor is a directory that takes a file)."""
+    valid = "a file path in a directory you can write"
+    target = Path(os.path.abspath(path))
+    if target.is_dir():
+        raise ValueError(f"--out {path!r} is a directory; valid: {valid}, e.g. {os.path.join(path, 'run.json')}")
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"--out {path!r}: {ancestor} is a file, not a directory; valid: {valid}")
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as e:
+        raise ValueError(f"--out {path!r}: cannot write in {ancestor} ({e.strerror or e}); valid: {valid}") from None
 
 
 def list_optimizers() -> str:
     import pandas as pd
+    import torch
 
     import optimizers
     rows = []
     for name in optimizers.names():
         s = optimizers.get(name)
-        fp32 = s.state_bytes((1024, 1024), __import__("torch").float32) / (1024 * 1024)
+        fp32 = s.state_bytes((1024, 1024), torch.float32) / (1024 * 1024)
         rows.append({"name": name, "family": s.family, "implementation": s.implementation,
                      "version": s.version if s.implementation != "ours" else "ours",
                      "state B/param (fp32 1024x1024)": f"{fp32:.3g}",
@@ -60,23 +163,38 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _finite_or_text(x):
+    """A summary value as strict JSON: non-finite floats as "nan", "inf", "-inf" (as the record has them)."""
+    return str(x) if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def summary(record: dict) -> dict:
+    """What `optbench run` prints: the record's outcome, diverged runs included."""
+    out = {k: record.get(k) for k in ("final_metric", "final_loss", "steps_to_target", "diverged", "diverge_reason")}
+    out["metric"] = (record.get("task") or {}).get("metric")
+    out["step_time_median_s"] = (record.get("step_time") or {}).get("median")
+    out["state_bytes"] = (record.get("state_bytes") or {}).get("measured")
+    return {k: _finite_or_text(v) for k, v in out.items()}
+
+
 def cmd_run(args) -> int:
     from tasks.runner import records
     from tasks.runner.harness import RunConfig, train
     hparams = dict(args.hparam or [])
     if args.lr is not None:
         hparams["lr"] = args.lr
+    # Everything is checked before training: the names, the hyperparameters (the registry), the
+    # config (RunConfig), the device and where the record goes.
     cfg = RunConfig(task=args.task, optimizer=args.optimizer, size=args.size, seed=args.seed, steps=args.steps,
                     hparams=hparams, loss_scale=args.loss_scale, lr_scale=args.lr_scale, device=args.device,
                     dtype=args.dtype)
+    check_device(args.device)
+    if args.out is not None:
+        check_writable(args.out)
     record = train(cfg, threads=args.threads, progress=True)
-    if args.out:
+    if args.out is not None:
         records.write(record, args.out)
-    summary = {k: record[k] for k in ("final_metric", "final_loss", "steps_to_target", "diverged", "diverge_reason")}
-    summary["metric"] = record["task"]["metric"]
-    summary["step_time_median_s"] = record["step_time"]["median"]
-    summary["state_bytes"] = record["state_bytes"]["measured"]
-    print(json.dumps(summary, indent=1))
+    print(json.dumps(summary(record), indent=1, allow_nan=False))
     return 0
 
 
@@ -89,7 +207,7 @@ def cmd_new_optimizer(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="optbench", description="A reproducible benchmark suite for deep-learning optimizers.")
+    p = Parser(prog="optbench", description="A reproducible benchmark suite for deep-learning optimizers.")
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="list registered optimizers or tasks")
     ls.add_argument("what", choices=["optimizers", "tasks"])
@@ -97,17 +215,17 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="one training run outside Snakemake")
     run.add_argument("--task", required=True)
     run.add_argument("--optimizer", required=True)
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--steps", type=int)
+    run.add_argument("--seed", type=whole(0, MAX_SEED), default=0)
+    run.add_argument("--steps", type=whole(1, MAX_STEPS), help="default: the task's steps at --size")
     run.add_argument("--size", default="smoke", choices=["smoke", "cpu", "gpu"])
-    run.add_argument("--lr", type=float)
+    run.add_argument("--lr", type=real(positive=False))
     run.add_argument("--hparam", type=parse_hparam, action="append", metavar="KEY=VALUE")
-    run.add_argument("--loss-scale", type=float, default=1.0)
-    run.add_argument("--lr-scale", type=float, default=1.0)
-    run.add_argument("--device", default="cpu")
+    run.add_argument("--loss-scale", type=real(positive=True), default=1.0)
+    run.add_argument("--lr-scale", type=real(positive=True), default=1.0)
+    run.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N")
     run.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    run.add_argument("--threads", type=int)
-    run.add_argument("--out", help="write the full result record (JSON) here")
+    run.add_argument("--threads", type=whole(1, MAX_THREADS), help="torch threads")
+    run.add_argument("--out", type=out_path, help="write the full result record (JSON) here")
     run.set_defaults(func=cmd_run)
     sub.add_parser("memory", add_help=False, help="training memory of a large model, per optimizer "
                          "(optbench memory --help)")
@@ -123,11 +241,14 @@ def main(argv=None) -> int:
     if argv[:1] == ["memory"]:  # its own parser (optimizers.memory), options included
         from optimizers import memory
         return memory.main(argv[1:])
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:  # --help (0), or a usage error the parser has printed (2)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     try:
         return args.func(args)
     except (KeyError, ValueError) as e:
-        print(f"optbench: error: {e.args[0] if e.args else e}", file=sys.stderr)
+        print(f"optbench {args.command}: error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
 
 
