@@ -122,7 +122,27 @@ def qk_clip_(max_logits: torch.Tensor, qk_weights, tau: float) -> torch.Tensor:
 
 
 class MuonClip(torch.optim.Muon):
-    """torch.optim.Muon with the QK-clip hook the training loop calls after each step."""
+    """torch.optim.Muon with the QK-clip hook the training loop calls after each step.
+
+    What the clip guarantees. The training loop measures every head's max logit S (layer l,
+    head h) in one no-grad forward of the step's batch with the weights the step just produced,
+    then calls ``qk_clip``. For each layer l, on the inputs layer l received in that forward,
+    every logit of a clipped head is multiplied by gamma = tau / S (the rows of W_q and W_k by
+    sqrt(gamma); no bias, and RoPE is linear), and an unclipped head's logits are unchanged: so
+    measuring layer l again *on those inputs* with the clipped weights gives every head's max
+    <= tau, up to float rounding (sqrt(gamma) rounded to the weights' dtype, each weight rounded
+    after scaling, the projections and the head's dot product recomputed: an error of order
+    (terms summed) x epsilon relative to the sum of the terms' magnitudes: for float32 on the
+    smoke LM, 1e-5 of tau times how much the max logit's terms cancel; see
+    tests/test_training_hooks.py). This holds for every layer.
+    Layer 0's inputs (the embeddings) depend on no query or key weight, so for it the bound also
+    holds in a fresh forward. For layers l >= 1 it does not: clipping layers below l changes their
+    attention patterns, hence layer l's inputs, so a fresh forward can give layer l logits above
+    tau (0.3006 at tau = 0.3 in the smoke LM), until the next step's measurement clips them. Nor
+    does the clip bound the logits on another batch, or those the next update produces: it is a
+    per-step correction. (A bound for every layer in a fresh forward would need measuring and
+    clipping layer by layer: one forward per layer.)
+    """
 
     def __init__(self, params, tau: float = 100.0, **kwargs):
         _check_tau(tau)

@@ -5,8 +5,13 @@ Every file in this package defines one task family and registers one `Task` per 
 
 A task has sizes per profile (smoke / cpu / gpu), a metric with a direction and a target, and a
 `build(size, seed, device, dtype)` that returns a `Problem`: the model, the batches (the same
-order for every optimizer at a seed), the loss, the evaluation, a hash of its data and optional
-hooks (known optimum, Hessian sample for Sophia, attention max-logit probe for MuonClip).
+order for every optimizer at a seed), the loss, the evaluation, a hash of its data (`hash_data`:
+what defines the data, in bits that are the same on every machine) and optional hooks (known
+optimum, Hessian sample for Sophia, attention max-logit probe for MuonClip).
+
+Randomness during training is a function of (seed, step): batches come from the stream of their
+step, and the Hessian loss draws from a generator the harness derives from (seed, step) and passes
+in, so a run resumed from a checkpoint draws what the uninterrupted run draws.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import importlib
 import pkgutil
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import torch
 
@@ -49,7 +54,9 @@ class Problem:
     evaluate: Callable[[torch.nn.Module], dict]  # {metric.name: value, ...}; extra keys are kept
     data_hash: str
     optimum: float | None = None                 # f* where known
-    hessian_loss: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None  # loss on sampled labels (Sophia's GNB)
+    hessian_loss: Callable[[torch.nn.Module, Any, torch.Generator], torch.Tensor] | None = None
+    # hessian_loss(model, batch, generator): loss on labels sampled with `generator` from the model
+    # (Sophia's GNB); the harness passes a generator of the step's own stream, on the run's device
     attention_logits: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None  # [layers, heads] max logits
     qk_weights: list | None = None   # [(W_q, W_k, n_heads)] per layer, head h = rows h*d:(h+1)*d (MuonClip)
     extras: dict = field(default_factory=dict)  # anything a task wants in its results
@@ -135,6 +142,8 @@ def compatible(task: "Task | str", spec) -> str | None:
     """None if the optimizer `spec` can run `task`; otherwise why not (the pipeline skips the pair
     and the report says so)."""
     task = get(task) if isinstance(task, str) else task
+    if "closure" in spec.needs:   # no entry needs it; the harness calls step() without one
+        return f"{spec.name} needs step(closure), which the training loop does not call"
     missing = (set(spec.needs) & {"hessian", "attention_logits"}) - set(task.provides)
     if missing:
         return f"{spec.name} needs {', '.join(sorted(missing))}, which task {task.name} does not provide"
@@ -146,13 +155,59 @@ def compatible(task: "Task | str", spec) -> str | None:
     return None
 
 
-def hash_tensors(*tensors: torch.Tensor) -> str:
-    """sha256 of the tensors' bytes (shape and dtype included): the data hash in every result."""
+class Shipped(NamedTuple):
+    """A floating-point tensor exactly as read from a data set an installed package ships (parsing a
+    file is exact), before any arithmetic: `hash_data` accepts it."""
+    tensor: torch.Tensor
+
+
+def hash_data(*parts) -> str:
+    """The data hash in every result: sha256 (16 hex digits) of what defines a task's data, in a
+    form whose bits are the same on every machine.
+
+    Float arithmetic rounds differently on different CPUs (vectorised kernels, FMA, the C
+    library's log/sin/cos: even ``torch.randn``'s Box-Muller transform, which is why a normal draw
+    is not hashed as a float), so a hash of computed floats would be a hash of the machine as well.
+    Each part is one of:
+
+    - an integer, bool or uint8 tensor (ids, labels, indices, a byte corpus), hashed with its
+      shape and dtype; an integer computed by comparing floats (a sampled label) is stable except
+      where a draw lands within a rounding error of a boundary, about 1e-16 per draw;
+    - `Shipped(tensor)`: floats exactly as loaded from a shipped data set;
+    - a `torch.Generator` (from `generator`): its seed, which fixes every draw of its stream;
+    - numbers, strings, None, and tuples / lists / dicts of them (sizes, task constants), floats
+      written exactly (`float.hex`).
+
+    Any other floating-point tensor is refused (TypeError).
+    """
     h = hashlib.sha256()
-    for t in tensors:
-        t = t.detach().cpu().contiguous()
-        h.update(f"{tuple(t.shape)}{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+
+    def value(x) -> str:
+        if x is None or isinstance(x, (bool, int, str)):
+            return repr(x)
+        if isinstance(x, float):
+            return x.hex()
+        if isinstance(x, (tuple, list)):
+            return "(" + ",".join(value(v) for v in x) + ")"
+        if isinstance(x, dict):
+            return "{" + ",".join(f"{value(k)}:{value(v)}" for k, v in sorted(x.items())) + "}"
+        raise TypeError(f"hash_data: cannot hash {type(x).__name__} {x!r} bit-stably")
+
+    for part in parts:
+        if isinstance(part, Shipped):
+            part = part.tensor
+        elif isinstance(part, torch.Tensor) and (part.is_floating_point() or part.is_complex()):
+            raise TypeError(f"hash_data: a {part.dtype} tensor is the result of float arithmetic, whose "
+                            "last bits differ between CPUs; hash what defines it (integer draws, "
+                            "the generator, the constants) or wrap shipped data in Shipped(...)")
+        if isinstance(part, torch.Tensor):
+            t = part.detach().cpu().contiguous()
+            h.update(f"{tuple(t.shape)}{t.dtype}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(part, torch.Generator):
+            h.update(f"generator:{part.initial_seed()};".encode())
+        else:
+            h.update(f"value:{value(part)};".encode())
     return h.hexdigest()[:16]
 
 
@@ -175,6 +230,9 @@ def sampled_label_loss(logits: torch.Tensor, generator: torch.Generator) -> torc
     Gauss-Newton-Bartlett estimate B·ĝ⊙ĝ of the Hessian's diagonal that Sophia needs (Liu et al.
     2024, Algorithm 2): the `hessian_loss` of every classification-shaped task."""
     with torch.no_grad():
+        if not bool(torch.isfinite(logits).all()):   # overflow: nothing to sample from (and on
+            # CUDA, multinomial would stop the process with a device-side assert)
+            raise FloatingPointError("non-finite logits in the Hessian loss")
         sampled = torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=generator).squeeze(1)
     return torch.nn.functional.cross_entropy(logits, sampled)
 

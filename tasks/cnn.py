@@ -18,6 +18,10 @@ key. ``hessian_loss`` is the cross-entropy against labels sampled from the model
 (Sophia's Gauss–Newton–Bartlett estimator); it leaves BatchNorm's running statistics untouched
 (momentum 0 during that forward pass), so an optimizer that asks for Hessian estimates does not
 change what its model evaluates with.
+
+**Data hash**: the shipped pixels (integers 0-16) and labels, the split's permutation and the
+seed's first batch's image indices and shifts (integers) — not the standardised images, whose mean
+and deviation round differently on different CPUs.
 """
 from __future__ import annotations
 
@@ -28,8 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from tasks import (
-    Metric, Problem, Task, device_generator, generator, hash_tensors, register,
-    sampled_label_loss, seeded,
+    Metric, Problem, Shipped, Task, generator, hash_data, register, sampled_label_loss, seeded,
 )
 
 N_VAL = 297
@@ -50,13 +53,20 @@ def frozen_bn_stats(model: torch.nn.Module):
 
 
 @functools.cache
-def digits_split():
-    """(x_train [1500,1,8,8], y_train, x_val [297,1,8,8], y_val) as float32 / int64 CPU tensors."""
+def digits_raw() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(pixels [1797, 64] float64 as scikit-learn ships them (integers 0-16), labels int64, the
+    split's permutation: validation = perm[:N_VAL])."""
     from sklearn.datasets import load_digits
     x, y = load_digits(return_X_y=True)
-    x = torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
-    y = torch.tensor(y, dtype=torch.long)
     perm = torch.randperm(len(x), generator=generator(0, "digits:split"))
+    return torch.from_numpy(x), torch.tensor(y, dtype=torch.long), perm
+
+
+@functools.cache
+def digits_split():
+    """(x_train [1500,1,8,8], y_train, x_val [297,1,8,8], y_val) as float32 / int64 CPU tensors."""
+    x, y, perm = digits_raw()
+    x = x.to(torch.float32).reshape(-1, 1, 8, 8) / 16.0
     val, train = perm[:N_VAL], perm[N_VAL:]
     mean, std = x[train].mean(), x[train].std()
     x = (x - mean) / std
@@ -99,23 +109,25 @@ def build(size, seed, device, dtype, *, batchnorm):
     model = model.to(device, dtype)
     bs, n = size["batch"], len(x_train)
 
-    def batch(step):
+    def draws(step):
+        """(image indices, shifts) of batch `step`: integers from the step's own stream."""
         g = generator(seed, f"cnn:batch:{step}")
         idx = torch.randint(n, (bs,), generator=g)
         shift = torch.randint(9, (bs,), generator=g)
-        idx, shift = idx.to(device), shift.to(device)
+        return idx, shift
+
+    def batch(step):
+        idx, shift = (t.to(device) for t in draws(step))
         return shifted[shift, idx], y_train_d[idx]
 
     def loss(model, batch):
         x, y = batch
         return F.cross_entropy(model(x), y)
 
-    hess_g = device_generator(seed, "cnn:hessian", device)
-
-    def hessian_loss(model, batch):
+    def hessian_loss(model, batch, generator):
         x, _ = batch
         with frozen_bn_stats(model):
-            return sampled_label_loss(model(x), hess_g)
+            return sampled_label_loss(model(x), generator)
 
     def evaluate(model):
         with torch.no_grad():
@@ -125,7 +137,7 @@ def build(size, seed, device, dtype, *, batchnorm):
 
     return Problem(model=model, batch=batch, loss=loss, evaluate=evaluate, hessian_loss=hessian_loss,
                    hparam_defaults={"bs": bs},
-                   data_hash=hash_tensors(x_train, y_train, x_val, y_val, *[t.cpu() for t in batch(0)]),
+                   data_hash=hash_data("digits", N_VAL, Shipped(digits_raw()[0]), *digits_raw()[1:], *draws(0)),
                    extras={"n_train": n, "n_val": len(x_val), "batch": bs, "widths": list(size["widths"]),
                            "upsample": size.get("upsample", 1), "batchnorm": batchnorm,
                            "augmentation": "random translation by up to 1 pixel"})

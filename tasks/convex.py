@@ -43,7 +43,7 @@ import functools
 import numpy as np
 import torch
 
-from tasks import Metric, Problem, Task, generator, hash_tensors, register
+from tasks import Metric, Problem, Shipped, Task, generator, hash_data, register
 
 LOGREG_L2 = 1e-3
 
@@ -61,10 +61,16 @@ def _flat64(model) -> torch.Tensor:
 # --- logistic regression on breast cancer -------------------------------------------------------
 
 @functools.cache
+def cancer_raw() -> tuple[np.ndarray, np.ndarray]:
+    """(X, y) as scikit-learn ships them: float64 features [569, 30] parsed from its CSV, labels 0/1."""
+    from sklearn.datasets import load_breast_cancer
+    return load_breast_cancer(return_X_y=True)
+
+
+@functools.cache
 def cancer_data() -> tuple[torch.Tensor, torch.Tensor]:
     """(X, s): standardised float64 features [569, 30] and labels in {-1, +1}."""
-    from sklearn.datasets import load_breast_cancer
-    x, y = load_breast_cancer(return_X_y=True)
+    x, y = cancer_raw()
     x = (x - x.mean(0)) / x.std(0)
     return torch.from_numpy(x), torch.from_numpy(2.0 * y - 1.0)
 
@@ -136,7 +142,11 @@ def build_logreg(size, seed, device, dtype):
         return {"suboptimality": max(f - f_star, 0.0), "objective": f}
 
     return Problem(model=model, batch=lambda step: step, loss=loss, evaluate=evaluate,
-                   data_hash=hash_tensors(x64, s64, theta0), optimum=f_star,
+                   # the shipped features and labels (not the standardised ones: means and
+                   # deviations round differently on different CPUs), the l2 weight, the start's stream
+                   data_hash=hash_data("logreg", Shipped(torch.from_numpy(cancer_raw()[0])),
+                                       torch.from_numpy(cancer_raw()[1]), LOGREG_L2,
+                                       generator(seed, "logreg:start")), optimum=f_star,
                    extras={"n": int(x64.shape[0]), "dim": d, "l2": LOGREG_L2, "f_star": f_star,
                            "condition_at_optimum": cond, "newton_iterations": iters,
                            "argmin": [float(v) for v in theta_star]})
@@ -145,6 +155,7 @@ def build_logreg(size, seed, device, dtype):
 # --- Rosenbrock -----------------------------------------------------------------------------------
 
 ROSENBROCK_START = (-1.5, 2.0)
+ROSENBROCK_JITTER = 0.1   # the start is ROSENBROCK_START + ROSENBROCK_JITTER * N(0, I)
 
 
 def rosenbrock(p: torch.Tensor) -> torch.Tensor:
@@ -152,7 +163,8 @@ def rosenbrock(p: torch.Tensor) -> torch.Tensor:
 
 
 def build_rosenbrock(size, seed, device, dtype):
-    jitter = torch.randn(2, generator=generator(seed, "rosenbrock:start"), dtype=torch.float64) * 0.1
+    start = generator(seed, "rosenbrock:start")
+    jitter = torch.randn(2, generator=start, dtype=torch.float64) * ROSENBROCK_JITTER
     x0 = torch.tensor(ROSENBROCK_START, dtype=torch.float64) + jitter
 
     def evaluate(model):
@@ -163,8 +175,8 @@ def build_rosenbrock(size, seed, device, dtype):
 
     return Problem(model=Point(x0.to(device, dtype)), batch=lambda step: step,
                    loss=lambda model, batch: rosenbrock(model.x), evaluate=evaluate,
-                   data_hash=hash_tensors(x0), optimum=0.0,
-                   extras={"start": [float(v) for v in x0], "argmin": [1.0, 1.0]})
+                   data_hash=hash_data("rosenbrock", ROSENBROCK_START, ROSENBROCK_JITTER, start),
+                   optimum=0.0, extras={"start": [float(v) for v in x0], "argmin": [1.0, 1.0]})
 
 
 def rosenbrock_figure() -> dict:
@@ -214,7 +226,7 @@ def build_quartic(size, seed, device, dtype):
 
     return Problem(model=Point(x0.to(device, dtype)), batch=lambda step: step,
                    loss=lambda model, batch: quartic(model.x).sum(), evaluate=evaluate,
-                   data_hash=hash_tensors(x0), optimum=QUARTIC_MIN,
+                   data_hash=hash_data("toy-quartic", QUARTIC_START), optimum=QUARTIC_MIN,
                    extras={"start": QUARTIC_START, "argmin": [QUARTIC_ARGMIN], "inflection_point": 0.0})
 
 

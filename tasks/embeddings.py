@@ -36,6 +36,10 @@ gradients), so a SparseAdam entry must take the parameters whose name contains `
 the rest to a dense fallback (``takes=lambda n, p: "embed" in n``, ``fallback="adam"``). The
 table's parameter is named ``embed.weight`` for that. With plain SGD the two tasks are the same
 trajectory (tested).
+
+**Data hash**: the task's constants (vocabulary, classes, Zipf exponent, teacher dimension and
+scale), the teacher's stream, and the ids and labels of the seed's first batch (integers) — not
+:math:`p` or :math:`q`, floats whose last bits (a power, a matmul, a softmax) differ between CPUs.
 """
 from __future__ import annotations
 
@@ -45,14 +49,17 @@ import torch
 import torch.nn.functional as F
 
 from tasks import (
-    Metric, Problem, Task, device_generator, generator, hash_tensors, register,
-    sampled_label_loss, seeded,
+    Metric, Problem, Task, generator, hash_data, register, sampled_label_loss, seeded,
 )
 
 ZIPF_EXPONENT = 1.1
 TEACHER_DIM = 16
 TEACHER_SCALE = 3.0
 BUCKETS = (("head", 0.01), ("torso", 0.20), ("tail", 1.0))   # cumulative share of ids by frequency rank
+
+
+def teacher_stream(vocab: int, classes: int) -> torch.Generator:
+    return generator(0, f"embeddings:teacher:{vocab}:{classes}")
 
 
 @functools.cache
@@ -62,7 +69,7 @@ def problem_data(vocab: int, classes: int):
     ranks = torch.arange(1, vocab + 1, dtype=torch.float64)
     p = ranks ** -ZIPF_EXPONENT
     p /= p.sum()
-    g = generator(0, f"embeddings:teacher:{vocab}:{classes}")
+    g = teacher_stream(vocab, classes)
     t = torch.randn(vocab, TEACHER_DIM, generator=g, dtype=torch.float64)
     w = torch.randn(TEACHER_DIM, classes, generator=g, dtype=torch.float64) / TEACHER_DIM ** 0.5
     q = torch.softmax(TEACHER_SCALE * (t @ w), dim=-1)
@@ -106,11 +113,9 @@ def build(size, seed, device, dtype, *, sparse):
         ids, labels = batch
         return F.cross_entropy(model(ids), labels)
 
-    hess_g = device_generator(seed, "embeddings:hessian", device)
-
-    def hessian_loss(model, batch):
+    def hessian_loss(model, batch, generator):
         ids, _ = batch
-        return sampled_label_loss(model(ids), hess_g)
+        return sampled_label_loss(model(ids), generator)
 
     p_dev, q_dev, bucket_dev = p.to(device), q.to(device), bucket.to(device)
     target_class = q_dev.argmax(1)
@@ -144,10 +149,13 @@ def build(size, seed, device, dtype, *, sparse):
         # expected occurrences in training of the bucket's median-rank id
         mid = int(m.nonzero()[len(m.nonzero()) // 2])
         extras[f"expected_count_{name}_median_id"] = float(p[mid] * bs * steps)
-    # The teacher and the first batch: the seed's sample stream enters through batch(0).
+    # The teacher's definition and the first batch's ids and labels: the seed's sample stream
+    # enters through batch(0).
     return Problem(model=model, batch=batch, loss=loss, evaluate=evaluate, hessian_loss=hessian_loss,
                    hparam_defaults={"bs": bs},
-                   data_hash=hash_tensors(p, q, *batch(0)), extras=extras)
+                   data_hash=hash_data("embeddings", vocab, classes, ZIPF_EXPONENT, TEACHER_DIM, TEACHER_SCALE,
+                                       teacher_stream(vocab, classes), *batch(0)),
+                   extras=extras)
 
 
 SIZES = {

@@ -68,6 +68,10 @@ eight in the four runs at lr 2e-3 and 4e-3) with :math:`\beta_1 = 0.5`, and at 0
   modes takes 1000-1500 (see above), and ``steps=1500`` with a target of 0.02 is the setting
   that measures it;
 - ``collapsed``: 1.0 when ``modes_covered`` ≤ 2 (``mode_collapse``).
+
+**Data hash**: the ring's constants, the batch size, the streams of the evaluation set and of the
+seed's first batch, and the modes (integers) their real samples are drawn from — not the samples
+and latents, normal draws whose last bits (the C library's log, sin and cos) differ between CPUs.
 """
 from __future__ import annotations
 
@@ -76,7 +80,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from tasks import Metric, Problem, Task, generator, hash_tensors, register, seeded
+from tasks import Metric, Problem, Task, generator, hash_data, register, seeded
 
 GAN_BETAS = (0.5, 0.999)
 N_MODES = 8
@@ -95,8 +99,13 @@ def mode_centres(dtype=torch.float64) -> torch.Tensor:
     return (RADIUS * torch.stack([angles.cos(), angles.sin()], 1)).to(dtype)
 
 
+def ring_modes(n: int, g: torch.Generator) -> torch.Tensor:
+    """The modes of n samples: the first draw `sample_ring` makes from `g`."""
+    return torch.randint(N_MODES, (n,), generator=g)
+
+
 def sample_ring(n: int, g: torch.Generator, dtype=torch.float64) -> torch.Tensor:
-    k = torch.randint(N_MODES, (n,), generator=g)
+    k = ring_modes(n, g)
     return (mode_centres()[k] + SIGMA * torch.randn(n, 2, generator=g, dtype=torch.float64)).to(dtype)
 
 
@@ -205,7 +214,9 @@ def build(size, seed, device, dtype):
             return model.generator(z_eval[:SAMPLES_KEPT]).double().cpu()
 
     return Problem(model=model, batch=batch, loss=loss, evaluate=evaluate, samples=samples,
-                   data_hash=hash_tensors(real_eval, z_eval.cpu(), *[t.cpu() for t in batch(0)]),
+                   data_hash=hash_data("ring", N_MODES, RADIUS, SIGMA, LATENT, N_EVAL, bs,
+                                       generator(0, "gan:eval"), ring_modes(N_EVAL, generator(0, "gan:eval")),
+                                       generator(seed, "gan:batch:0"), ring_modes(bs, generator(seed, "gan:batch:0"))),
                    extras={"modes": N_MODES, "radius": RADIUS, "sigma": SIGMA, "latent": LATENT,
                            "loss_is_objective": False,
                            "hidden": hidden, "batch": bs, "r1_gamma": r1, "adam_betas_convention": list(GAN_BETAS),

@@ -30,9 +30,9 @@ imported, so nothing can reach the network.
 **Hooks.**
 
 - ``hessian_loss``: cross-entropy against bytes sampled from the model's own predictive
-  distribution at every position (Sophia's Gauss–Newton–Bartlett estimator), from a generator
-  stream of the seed on the run's device. ``extras["hessian_tokens"]`` is the number of tokens it
-  averages over (Sophia's ``bs``).
+  distribution at every position (Sophia's Gauss–Newton–Bartlett estimator), with the generator
+  the harness passes (the step's own stream of the seed, on the run's device).
+  ``extras["hessian_tokens"]`` is the number of tokens it averages over (Sophia's ``bs``).
 - ``attention_logits``: ``[layers, heads]``, the largest pre-softmax logit
   :math:`s_{h,ij} = \langle \mathrm{RoPE}(q_{h,i}), \mathrm{RoPE}(k_{h,j})\rangle / \sqrt{d_h}`
   over the batch and over the causal positions :math:`j \le i` only. The model's attention
@@ -41,13 +41,16 @@ imported, so nothing can reach the network.
   recording dict, in which case it also writes the per-head max of the logits it receives (queries
   and keys after RoPE). The probe runs a no-grad forward of the batch through the decoder with
   the *current* weights (the harness calls it after ``optimizer.step()``), so QK-clip acts on the
-  logits the updated weights produce.
+  logits the updated weights produce. ``attention_logits(model, batch, inputs=d)`` also keeps
+  each layer's attention inputs, and ``replay_attention_logits(model, d)`` measures each layer
+  again on them with the current weights: what QK-clip bounds (see ``optimizers.muon.MuonClip``).
 - ``qk_weights``: per layer ``(self_attn.q_proj.weight, self_attn.k_proj.weight, heads)``, the
   parameters themselves, rows ``h*d_h:(h+1)*d_h`` being head ``h``; scaling those rows scales
   head ``h``'s logits (RoPE is a rotation, linear in q and k).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -59,8 +62,7 @@ import torch
 import torch.nn.functional as F
 
 from tasks import (
-    Metric, Problem, Task, device_generator, generator, hash_tensors, register,
-    sampled_label_loss, seeded,
+    Metric, Problem, Task, generator, hash_data, register, sampled_label_loss, seeded,
 )
 
 # Defensive: the LM is built from a config and never needs the hub.
@@ -201,6 +203,56 @@ def count_parameters(size: dict) -> int:
     return layers * per_layer + 2 * VOCAB * d + d
 
 
+# --- the max-logit probe (MuonClip's QK-clip) ------------------------------------------------------
+
+@contextlib.contextmanager
+def _recording(model):
+    """Every attention layer of `model` writes its heads' max logits into the yielded dict."""
+    record: dict[int, torch.Tensor] = {}
+    attn = [layer.self_attn for layer in model.model.layers]
+    for a in attn:
+        setattr(a, _RECORD_ATTR, record)
+    try:
+        yield record
+    finally:
+        for a in attn:
+            delattr(a, _RECORD_ATTR)
+
+
+def attention_logits(model, batch: torch.Tensor, inputs: dict | None = None) -> torch.Tensor:
+    """[layers, heads]: each head's largest causal logit in a no-grad forward of ``batch[:, :-1]``
+    with the current weights (the task's ``attention_logits`` hook). With ``inputs`` (a dict), each
+    layer's attention inputs in that forward (the arguments of its call: normalised hidden states,
+    RoPE's cos and sin, the mask) are kept there, for `replay_attention_logits`."""
+    handles = []
+    if inputs is not None:
+        inputs.clear()
+        for i, layer in enumerate(model.model.layers):
+            def keep(module, args, kwargs, i=i):
+                inputs[i] = (args, kwargs)
+            handles.append(layer.self_attn.register_forward_pre_hook(keep, with_kwargs=True))
+    try:
+        with _recording(model) as record, torch.no_grad():
+            model.model(input_ids=batch[:, :-1], use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return torch.stack([record[i] for i in range(len(model.model.layers))])
+
+
+def replay_attention_logits(model, inputs: dict) -> torch.Tensor:
+    """[layers, heads]: each layer's max logits with the *current* weights on the inputs that layer
+    received when `attention_logits(..., inputs=inputs)` measured. After QK-clip this is what the
+    clip bounds by tau (a fresh forward differs from layer 1 on: earlier layers' clipped heads
+    change what later layers receive)."""
+    attn = [layer.self_attn for layer in model.model.layers]
+    with _recording(model) as record, torch.no_grad():
+        for i, a in enumerate(attn):
+            args, kwargs = inputs[i]
+            a(*args, **kwargs)
+    return torch.stack([record[i] for i in range(len(attn))])
+
+
 # --- the task -------------------------------------------------------------------------------------
 
 def build(size, seed, device, dtype):
@@ -232,23 +284,8 @@ def build(size, seed, device, dtype):
         logits = logits_of(model, batch[:, :-1])
         return F.cross_entropy(logits.reshape(-1, VOCAB), batch[:, 1:].reshape(-1))
 
-    hess_g = device_generator(seed, "lm:hessian", device)
-
-    def hessian_loss(model, batch):
-        return sampled_label_loss(logits_of(model, batch[:, :-1]).reshape(-1, VOCAB), hess_g)
-
-    def attention_logits(model, batch):
-        record: dict[int, torch.Tensor] = {}
-        attn = [layer.self_attn for layer in model.model.layers]
-        for a in attn:
-            setattr(a, _RECORD_ATTR, record)
-        try:
-            with torch.no_grad():
-                model.model(input_ids=batch[:, :-1], use_cache=False)
-        finally:
-            for a in attn:
-                delattr(a, _RECORD_ATTR)
-        return torch.stack([record[i] for i in range(len(attn))])
+    def hessian_loss(model, batch, generator):
+        return sampled_label_loss(logits_of(model, batch[:, :-1]).reshape(-1, VOCAB), generator)
 
     def evaluate(model):
         total = 0.0
@@ -269,7 +306,7 @@ def build(size, seed, device, dtype):
                    attention_logits=attention_logits,
                    qk_weights=[(layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight, heads)
                                for layer in layers],
-                   data_hash=hash_tensors(corpus, batch(0).cpu()), extras=extras)
+                   data_hash=hash_data(corpus, batch(0)), extras=extras)
 
 
 def _unigram_entropy(data: torch.Tensor) -> float:

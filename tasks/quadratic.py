@@ -5,12 +5,17 @@ r"""Ill-conditioned convex quadratics with a known optimum.
 with eigenvalues log-spaced in :math:`[1/\kappa, 1]`, a random rotation :math:`Q` (so no
 optimizer gets a free diagonal preconditioner), and optionally Gaussian gradient noise of
 scale ``noise``. The metric is the suboptimality :math:`f(x) - f^*`; the optimum is exact.
+
+``data_hash`` covers what defines the problem: the dimension, condition number and noise scale
+(and the number of noise draws), and the streams the rotation, :math:`x^*`, the start and the
+noise are drawn from; not :math:`A` itself, whose QR factorisation and products round differently
+on different CPUs.
 """
 import math
 
 import torch
 
-from tasks import Metric, Problem, Task, generator, hash_tensors, register
+from tasks import Metric, Problem, Task, generator, hash_data, register
 
 
 class Point(torch.nn.Module):
@@ -22,7 +27,8 @@ class Point(torch.nn.Module):
 def build(size, seed, device, dtype, *, condition):
     dim, noise = size["dim"], size.get("noise", 0.0)
     # The problem itself is fixed by the task (stream "problem", seed 0); the seed moves the start.
-    g = generator(0, f"quadratic:{dim}:{condition}")
+    problem_stream = f"quadratic:{dim}:{condition}"
+    g = generator(0, problem_stream)
     q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=g, dtype=torch.float64))
     eig = torch.logspace(0, -math.log10(condition), dim, dtype=torch.float64)
     a = (q * eig) @ q.T
@@ -46,7 +52,9 @@ def build(size, seed, device, dtype, *, condition):
 
     return Problem(model=Point(x0.to(device, dtype)), batch=lambda step: step % (size["steps"] + 1),
                    loss=loss, evaluate=evaluate, optimum=0.0,
-                   data_hash=hash_tensors(a, x_star, x0, noises),
+                   data_hash=hash_data("quadratic", dim, float(condition), float(noise),
+                                       generator(0, problem_stream), generator(seed, "quadratic:start"),
+                                       *((noise_g, size["steps"] + 1) if noise else ())),
                    extras={"condition": condition, "dim": dim, "noise": noise})
 
 

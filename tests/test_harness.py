@@ -212,3 +212,83 @@ def test_activation_checkpointing_keeps_the_trajectory_and_fewer_activations():
 def test_activation_checkpointing_is_refused_where_the_task_has_none():
     with pytest.raises(ValueError, match="activation_checkpointing: task 'cnn-digits' does not provide it; tasks that do: lm-stdlib"):
         RunConfig("cnn-digits", "adamw", activation_checkpointing=True)
+
+
+# --- overflow is divergence -------------------------------------------------------------------------
+
+def test_overflowing_lr_ends_the_run_as_diverged_and_the_record_is_written(tmp_path, capsys):
+    """`optbench run ... --lr 1e38`: Adam's first step size lr / (1 - β1) = 1e39 does not fit in
+    float32, and torch refuses it inside step(); the run ends as diverged, cleanly."""
+    from tasks.runner import cli, records
+    out = tmp_path / "run.json"
+    assert cli.main(["run", "--task", "quadratic-k1e2", "--optimizer", "adam", "--lr", "1e38",
+                     "--out", str(out)]) == 0
+    r = records.read(out)
+    assert r["diverged"] and r["steps_done"] == 0
+    assert r["diverge_reason"].startswith("overflow in optimizer.step() at step 0: RuntimeError")
+    assert math.isnan(r["final_metric"]) and r["curves"]["loss"] and r["step_time"]["n"] == 0
+
+
+@pytest.mark.parametrize("task, optimizer", [
+    ("quadratic-k1e2", "adam"),
+    ("quadratic-k1e2", "shampoo"),    # used to raise from its SVD of an infinite statistic
+    ("cnn-digits", "sophia"),         # used to raise from sampling labels of NaN logits
+])
+def test_stability_run_with_an_overflowing_scale_is_recorded(task, optimizer, tmp_path):
+    from tasks.runner import measure, records
+    record = measure.stability(task, optimizer, "smoke", lr=1e-3, scales=[1e40])
+    for row in record["runs"]:
+        assert row["diverged"] and row["diverge_reason"], row
+    loss_row = next(row for row in record["runs"] if row["axis"] == "loss")
+    assert loss_row["diverge_reason"].startswith("non-finite gradient of the loss × 1e+40")
+    records.write(record, tmp_path / "stability.json")
+    assert records.read(tmp_path / "stability.json")["runs"][0]["diverged"]
+
+
+def _hook_task(name):
+    spec = optimizers.get(name)
+    return next(t for t in ("quadratic-k1e2", "cnn-digits", "embeddings-zipf-sparse", "lm-stdlib")
+                if tasks.compatible(t, spec) is None)
+
+
+@pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarning")
+@pytest.mark.parametrize("name", optimizers.names())
+def test_no_optimizer_raises_on_overflow(name):
+    """Every entry, at a loss scale and at an lr that overflow float32: a diverged run, not an
+    exception, and never past the step where the overflow happened."""
+    task = _hook_task(name)
+    for kw in (dict(loss_scale=1e40), dict(hparams={"lr": 1e38})):
+        r = train(RunConfig(task, name, steps=2, **kw))
+        assert r["diverged"] or all(math.isfinite(v) for v in r["curves"]["loss"]), (kw, r["diverge_reason"])
+    r = train(RunConfig(task, name, steps=2, loss_scale=1e40))
+    assert r["diverged"] and r["steps_done"] == 0, r["diverge_reason"]
+
+
+def test_overflow_inside_a_step_with_an_overflowed_state_is_divergence():
+    """Shampoo in float64 at loss × 1e300: finite gradients, but its statistic G Gᵀ overflows and
+    the SVD of it raises; the run ends as diverged, naming the non-finite state."""
+    r = train(RunConfig("quadratic-k1e2", "shampoo", steps=3, dtype="float64", loss_scale=1e300))
+    assert r["diverged"] and "overflow in optimizer.step() at step 0" in r["diverge_reason"]
+    assert "non-finite" in r["diverge_reason"] and "state" in r["diverge_reason"]
+
+
+def test_an_error_that_is_not_an_overflow_propagates(monkeypatch):
+    spec = optimizers.get("sgd")
+    real_build = spec.build
+
+    class Broken(torch.optim.SGD):
+        def step(self, closure=None):
+            raise RuntimeError("a bug in step()")
+
+    object.__setattr__(spec, "build", Broken)  # the spec is frozen; restored below
+    try:
+        with pytest.raises(RuntimeError, match="a bug"):
+            train(RunConfig("quadratic-k1e2", "sgd", steps=2))
+    finally:
+        object.__setattr__(spec, "build", real_build)
+
+
+def test_record_header_is_what_every_record_starts_with():
+    r = train(RunConfig("quadratic-k1e2", "adam", steps=2))
+    header = harness.record_header("run", r["config"], "cpu", r["environment"]["threads"])
+    assert list(r)[:len(header)] == list(header) and all(r[k] == v for k, v in header.items())

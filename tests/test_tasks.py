@@ -7,6 +7,7 @@ a minimum; the hooks it declares in `provides` exist and give gradients / logits
 shape; it trains.
 """
 import math
+import os
 import re
 
 import pytest
@@ -115,22 +116,63 @@ def test_batches_depend_on_seed_and_step_only(name):
 
 # Data hashes at smoke size, seed 0, of the tasks whose data do not depend on the Python version
 # (the LM's corpus does). A change here means the data changed: update it only on purpose.
+# They are the same on every machine: `hash_data` takes only bits that no CPU computes differently
+# (integers: ids, labels, indices, shifts, modes, permutations drawn by mt19937 with integer
+# arithmetic; the bytes sklearn ships, parsed from text; generator seeds, from sha256; task
+# constants, written exactly) and refuses float tensors computed by arithmetic (standardised
+# features, matmuls, softmax, normal draws). The embeddings' ids and labels come from comparing
+# uniform draws with cumulative sums of floats: another CPU's last bits could move one only if a
+# draw lands within a rounding error of a boundary, about 1e-16 per draw (128 draws here).
 GOLDEN_HASHES = {
-    "logreg-cancer": "cde307a6293f7c62",
-    "rosenbrock": "b37ed9cafb01d014",
-    "toy-quartic": "f228993e55e8eb88",
-    "embeddings-zipf": "b1f528a1ae3cbc6b",
-    "embeddings-zipf-sparse": "b1f528a1ae3cbc6b",
-    "cnn-digits": "804678b63000dbe5",
-    "cnn-digits-bn": "804678b63000dbe5",
-    "gan-ring8": "7ea2955b9a21feb2",
-    "gan-ring8-beta1-0.9": "7ea2955b9a21feb2",
+    "quadratic-k1e2": "ec1e36460cd3b456",
+    "quadratic-k1e2-noisy": "966cd912971749e8",
+    "quadratic-k1e4": "ed12f4100afcf96e",
+    "logreg-cancer": "5075612956c19c26",
+    "rosenbrock": "1730119e2df0e58b",
+    "toy-quartic": "a2f5b7b50134fd18",
+    "embeddings-zipf": "8beb7dcd77d9c6a5",
+    "embeddings-zipf-sparse": "8beb7dcd77d9c6a5",
+    "cnn-digits": "795a8307a4eab0cc",
+    "cnn-digits-bn": "795a8307a4eab0cc",
+    "gan-ring8": "504fd84d628a7baf",
+    "gan-ring8-beta1-0.9": "504fd84d628a7baf",
 }
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN_HASHES))
 def test_data_hash_is_stable_across_processes(name):
     assert make(name).data_hash == GOLDEN_HASHES[name]
+
+
+def test_data_hashes_are_the_same_on_a_cpu_without_avx2_or_fma():
+    """Another CPU, imitated on this one: torch's default (non-vectorised) kernels and the C
+    library's maths without FMA, the two things that change float results between x86-64 CPUs
+    (on this machine, normal draws and the embeddings' teacher then differ in the last bits; the
+    hashes must not)."""
+    import json
+    import subprocess
+    import sys
+    env = dict(os.environ, ATEN_CPU_CAPABILITY="default",
+               GLIBC_TUNABLES="glibc.cpu.hwcaps=-AVX2,-FMA,-AVX512F,-AVX512DQ,-AVX512BW,-AVX512VL,-AVX512CD")
+    code = ("import json, torch, tasks; "
+            f"names = {sorted(GOLDEN_HASHES)!r}; "
+            "print(json.dumps({'capability': torch.backends.cpu.get_cpu_capability(), "
+            "'hashes': {n: tasks.get(n).make('smoke', 0).data_hash for n in names}}))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    there = json.loads(out.stdout.strip().splitlines()[-1])
+    assert there["capability"] == "DEFAULT"
+    assert there["hashes"] == GOLDEN_HASHES
+
+
+def test_hash_data_refuses_computed_floats():
+    from tasks import Shipped, hash_data
+    x = torch.arange(6, dtype=torch.float64)
+    with pytest.raises(TypeError, match="float arithmetic"):
+        hash_data(x / 3)
+    assert hash_data(Shipped(x)) != hash_data(Shipped(x + 1))
+    assert hash_data(torch.arange(3), 0.1, "a") != hash_data(torch.arange(3), 0.1, "b")
+    assert hash_data(generator(0, "s")) == hash_data(generator(0, "s")) != hash_data(generator(1, "s"))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -190,7 +232,7 @@ def test_declared_hooks_exist_and_work(name):
         p.loss(p.model, batch).backward()
         with_grad = {n for n, x in p.model.named_parameters() if x.grad is not None}
         p.model.zero_grad(set_to_none=True)
-        h = p.hessian_loss(p.model, batch)
+        h = p.hessian_loss(p.model, batch, generator(0, "test:hessian"))
         assert h.ndim == 0 and torch.isfinite(h)
         h.backward()
         assert {n for n, x in p.model.named_parameters() if x.grad is not None} == with_grad
@@ -303,7 +345,7 @@ def test_cnn_split_and_hessian_leave_batchnorm_stats():
     assert p.extras["n_train"] == 1500 and p.extras["n_val"] == 297
     bns = [m for m in p.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     before = [(m.running_mean.clone(), m.running_var.clone()) for m in bns]
-    p.hessian_loss(p.model, p.batch(0)).backward()
+    p.hessian_loss(p.model, p.batch(0), generator(0, "test:hessian")).backward()
     assert all(torch.equal(m.running_mean, a) and torch.equal(m.running_var, b) for m, (a, b) in zip(bns, before))
     p.loss(p.model, p.batch(0))
     assert not all(torch.equal(m.running_mean, a) for m, (a, _) in zip(bns, before))

@@ -5,14 +5,26 @@ to be read top to bottom:
 
     for step in range(steps):
         loss = task loss on batch(step), times loss_scale
-        backward; optional clipping
+        backward; divergence check (loss, gradients); optional clipping
         optimizer.step()            <- timed alone (perf_counter on CPU, CUDA events on GPU)
+        divergence check (parameters)
         optimizer hooks (Sophia's Hessian estimate every k steps, MuonClip's QK-clip)
-        divergence check; eval every `eval_every` steps
+        eval every `eval_every` steps; checkpoint every `checkpoint_every` steps
+
+Divergence ends a run cleanly, as a result (`diverged`, `diverge_reason`), never as an
+exception: a non-finite loss or one past the bound, a non-finite gradient (loss × loss_scale can
+overflow where the loss does not), non-finite parameters after the step, non-finite attention
+logits, or a float overflow raised inside the step or a hook (torch refusing a step size that
+overflows float32, an SVD of an overflowed statistic, nothing to sample from in the Hessian
+loss). Any other exception is a bug and propagates.
 
 Determinism: the model and data come from named random streams of the seed
-(`tasks.generator`), so the same config and seed give bit-identical curves on CPU, and every
-optimizer sees the same batches.
+(`tasks.generator`), so the same config and seed give bit-identical curves on one machine, and
+every optimizer sees the same batches. Every draw during training is a function of (seed, step)
+(the batch's stream; the Hessian loss's labels from `tasks.generator(seed, "hessian:<step>")`),
+and a checkpoint holds everything else that changes (model, optimizer state, RNG states, curves,
+monitor rows, step times), so a resumed run's record equals the uninterrupted run's, wall-clock
+fields aside.
 """
 from __future__ import annotations
 
@@ -23,6 +35,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
@@ -90,17 +103,32 @@ class RunConfig:
 
 def task_defaults(task, spec, problem=None) -> dict:
     """The task's optimizer defaults (the GAN's β1 = 0.5; Sophia's bs = the samples behind one
-    Hessian estimate, from the built problem) that this entry understands."""
+    Hessian estimate, from the built problem) that this entry understands. A tuple shorter than the
+    entry's (the GAN's betas (β1, β2) for AdEMAMix's (β1, β2, β3)) sets the leading values and
+    keeps the entry's others."""
     given = task.hparam_defaults | (problem.hparam_defaults if problem else {})
-    return {k: v for k, v in given.items() if k in spec.defaults}
+    out = {}
+    for key, value in given.items():
+        if key not in spec.defaults:
+            continue
+        default = spec.defaults[key]
+        if isinstance(value, tuple) and isinstance(default, tuple) and len(value) < len(default):
+            value = value + default[len(value):]
+        out[key] = value
+    return out
 
 
 class StepTimer:
-    """Times optimizer.step() alone: CUDA events around it on GPU, perf_counter on CPU."""
+    """Times optimizer.step() alone: CUDA events around it on GPU, perf_counter on CPU.
+
+    `seconds` holds every time read so far on both devices (CUDA events are read, with one
+    synchronisation, by `times()`), so a checkpoint saves `times()` and a resumed run puts it back
+    into `seconds`. A step that raises is not timed."""
 
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
-        self.pairs, self.seconds = [], []
+        self.seconds: list[float] = []
+        self.pairs = []     # CUDA (start, end) events not read yet
 
     def __enter__(self):
         if self.cuda:
@@ -111,7 +139,9 @@ class StepTimer:
             self._t0 = time.perf_counter()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, *exc):
+        if exc_type is not None:
+            return
         if self.cuda:
             self._end.record()
             self.pairs.append((self._start, self._end))
@@ -119,9 +149,10 @@ class StepTimer:
             self.seconds.append(time.perf_counter() - self._t0)
 
     def times(self) -> list[float]:
-        if self.cuda:
+        if self.pairs:
             torch.cuda.synchronize()
-            return [s.elapsed_time(e) / 1e3 for s, e in self.pairs]
+            self.seconds += [s.elapsed_time(e) / 1e3 for s, e in self.pairs]
+            self.pairs = []
         return list(self.seconds)
 
 
@@ -142,6 +173,33 @@ def lr_factor(step: int, steps: int, warmup: int, schedule: str) -> float:
     return 1.0
 
 
+def record_header(kind: str, config: dict, device, threads: int) -> dict:
+    """The keys every result record starts with (`records.REQUIRED`): schema version, kind, the
+    config and its hash, the environment. One definition for the run records `train` writes and
+    the sweep / stability / steptime / loop_options records of `tasks.runner.measure`."""
+    return {"schema_version": records.SCHEMA_VERSION, "kind": kind, "config": config,
+            "config_hash": environment.config_hash(config),
+            "environment": environment.environment(torch.device(device), threads)}
+
+
+@dataclass
+class StepInfo:
+    """What a hook of `train` is given. Hooks are for tests and probes: one may measure (with no
+    effect on the run's arithmetic or random streams) or raise to stop the run as a kill would."""
+    step: int                      # "start": the first step to run; "step": the step just done
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    problem: tasks.Problem
+    batch: Any = None              # "step": that step's batch
+
+
+HOOKS = ("start", "step")   # "start": after building (and resuming), before the first step;
+# "step": after each completed step, its optimizer hooks, evaluation and checkpoint
+
+
+CHECKPOINT_FORMAT = 2   # a checkpoint of another format (older code) is ignored: the run starts over
+
+
 def save_checkpoint(path, state: dict) -> None:
     """torch.save through a temporary file and a rename: a kill leaves the previous checkpoint."""
     path = Path(path)
@@ -152,10 +210,17 @@ def save_checkpoint(path, state: dict) -> None:
 
 
 def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
-          checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0) -> dict:
-    """One run. With `checkpoint` and `checkpoint_every`, the model, optimizer state, RNG state,
-    curves and step are saved every `checkpoint_every` steps, and a run that finds a checkpoint of
-    the same config resumes from it on an identical trajectory (batches are a function of the step)."""
+          checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0,
+          hooks: dict[str, Callable[[StepInfo], None]] | None = None) -> dict:
+    """One run. With `checkpoint` and `checkpoint_every`, the model, optimizer state, RNG states,
+    curves, monitor rows, step times and step are saved every `checkpoint_every` steps, and a run
+    that finds a checkpoint of the same config resumes from it on an identical trajectory (every
+    random draw is a function of the seed and the step). `hooks` maps events of `HOOKS` to
+    functions of a `StepInfo`."""
+    hooks = dict(hooks or {})
+    unknown = sorted(set(hooks) - set(HOOKS))
+    if unknown:
+        raise ValueError(f"unknown hook {', '.join(unknown)}; valid: {', '.join(HOOKS)}")
     if threads:
         torch.set_num_threads(threads)
     task, spec = tasks.get(cfg.task), optimizers.get(cfg.optimizer)
@@ -195,15 +260,20 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
     ckpt_key = environment.config_hash(cfg.to_dict())
     if checkpoint and Path(checkpoint).exists():
         saved = torch.load(checkpoint, weights_only=False)
-        if saved["config_hash"] == ckpt_key:
+        if saved.get("format") == CHECKPOINT_FORMAT and saved["config_hash"] == ckpt_key:
             model.load_state_dict(saved["model"])
             opt.load_state_dict(saved["optimizer"])
             torch.set_rng_state(saved["rng"])
+            if device.type == "cuda" and saved["cuda_rng"] is not None:
+                torch.cuda.set_rng_state(saved["cuda_rng"], device)
             start, losses, evals, wall, initial, t_train = (saved[k] for k in (
                 "step", "losses", "evals", "wall", "initial", "t_train"))
-            timer.seconds = saved["step_seconds"]
+            timer.seconds = list(saved["step_seconds"])
+            monitor.rows = list(saved["monitor"])
     if start == 0:
         evaluate(0)
+    if "start" in hooks:
+        hooks["start"](StepInfo(start, model, opt, problem))
     bar = _progress(steps, f"{cfg.task}/{cfg.optimizer}/seed{cfg.seed}") if progress else None
     if bar and start:
         bar.update(start)
@@ -219,25 +289,21 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
         if initial is None:
             initial = value
         if not math.isfinite(value):
-            diverged, reason = True, f"non-finite loss {value} at step {step}"
+            reason = f"non-finite loss {value} at step {step}"
+        elif value > initial + cfg.diverge_factor * (abs(initial) + 1):
+            reason = f"loss {value:.3g} exceeded bound at step {step} (initial {initial:.3g})"
+        elif bad := _non_finite([(n, p.grad) for n, p in named]):
+            scaled = f" of the loss × {cfg.loss_scale:g}" if cfg.loss_scale != 1 else ""
+            reason = f"non-finite gradient{scaled} ({_listed(bad)}) at step {step}"
+        else:
+            if cfg.clip_value is not None:
+                torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
+            if cfg.clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            reason = _step(opt, spec, model, named, problem, batch, step, cfg.seed, device, timer, monitor)
+        if reason:
+            diverged = True
             break
-        if value > initial + cfg.diverge_factor * (abs(initial) + 1):
-            diverged, reason = True, f"loss {value:.3g} exceeded bound at step {step} (initial {initial:.3g})"
-            break
-        if cfg.clip_value is not None:
-            torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
-        if cfg.clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-        closure = _closure(model, problem, batch, cfg, opt) if "closure" in spec.needs else None
-        monitor.before_step(step, opt)
-        with timer:
-            opt.step(closure) if closure else opt.step()
-        monitor.after_step(step, opt)
-        if "hessian" in spec.needs and step % spec.hessian_every == 0:
-            _update_hessian(opt, model, problem, batch)
-        if "attention_logits" in spec.needs:
-            with torch.no_grad():
-                opt.qk_clip(problem.attention_logits(model, batch), problem.qk_weights)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t_train += time.perf_counter() - t0
@@ -248,10 +314,13 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
             bar.update(1)
         if checkpoint and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             save_checkpoint(checkpoint, {
-                "config_hash": ckpt_key, "step": step + 1, "model": model.state_dict(),
-                "optimizer": opt.state_dict(), "rng": torch.get_rng_state(), "losses": losses,
-                "evals": evals, "wall": wall, "initial": initial, "t_train": t_train,
-                "step_seconds": timer.times()})
+                "format": CHECKPOINT_FORMAT, "config_hash": ckpt_key, "step": step + 1,
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "losses": losses, "evals": evals, "wall": wall, "initial": initial, "t_train": t_train,
+                "step_seconds": timer.times(), "monitor": monitor.rows})
+        if "step" in hooks:
+            hooks["step"](StepInfo(step, model, opt, problem, batch))
     if bar:
         bar.close()
     if diverged and evals[-1]["step"] != len(losses):
@@ -264,13 +333,8 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
     n_params = sum(p.numel() for _, p in named)
     measured = optimizers.state_bytes(opt)
     modelled = optimizers.model_state_bytes(cfg.optimizer, named, hp)
-    config = cfg.to_dict()
     return {
-        "schema_version": records.SCHEMA_VERSION,
-        "kind": "run",
-        "config": config,
-        "config_hash": environment.config_hash(config),
-        "environment": environment.environment(device, torch.get_num_threads()),
+        **record_header("run", cfg.to_dict(), device, torch.get_num_threads()),
         "task": {"name": task.name, "family": task.family, "metric": metric.name,
                  "direction": metric.direction, "target": metric.target, "data_hash": problem.data_hash,
                  "n_params": n_params, "optimum": problem.optimum, "extras": problem.extras},
@@ -291,6 +355,74 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
         "diverge_reason": reason,
         "train_seconds": t_train,
     }
+
+
+def _step(opt, spec, model, named, problem, batch, step: int, seed: int, device, timer, monitor) -> str | None:
+    """optimizer.step() (timed) and the optimizer's hooks. Returns why the run diverged if a value
+    overflowed, else None."""
+    where = "optimizer.step()"
+    try:
+        monitor.before_step(step, opt)
+        with timer:
+            opt.step()
+        bad = _non_finite(named)
+        if bad:
+            return f"non-finite parameters ({_listed(bad)}) after optimizer.step() at step {step}"
+        monitor.after_step(step, opt)
+        if "hessian" in spec.needs and step % spec.hessian_every == 0:
+            where = "the Hessian estimate"
+            _update_hessian(opt, model, problem, batch, tasks.device_generator(seed, f"hessian:{step}", device))
+        if "attention_logits" in spec.needs:
+            where = "QK-clip"
+            with torch.no_grad():
+                logits = problem.attention_logits(model, batch)
+                if not bool(torch.isfinite(logits).all()):
+                    return f"non-finite attention logits at step {step}"
+                opt.qk_clip(logits, problem.qk_weights)
+    except Exception as exc:
+        why = _overflow(exc, named, opt)
+        if why is None:
+            raise
+        return f"overflow in {where} at step {step}: {why}"
+    return None
+
+
+def _non_finite(named) -> list[str]:
+    """The names of the (name, tensor) pairs with a non-finite entry; None tensors are skipped.
+    One synchronisation per device."""
+    named = [(n, t._values() if t.is_sparse else t) for n, t in named if isinstance(t, torch.Tensor)]
+    by_device: dict[torch.device, list[int]] = {}
+    for i, (_, t) in enumerate(named):
+        by_device.setdefault(t.device, []).append(i)
+    bad = []
+    for idx in by_device.values():
+        finite = torch.stack([torch.isfinite(named[i][1]).all() for i in idx]).tolist()
+        bad += [named[i][0] for i, ok in zip(idx, finite) if not ok]
+    return bad
+
+
+def _listed(names: list[str], n: int = 3) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+OVERFLOW_ERRORS = (OverflowError, FloatingPointError)
+
+
+def _overflow(exc: Exception, named, opt) -> str | None:
+    """Why `exc`, raised inside a step or an optimizer hook, is a float overflow (and so the run's
+    divergence), or None. An overflow is an OverflowError or FloatingPointError (the tasks' Hessian
+    loss raises one on non-finite logits), torch's "cannot be converted to type float without
+    overflow" (Adam's step size lr / (1 - β1^t) at lr 1e38), or any exception while a parameter,
+    gradient or optimizer state holds a non-finite value (an SVD of an overflowed statistic)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    what = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    if isinstance(exc, OVERFLOW_ERRORS) or (isinstance(exc, RuntimeError) and "without overflow" in first):
+        return what
+    names = {id(p): n for n, p in named}
+    state = [(f"{names.get(id(p), '?')} state {key}", t) for p, st in opt.state.items()
+             for key, t in (st.items() if isinstance(st, dict) else ())]
+    bad = _non_finite(list(named) + [(f"{n}.grad", p.grad) for n, p in named] + state)
+    return f"{what} (non-finite {_listed(bad)})" if bad else None
 
 
 def split_batch(batch, k: int) -> list:
@@ -324,23 +456,14 @@ def accumulate_gradients(model, loss_fn, batch, k: int, loss_scale: float) -> to
     return total
 
 
-def _update_hessian(opt, model, problem, batch):
-    """Sophia's Gauss-Newton-Bartlett estimate: gradients of the loss on labels sampled from the
-    model, handed to the optimizer's update_hessian(), which reads them from .grad."""
+def _update_hessian(opt, model, problem, batch, generator):
+    """Sophia's Gauss-Newton-Bartlett estimate: gradients of the loss on labels sampled (with
+    `generator`, the step's own stream) from the model, handed to the optimizer's
+    update_hessian(), which reads them from .grad."""
     opt.zero_grad(set_to_none=True)
-    problem.hessian_loss(model, batch).backward()
+    problem.hessian_loss(model, batch, generator).backward()
     opt.update_hessian()
     opt.zero_grad(set_to_none=True)
-
-
-def _closure(model, problem, batch, cfg, opt):
-    def closure():
-        with torch.enable_grad():
-            opt.zero_grad(set_to_none=True)
-            loss = problem.loss(model, batch) * cfg.loss_scale
-            loss.backward()
-        return loss
-    return closure
 
 
 def _progress(total, desc):

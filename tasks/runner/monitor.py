@@ -6,7 +6,8 @@ for the first and second moments where the optimizer keeps them (`exp_avg`, `exp
 state tensor shaped like its parameter), their mean absolute value; and the optimizer's state bytes.
 
 The snapshot for the update norm is taken only on monitored steps, so the cost away from them is
-one integer comparison.
+one integer comparison. The rows are plain data: the harness's checkpoints save them and a resumed
+run starts from them, so its rows are the uninterrupted run's.
 """
 from __future__ import annotations
 
