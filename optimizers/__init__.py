@@ -29,7 +29,6 @@ import torch
 
 # What an optimizer may need from the training loop.
 NEEDS = frozenset({
-    "closure",           # step(closure) re-evaluates the loss (L-BFGS style)
     "hessian",           # a Hessian-diagonal estimate every k steps (Sophia)
     "attention_logits",  # per-head max pre-softmax logits after each step (MuonClip)
     "sparse",            # accepts sparse gradients (nn.Embedding(sparse=True))

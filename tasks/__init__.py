@@ -23,7 +23,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
-import torch
 
 SIZES = ("smoke", "cpu", "gpu")
 
@@ -103,8 +102,9 @@ class Task:
             raise KeyError(f"task {self.name!r} has no size {size!r}; valid: {', '.join(self.sizes)}")
         return dict(self.sizes[size])
 
-    def make(self, size: str, seed: int, device="cpu", dtype=torch.float32) -> Problem:
-        return self.build(self.size(size), seed=seed, device=torch.device(device), dtype=dtype)
+    def make(self, size: str, seed: int, device="cpu", dtype=None) -> Problem:
+        import torch
+        return self.build(self.size(size), seed=seed, device=torch.device(device), dtype=dtype or torch.float32)
 
 
 _REGISTRY: dict[str, Task] = {}
@@ -142,8 +142,6 @@ def compatible(task: "Task | str", spec) -> str | None:
     """None if the optimizer `spec` can run `task`; otherwise why not (the pipeline skips the pair
     and the report says so)."""
     task = get(task) if isinstance(task, str) else task
-    if "closure" in spec.needs:   # no entry needs it; the harness calls step() without one
-        return f"{spec.name} needs step(closure), which the training loop does not call"
     missing = (set(spec.needs) & {"hessian", "attention_logits"}) - set(task.provides)
     if missing:
         return f"{spec.name} needs {', '.join(sorted(missing))}, which task {task.name} does not provide"
@@ -180,6 +178,7 @@ def hash_data(*parts) -> str:
 
     Any other floating-point tensor is refused (TypeError).
     """
+    import torch
     h = hashlib.sha256()
 
     def value(x) -> str:
@@ -214,12 +213,14 @@ def hash_data(*parts) -> str:
 def generator(seed: int, stream: str) -> torch.Generator:
     """A CPU generator for one named random stream of a run (data, init, noise...), so that
     changing one stream never shifts another and every optimizer sees the same data."""
+    import torch
     digest = hashlib.sha256(f"{stream}:{seed}".encode()).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
 
 
 def device_generator(seed: int, stream: str, device) -> torch.Generator:
     """`generator`'s stream on `device` (CUDA sampling needs a CUDA generator)."""
+    import torch
     g = torch.Generator(device=device)
     g.manual_seed(generator(seed, stream).initial_seed())
     return g
@@ -229,6 +230,7 @@ def sampled_label_loss(logits: torch.Tensor, generator: torch.Generator) -> torc
     """Cross-entropy against labels drawn from the model's own softmax. Its gradient ĝ gives the
     Gauss-Newton-Bartlett estimate B·ĝ⊙ĝ of the Hessian's diagonal that Sophia needs (Liu et al.
     2024, Algorithm 2): the `hessian_loss` of every classification-shaped task."""
+    import torch
     with torch.no_grad():
         if not bool(torch.isfinite(logits).all()):   # overflow: nothing to sample from (and on
             # CUDA, multinomial would stop the process with a device-side assert)
@@ -240,6 +242,7 @@ def sampled_label_loss(logits: torch.Tensor, generator: torch.Generator) -> torc
 @contextlib.contextmanager
 def seeded(seed: int, stream: str):
     """Module initialisation from a named stream, without touching the global RNG's state."""
+    import torch
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(generator(seed, stream).initial_seed())
         yield

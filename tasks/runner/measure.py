@@ -17,14 +17,8 @@ import torch
 
 import optimizers
 import tasks
-from tasks.runner import environment, protocol, records
-from tasks.runner.harness import RunConfig, StepTimer, split_batch, summarise_times, train
-
-
-def _header(kind: str, config: dict, device: str, threads: int) -> dict:
-    return {"schema_version": records.SCHEMA_VERSION, "kind": kind, "config": config,
-            "config_hash": environment.config_hash(config),
-            "environment": environment.environment(torch.device(device), threads)}
+from tasks.runner import protocol
+from tasks.runner.harness import RunConfig, StepTimer, record_header, split_batch, summarise_times, train
 
 
 def _compact(run: dict) -> dict:
@@ -50,7 +44,7 @@ def tune(task: str, optimizer: str, size: str, seeds: list[int], grid_points: in
         evaluate(protocol.refinement(selection["grid"], selection["lr"]))
     config = dict(task=task, optimizer=optimizer, size=size, seeds=seeds, grid_points=grid_points,
                   refine=refine, steps=steps, device=device)
-    return {**_header("sweep", config, device, threads), "measurement": "tune",
+    return {**record_header("sweep", config, device, threads), "measurement": "tune",
             "selection": protocol.select(runs, task), "runs": runs}
 
 
@@ -75,7 +69,7 @@ def stability(task: str, optimizer: str, size: str, lr: float, scales: list[floa
                          "loss": run["curves"]["loss"]})
     config = dict(task=task, optimizer=optimizer, size=size, lr=lr, scales=scales, seed=seed,
                   dtype=dtype, device=device)
-    return {**_header("stability", config, device, threads), "runs": rows,
+    return {**record_header("stability", config, device, threads), "runs": rows,
             "metric": tasks.get(task).metric.name}
 
 
@@ -118,7 +112,7 @@ def steptime(task: str, optimizer: str, size: str, steps: int, warmup: int, roun
     floor = roofline.floor_seconds(optimizer, 0, bandwidth, named_params=list(model.named_parameters()))
     config = dict(task=task, optimizer=optimizer, size=size, steps=steps, warmup=warmup, rounds=rounds,
                   baseline=baseline, device=device)
-    return {**_header("steptime", config, device, threads),
+    return {**record_header("steptime", config, device, threads),
             "median_seconds": med[optimizer], "baseline_median_seconds": med[baseline],
             "ratio_to_baseline": med[optimizer] / med[baseline],
             "p10_seconds": summary[optimizer]["p10"], "p90_seconds": summary[optimizer]["p90"],
@@ -190,5 +184,5 @@ def loop_options(task: str, optimizer: str, size: str, steps: int, rounds: int, 
                      "max_loss_gap_to_plain": gap, "diverged": results[name]["diverged"]})
     config = dict(task=task, optimizer=optimizer, size=size, steps=steps, rounds=rounds,
                   monitor_every=monitor_every, device=device)
-    return {**_header("loop_options", config, device, threads), "options": rows,
+    return {**record_header("loop_options", config, device, threads), "options": rows,
             "n_params": results["plain"]["task"]["n_params"]}
