@@ -292,3 +292,28 @@ def test_record_header_is_what_every_record_starts_with():
     r = train(RunConfig("quadratic-k1e2", "adam", steps=2))
     header = harness.record_header("run", r["config"], "cpu", r["environment"]["threads"])
     assert list(r)[:len(header)] == list(header) and all(r[k] == v for k, v in header.items())
+
+
+def test_an_optimizer_with_modes_is_evaluated_at_its_evaluation_point():
+    """Schedule-free AdamW takes gradients at y and is evaluated at x (its average): the harness
+    switches it with eval()/train() around every evaluation. The record's metric is the one at x;
+    evaluating at y, without the switch, gives another."""
+    seen = {}
+
+    def last_step(info):
+        if info.step == steps - 1:
+            seen["y"] = info.problem.evaluate(info.model)["suboptimality"]
+            info.optimizer.eval()
+            seen["x"] = info.problem.evaluate(info.model)["suboptimality"]
+            info.optimizer.train()
+
+    steps = 20
+    record = train(RunConfig("quadratic-k1e2", "schedulefree-adamw", steps=steps, eval_every=steps,
+                             hparams={"lr": 0.05}), hooks={"step": last_step})
+    assert harness.has_modes(optimizers.build_optimizer("schedulefree-adamw", [("w", torch.nn.Parameter(torch.ones(2)))]))
+    assert not harness.has_modes(optimizers.build_optimizer("adamw", [("w", torch.nn.Parameter(torch.ones(2)))]))
+    # The hook runs after the harness's own switch there and back (y -> x -> y'), so its x is
+    # computed from a y' that differs from y by float32 rounding of two lerps: a relative change
+    # of order 1e-7 in the weights, far below the 1e-4 allowed here; x and y differ by a step.
+    assert record["final_metric"] == pytest.approx(seen["x"], rel=1e-4)
+    assert abs(seen["y"] - seen["x"]) > 1e-2 * abs(seen["x"])

@@ -28,6 +28,7 @@ fields aside.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -200,6 +201,28 @@ HOOKS = ("start", "step")   # "start": after building (and resuming), before the
 CHECKPOINT_FORMAT = 2   # a checkpoint of another format (older code) is ignored: the run starts over
 
 
+def has_modes(opt) -> bool:
+    """An optimizer that evaluates at another point than it takes gradients at (schedule-free:
+    the average x, against y) says so by defining train() and eval(), as the model does."""
+    return callable(getattr(opt, "train", None)) and callable(getattr(opt, "eval", None))
+
+
+@contextlib.contextmanager
+def evaluation_point(model, opt):
+    """Model and optimizer in eval mode inside, back in train mode after: around every evaluation
+    and the samples kept for the report. (Not around checkpoints: see `train`.)"""
+    modes = has_modes(opt)
+    model.eval()
+    if modes:
+        opt.eval()
+    try:
+        yield
+    finally:
+        if modes:
+            opt.train()
+        model.train()
+
+
 def save_checkpoint(path, state: dict) -> None:
     """torch.save through a temporary file and a rename: a kill leaves the previous checkpoint."""
     path = Path(path)
@@ -251,9 +274,8 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
     t_train = 0.0
 
     def evaluate(step):
-        model.eval()
-        values = problem.evaluate(model)
-        model.train()
+        with evaluation_point(model, opt):
+            values = problem.evaluate(model)
         evals.append({"step": step, **{k: float(v) for k, v in values.items()}})
 
     start = 0
@@ -313,6 +335,9 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
         if bar:
             bar.update(1)
         if checkpoint and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            # in train mode: the exact training state (a schedule-free optimizer's y, z and mode);
+            # saving at the evaluation point would round y on the way back, and the resumed run
+            # would not be the uninterrupted one
             save_checkpoint(checkpoint, {
                 "format": CHECKPOINT_FORMAT, "config_hash": ckpt_key, "step": step + 1,
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
@@ -350,7 +375,7 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
         "step_time": summarise_times(timer.times(), warmup=min(5, steps // 10)),
         "state_bytes": {"measured": measured, "model": modelled, "per_param": measured / max(n_params, 1)},
         "peak_memory_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
-        "samples": problem.samples(model).tolist() if problem.samples and not diverged else None,
+        "samples": _samples(problem, model, opt) if problem.samples and not diverged else None,
         "diverged": diverged,
         "diverge_reason": reason,
         "train_seconds": t_train,
@@ -423,6 +448,11 @@ def _overflow(exc: Exception, named, opt) -> str | None:
              for key, t in (st.items() if isinstance(st, dict) else ())]
     bad = _non_finite(list(named) + [(f"{n}.grad", p.grad) for n, p in named] + state)
     return f"{what} (non-finite {_listed(bad)})" if bad else None
+
+
+def _samples(problem, model, opt) -> list:
+    with evaluation_point(model, opt):
+        return problem.samples(model).tolist()
 
 
 def split_batch(batch, k: int) -> list:
