@@ -2,16 +2,20 @@
 #   snakemake --cores all                                    # default profile (cpu)
 #   snakemake --cores all --configfile workflows/config/smoke.yaml
 # The profile names the results (results/runs/<profile>/) and the report (report/<profile>/).
+import os
+
 from snakemake.utils import min_version
 
 min_version("8.0")
 
 
-# The default profile only when none is given: Snakemake merges config files key by key, so a
-# default loaded under --configfile would leak its keys (task lists, step-time optimizers) into it.
-if "profile" not in config:
+# The default profile only when no --configfile is given: Snakemake merges config files key by key,
+# so a default loaded under a given file would leak its keys (task lists, step-time optimizers) into
+# it, and a file without `profile:` would write into the cpu profile's results and report
+# (common.smk refuses such a file). --config overrides apply on top of either.
+if not workflow.overwrite_configfiles:
 
-    configfile: "workflows/config/cpu.yaml"
+    configfile: os.path.join(workflow.basedir, "workflows/config/cpu.yaml")
 
 
 include: "workflows/rules/common.smk"
@@ -24,7 +28,14 @@ include: "workflows/rules/aggregate.smk"
 include: "workflows/rules/report.smk"
 
 
+# The default target names every record and table, not only the report: Snakemake reruns a job
+# whose output is missing only when something asks for that output, so with the report alone a
+# deleted record (or the tables a failed aggregation removed) would stay missing while the report
+# looked up to date. Aggregation moves a record it refuses aside (results/runs/<profile>/refused/),
+# so that the next invocation sees it missing and recomputes it.
 rule all:
     input:
         f"report/{PROFILE}/README.md",
+        rules.aggregate.output,
+        all_records,
     default_target: True

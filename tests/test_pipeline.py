@@ -34,8 +34,12 @@ def test_dry_run_of_every_profile(profile, tmp_path):
 @pytest.mark.parametrize("override, message", [
     ("optimizers=[adam,adamm]", "unknown 'adamm'; valid:"),
     ("final_seeds=1", "is not of type 'array'"),
-    ("threads=0", "threads"),
-    ("size=huge", "huge"),
+    ("threads=0", "config threads: 0 is less than the minimum of 1"),
+    ("size=huge", "config size: 'huge' is not one of ['smoke', 'cpu', 'gpu']"),
+    ("final_seeds=[0,a]", "config final_seeds[1]: 'a' is not of type 'integer'"),
+    ("tuning={grid_points: x}", "config tuning.grid_points: 'x' is not of type 'integer'"),
+    ("stability={scales: [1, .nan]}", "config stability.scales[1]: '.nan' is not of type 'number'"),
+    ("steptime={baseline: adamm}", "config steptime.baseline: unknown 'adamm'; valid:"),
 ])
 def test_bad_config_is_refused_before_any_job(override, message, tmp_path):
     proc = snakemake("-n", "--configfile", str(REPO / "workflows/config/smoke.yaml"), "--config", override,
@@ -54,10 +58,39 @@ def test_unknown_optimizer_in_config_file_names_valid_ones(tmp_path):
     assert "unknown 'adamm'; valid:" in proc.stdout + proc.stderr
 
 
+def test_list_and_nested_overrides_from_the_command_line_are_numbers(tmp_path):
+    """--config gives list items and nested values as strings; they are coerced from the schema."""
+    proc = snakemake("-n", "--configfile", str(REPO / "workflows/config/smoke.yaml"), "--config",
+                     "final_seeds=[0,1,2,3]", "tuning={grid_points: 2, seeds: [100, 101]}",
+                     "stability={scales: [1e-4, 1, 1.0e+4]}", cwd=tmp_path)
+    assert "results/runs/smoke/final/quadratic-k1e2/sgd/seed3.json" in proc.stdout
+
+
+def test_config_file_without_profile_is_refused(tmp_path):
+    """Without `profile:` a file would get the cpu profile merged under it and write into its report."""
+    cfg = yaml.safe_load((REPO / "workflows/config/smoke.yaml").read_text())
+    del cfg["profile"]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake("-n", "--configfile", str(tmp_path / "c.yaml"), cwd=tmp_path, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"config file {tmp_path / 'c.yaml'}: missing key 'profile'" in out
+    assert "report/cpu" not in out and "results/runs/cpu" not in out
+
+
+def test_default_profile_applies_without_configfile(tmp_path):
+    """No --configfile: the cpu profile, with --config overrides on top (the README's example)."""
+    out = snakemake("-n", "--config", "optimizers=[adam,sgd]", cwd=tmp_path).stdout
+    assert "report/cpu/README.md" in out
+    assert "results/runs/cpu/tune/quadratic-k1e2/adam.json" in out
+    assert "results/runs/cpu/tune/quadratic-k1e2/nadam.json" not in out
+
+
 TINY = dict(profile="tiny", size="smoke", device="cpu", threads=1, tasks=["quadratic-k1e2"],
             optimizers=["sgd", "adam"], tuning={"grid_points": 2, "seeds": [100], "steps_fraction": 0.3},
             final_seeds=[0, 1], stability={"tasks": ["quadratic-k1e2"], "scales": [0.1, 1.0, 10.0]},
-            steptime={"tasks": ["quadratic-k1e2"], "steps": 3, "warmup": 1, "rounds": 2})
+            steptime={"tasks": ["quadratic-k1e2"], "steps": 3, "warmup": 1, "rounds": 2}, checkpoint_every=2)
+TIMING = ["step_time_median", "train_seconds", "seconds_to_target"]
 
 
 def copy_repo(dest: Path) -> Path:
@@ -74,30 +107,68 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
-@pytest.mark.slow
-def test_end_to_end_add_an_optimizer_and_rerun_only_its_jobs(tmp_path):
-    repo = copy_repo(tmp_path / "repo")
-    env = dict(os.environ, PYTHONPATH=str(repo))  # the copy's packages shadow the installed ones
+class Repo:
+    """A copy of the repository where commands run as a user types them (cwd = the copy, whose
+    packages shadow the installed ones)."""
+    def __init__(self, root: Path):
+        self.root = root
+        self.env = dict(os.environ, PYTHONPATH=str(root))
+        exe = Path(sys.executable).with_name("snakemake")
+        self.snakemake_cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "snakemake"]
 
-    def run(*args, check=True):
-        cmd = [sys.executable, "-m", "snakemake", "-s", str(repo / "Snakefile"), "-d", str(repo), *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, env=env)
+    def cmd(self, *args, check=True):
+        proc = subprocess.run(list(args), capture_output=True, text=True, cwd=self.root, env=self.env)
         assert proc.returncode == 0 or not check, proc.stdout + proc.stderr
+        return proc
+
+    def snakemake(self, *args, check=True) -> str:
+        proc = self.cmd(*self.snakemake_cmd, *args, check=check)
         return proc.stdout + proc.stderr
 
-    config = repo / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
-    args = ("--configfile", str(config), "--cores", "2")
-    run(*args)
-    readme = (repo / "report/tiny/README.md").read_text()
+    def popen(self, *args):
+        return subprocess.Popen([*self.snakemake_cmd, *args], cwd=self.root, env=self.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+RUN = ("--configfile", "tiny.yaml", "--cores", "2")
+
+
+@pytest.fixture(scope="module")
+def tiny_done(tmp_path_factory) -> Path:
+    """One uninterrupted run of the tiny profile to its report (the default target), shared: each
+    test copies it (mtimes and Snakemake's metadata included) and works on its copy."""
+    repo = Repo(copy_repo(tmp_path_factory.mktemp("tiny") / "repo"))
+    (repo.root / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    repo.snakemake(*RUN)
+    return repo.root
+
+
+def copy_done(tiny_done: Path, dest: Path) -> Repo:
+    shutil.copytree(tiny_done, dest, symlinks=True)
+    return Repo(dest)
+
+
+def same_tables(a: Path, b: Path):
+    for name in ("runs.csv", "tuning.csv", "curves.csv", "stability.csv"):
+        x, y = pd.read_csv(a / "results/tables/tiny" / name), pd.read_csv(b / "results/tables/tiny" / name)
+        pd.testing.assert_frame_equal(x.drop(columns=TIMING, errors="ignore"), y.drop(columns=TIMING, errors="ignore"))
+
+
+@pytest.mark.slow
+def test_end_to_end_add_an_optimizer_and_rerun_only_its_jobs(tiny_done, tmp_path):
+    repo = copy_done(tiny_done, tmp_path / "repo")
+    run = repo.snakemake
+    args = RUN
+    readme = (repo.root / "report/tiny/README.md").read_text()
     assert "| sgd " in readme and "| adam " in readme
-    assert (repo / "logs/tiny/final/quadratic-k1e2/adam.log").exists()
+    for seed in (0, 1):   # one job per seed: a kill loses only the runs in flight
+        assert (repo.root / f"logs/tiny/final/quadratic-k1e2/adam/seed{seed}.log").exists()
     assert "Nothing to be done" in run("-n", *args)
 
     # Make every sgd result older than optimizers/sgd.py, as if the file had been edited after the
     # run: only sgd's jobs, then aggregation and the report, rerun.
-    for path in (repo / "results/runs/tiny").rglob("*"):
-        if "sgd" in path.relative_to(repo).as_posix():
+    for path in (repo.root / "results/runs/tiny").rglob("*"):
+        if "sgd" in path.relative_to(repo.root).as_posix():
             os.utime(path, (0, 0))
     plan = run("-n", *args)
     assert "optimizer=sgd" in plan and "optimizer=adam" not in plan
@@ -106,55 +177,105 @@ def test_end_to_end_add_an_optimizer_and_rerun_only_its_jobs(tmp_path):
     run(*args)
 
     # Add an optimizer the documented way: the scaffold, then its name in the profile.
-    proc = subprocess.run([sys.executable, "-m", "tasks.runner.cli", "new-optimizer", "my-momentum"], cwd=repo,
-                          env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert (repo / "optimizers/my_momentum.py").exists()
-    config.write_text(yaml.safe_dump(TINY | {"optimizers": ["sgd", "adam", "my-momentum"]}))
+    repo.cmd(sys.executable, "-m", "tasks.runner.cli", "new-optimizer", "my-momentum")
+    assert (repo.root / "optimizers/my_momentum.py").exists()
+    (repo.root / "tiny.yaml").write_text(yaml.safe_dump(TINY | {"optimizers": ["sgd", "adam", "my-momentum"]}))
     plan = run("-n", *args)
     assert "optimizer=my-momentum" in plan and "optimizer=sgd" not in plan and "optimizer=adam" not in plan
     run(*args)
-    assert "| my-momentum " in (repo / "report/tiny/README.md").read_text()
+    assert "| my-momentum " in (repo.root / "report/tiny/README.md").read_text()
 
     # The generic registry tests pick it up with no test written for it.
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "tests/test_optimizers.py", "-k", "my-momentum"], cwd=repo, env=env,
-                          capture_output=True, text=True)
+    proc = repo.cmd(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                    "tests/test_optimizers.py", "-k", "my-momentum", check=False)
     assert proc.returncode == 0 and " passed" in proc.stdout, proc.stdout[-3000:]
 
 
 @pytest.mark.slow
-def test_pipeline_killed_mid_way_finishes_on_rerun_with_the_same_tables(tmp_path):
-    """SIGKILL to the whole process group (Snakemake and its jobs) once the first final run is
-    written: no partial record is left, and unlock + rerun gives the uninterrupted run's tables."""
-    from tasks.runner import records
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY | {"checkpoint_every": 5}))
-    target = "results/tables/tiny/runs.csv"
-    args = ["--configfile", str(config), "--cores", "2", "--rerun-incomplete", target]
-    whole, killed = tmp_path / "whole", tmp_path / "killed"
-    killed.mkdir()
-    snakemake(*args, cwd=whole.mkdir() or whole)
+def test_missing_corrupt_or_misplaced_records_are_recomputed(tiny_done, tmp_path):
+    """A deleted record reruns its job, aggregation and the report (the report alone as the target
+    would leave it missing); a record aggregation refuses (random bytes, seed 0's file copied as
+    seed 1's) is moved to refused/, aggregation fails naming it, and the same command recomputes it."""
+    repo = copy_done(tiny_done, tmp_path / "repo")
+    runs = repo.root / "results/runs/tiny"
+    (runs / "final/quadratic-k1e2/sgd/seed1.json").unlink()
+    plan = repo.snakemake("-n", *RUN)
+    assert "Nothing to be done" not in plan
+    assert "results/runs/tiny/final/quadratic-k1e2/sgd/seed1.json" in plan
+    for rule in ("final", "aggregate", "report"):
+        assert f"rule {rule}:" in plan
+    assert "rule tune:" not in plan
 
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(killed), *args]
-    proc = subprocess.Popen(cmd, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not list(killed.glob("results/runs/tiny/final/*/*/*.json")) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    copied, garbage = runs / "final/quadratic-k1e2/adam/seed1.json", runs / "stability/quadratic-k1e2/adam.json"
+    shutil.copyfile(runs / "final/quadratic-k1e2/adam/seed0.json", copied)
+    garbage.write_bytes(os.urandom(2000))
+    out = repo.snakemake(*RUN, check=False)
+    assert "Nothing to be done" not in out
+    assert "final/quadratic-k1e2/adam/seed1.json: the path says seed 1 but the record holds seed 0" in out
+    assert "stability/quadratic-k1e2/adam.json: corrupt result file" in out
+    assert "moved to results/runs/tiny/refused/final/quadratic-k1e2/adam/seed1.json" in out
+    assert "Run the same snakemake command again" in out
+    assert (runs / "final/quadratic-k1e2/sgd/seed1.json").exists()          # the deleted one: recomputed
+    assert not copied.exists() and not garbage.exists()
+    assert not (repo.root / "results/tables/tiny/runs.csv").exists()       # the failed aggregation's
+
+    out = repo.snakemake(*RUN)   # the same command, as the message says
+    for rule in ("final", "stability", "aggregate", "report"):
+        assert f"rule {rule}:" in out
+    assert "rule tune:" not in out
+    same_tables(tiny_done, repo.root)
+    assert "Nothing to be done" in repo.snakemake("-n", *RUN)
+
+
+@pytest.mark.slow
+def test_a_kill_loses_only_the_runs_in_flight(tiny_done, tmp_path):
+    """SIGKILL to the whole process group (Snakemake and its jobs) while a final run is in flight,
+    after another seed of the same pair has finished: no partial record is left, the README's
+    `snakemake --unlock --configfile ...` unlocks, the same command finishes the rest (the
+    in-flight run resuming from its checkpoint), the finished seed's record is never rewritten,
+    and the tables are the uninterrupted run's."""
+    from tasks.runner import records
+    repo = Repo(copy_repo(tmp_path / "repo"))
+    (repo.root / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    runs = repo.root / "results/runs/tiny"
+    command = ("--profile", "workflows/profiles/local", "--configfile", "tiny.yaml")
+    proc = repo.popen(*command, "--cores", "1")   # one job at a time: the next starts once one is done
+
+    def finished_and_in_flight():
+        """A final record whose pair has another seed in flight (its checkpoint exists), and that seed's record."""
+        for done in runs.glob("final/*/*/seed*.json"):
+            ckpts = runs / "checkpoints" / done.parent.relative_to(runs / "final")
+            flying = [done.with_name(c.stem + ".json") for c in ckpts.glob("seed*.ckpt") if c.stem != done.stem]
+            if flying:
+                return done, flying
+        return None, []
+
+    deadline = time.monotonic() + 300
+    while (found := finished_and_in_flight())[0] is None and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (killed / target).exists(), "the kill came too late to test anything"
-    for path in killed.glob("results/runs/**/*.json"):
+    done, flying = found
+    assert done is not None, "no final run was ever in flight beside a finished seed of its pair"
+    assert not (repo.root / "results/tables/tiny/runs.csv").exists(), "the kill came too late to test anything"
+    # every record but the in-flight run's (which may have been written in the last instant) was
+    # written by a job Snakemake had finished: one job at a time, and the in-flight one started last
+    finished = {p: (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_ino)
+                for p in runs.glob("final/*/*/*.json") if p not in flying}
+    assert done in finished
+    for path in runs.glob("**/*.json"):
         records.read(path)   # every record on disk is whole
-    snakemake("--unlock", *args, cwd=killed)
-    snakemake(*args, cwd=killed)
+    assert list((repo.root / ".snakemake/locks").iterdir()), "Snakemake left no lock: nothing to unlock"
 
-    timing = ["step_time_median", "train_seconds", "seconds_to_target"]
-    for name in ("runs.csv", "tuning.csv", "curves.csv", "stability.csv"):
-        a = pd.read_csv(whole / "results/tables/tiny" / name)
-        b = pd.read_csv(killed / "results/tables/tiny" / name)
-        pd.testing.assert_frame_equal(a.drop(columns=timing, errors="ignore"), b.drop(columns=timing, errors="ignore"))
+    assert "Unlocked working directory" in repo.snakemake("--unlock", "--configfile", "tiny.yaml")
+    assert not (repo.root / ".snakemake/locks").exists() or not list((repo.root / ".snakemake/locks").iterdir())
+    repo.snakemake(*command, "--cores", "2")
+
+    for path, (data, mtime, inode) in finished.items():
+        assert path.exists() and (path.read_bytes(), path.stat().st_mtime_ns, path.stat().st_ino) == (data, mtime, inode), \
+            f"{path} was recomputed after the kill"
+    assert len(list(runs.glob("final/*/*/seed*.json"))) == 4
+    same_tables(tiny_done, repo.root)
 
 
 def test_slurm_profile_dry_run_submits_gpu_jobs(tmp_path):

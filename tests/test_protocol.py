@@ -36,11 +36,18 @@ def test_grid_is_log_spaced_over_the_entry_range():
 
 
 def config(**over):
+    """A valid profile config with the schema's defaults filled in, as the Snakefile has it."""
+    from pathlib import Path
+
+    from snakemake.utils import validate
     base = dict(profile="t", size="smoke", device="cpu", threads=1, tasks=["quadratic-k1e2"],
                 optimizers=["adam"], tuning={"grid_points": 2, "seeds": [100]}, final_seeds=[0],
                 stability={"tasks": [], "scales": [1.0]},
                 steptime={"tasks": [], "steps": 1, "warmup": 0, "rounds": 1})
-    return base | over
+    cfg = base | over
+    validate(cfg, str(Path(__file__).resolve().parent.parent / "workflows/schemas/config.schema.yaml"),
+             set_default=True)
+    return cfg
 
 
 @pytest.mark.parametrize("over, message", [
@@ -74,7 +81,7 @@ def test_refined_sweep_converges_on_the_best_lr_with_the_same_budget_for_all(mon
                 "diverged": False}
     monkeypatch.setattr(measure, "train", fake_train)
     monkeypatch.setattr(measure, "_compact", lambda r: r)
-    monkeypatch.setattr(measure, "_header", lambda *a: {})
+    monkeypatch.setattr(measure, "record_header", lambda *a: {})
     sweep = measure.tune("quadratic-k1e2", "adam", "smoke", seeds=[100], grid_points=4, refine=2)
     assert len(sweep["runs"]) == 4 + 2 + 2
     assert abs(math.log10(sweep["selection"]["lr"] / 3e-3)) <= (5 / 3) / 4

@@ -54,3 +54,79 @@ def test_write_is_atomic_under_sigkill(tmp_path):
     assert not target.exists()
     leftovers = [p.name for p in tmp_path.iterdir()]
     assert all(name.startswith(".r.json.") for name in leftovers)  # temp files are hidden, never read
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_records_get_the_mode_the_umask_gives(tmp_path, record, umask):
+    """Not mkstemp's 0600: colleagues on a shared file system read each other's results."""
+    import os
+    old = os.umask(umask)
+    try:
+        path = records.write(record, tmp_path / "r.json")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("content", [bytes(range(256)) * 4, b"\xff\xfe\x00garbage", b"", b"[1, 2]"])
+def test_unreadable_record_is_refused_with_its_path_and_what_to_do(tmp_path, content):
+    path = tmp_path / "junk.json"
+    path.write_bytes(content)
+    with pytest.raises(records.RecordError, match="junk.json: .*; delete it and run the pipeline again") as e:
+        records.read(path)
+    assert e.value.path == path
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(records.RecordError, match="dir.json: a directory"):
+        records.read(tmp_path / "dir.json")
+
+
+def test_a_record_in_the_wrong_place_is_refused_and_set_aside(tmp_path, record):
+    """Seed 0's record copied as seed 1's: aggregation names the path, what it says and what the
+    record holds, moves the file to refused/ (the next run recomputes it) and writes no table."""
+    from tasks.runner import aggregate
+    runs = tmp_path / "runs" / "p"
+    good = records.write(dict(record, config=dict(record["config"], seed=0)),
+                         runs / "final/quadratic-k1e2/adam/seed0.json")
+    bad = runs / "final/quadratic-k1e2/adam/seed1.json"
+    bad.write_bytes(good.read_bytes())
+    other = runs / "final/quadratic-k1e2/sgd/seed0.json"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(good.read_bytes())
+    with pytest.raises(records.RecordError) as e:
+        aggregate.write_tables([good, bad, other], tmp_path / "tables", runs_dir=runs, size="smoke")
+    message = str(e.value)
+    assert "2 record(s) refused" in message and "run the same snakemake command again" in message.lower()
+    assert f"{bad}: the path says seed 1 but the record holds seed 0" in message
+    assert f"{other}: the path says optimizer 'sgd' but the record holds optimizer 'adam'" in message
+    assert not bad.exists() and (runs / "refused/final/quadratic-k1e2/adam/seed1.json").exists()
+    assert good.exists() and not (tmp_path / "tables" / "runs.csv").exists()
+    # the wrong size for the profile, or a record of another kind in this place
+    with pytest.raises(records.RecordError, match="the path says size 'cpu' but the record holds size 'smoke'"):
+        aggregate.write_tables([good], tmp_path / "tables", runs_dir=runs, size="cpu")
+    sweep = runs / "tune/quadratic-k1e2/adam.json"
+    sweep.parent.mkdir(parents=True)
+    sweep.write_bytes((runs / "refused/final/quadratic-k1e2/adam/seed1.json").read_bytes())
+    with pytest.raises(records.RecordError, match="the path says kind 'sweep' but the record holds kind 'run'"):
+        aggregate.write_tables([sweep], tmp_path / "tables", runs_dir=runs)
+
+
+def test_a_malformed_record_is_refused_not_a_traceback(tmp_path, record):
+    from tasks.runner import aggregate
+    path = records.write({k: v for k, v in record.items() if k != "curves"}, tmp_path / "r.json")
+    with pytest.raises(records.RecordError, match=r"r.json: malformed run record \(KeyError: 'curves'\)"):
+        aggregate.write_tables([path], tmp_path / "t")
+
+
+def test_a_job_input_refused_is_set_aside_for_the_rerun(tmp_path):
+    """A corrupt tune summary read by a final or stability job: moved to refused/, so that running
+    the same command again recomputes it (and the jobs that read it)."""
+    runs = tmp_path / "runs" / "p"
+    path = runs / "tune/quadratic-k1e2/adam.json"
+    path.parent.mkdir(parents=True)
+    path.write_text('{"schema_version": 1')
+    with pytest.raises(records.RecordError, match="adam.json: corrupt result file .* moved to .*refused/tune/"
+                                                  "quadratic-k1e2/adam.json; run the same snakemake command again"):
+        records.read_input(path, runs)
+    assert not path.exists() and (runs / "refused/tune/quadratic-k1e2/adam.json").exists()
+    with pytest.raises(records.RecordError, match="no such result file"):   # a sibling job moved it first
+        records.read_input(path, runs)

@@ -75,45 +75,137 @@ def stability_rows(r: dict) -> list[dict]:
     return rows
 
 
-def write_tables(paths, out_dir, skipped=(), optimizer_names=()) -> Path:
+# results/runs/<profile>/<directory>/<task>/<optimizer>[/seed<N>].json holds a record of this kind
+LAYOUT = {"final": "run", "tune": "sweep", "stability": "stability", "steptime": "steptime",
+          "loop_options": "loop_options"}
+
+
+def path_says(path, runs_dir) -> dict | None:
+    """What a record's place under `runs_dir` says it holds; None for a path outside the layout."""
+    try:
+        parts = Path(path).resolve().relative_to(Path(runs_dir).resolve()).parts
+    except ValueError:
+        return None
+    if len(parts) == 4 and parts[0] == "final" and parts[3].startswith("seed") and parts[3].endswith(".json"):
+        seed = parts[3][len("seed"):-len(".json")]
+        return {"kind": "run", "task": parts[1], "optimizer": parts[2], "seed": int(seed) if seed.isdigit() else seed}
+    if len(parts) == 3 and parts[0] in LAYOUT and parts[0] != "final" and parts[2].endswith(".json"):
+        return {"kind": LAYOUT[parts[0]], "task": parts[1], "optimizer": parts[2][:-len(".json")]}
+    return None
+
+
+def record_says(r: dict) -> dict:
+    c = r["config"]
+    return {"kind": r["kind"], "task": c.get("task"), "optimizer": c.get("optimizer"), "seed": c.get("seed"),
+            "size": c.get("size")}
+
+
+def check_place(path, r: dict, runs_dir, size=None) -> None:
+    """Refuses a record whose place says another task, optimizer, seed or kind than the record
+    (seed 0's file copied as seed 1's), or another size than the profile's."""
+    expected = path_says(path, runs_dir) or {}
+    if size is not None:
+        expected["size"] = size
+    held = record_says(r)
+    if r["kind"] == "sweep" and r.get("measurement", "tune") != "tune":
+        held["kind"] = f"sweep of {r['measurement']!r}"
+    wrong = [k for k in expected if held.get(k) != expected[k]]
+    if wrong:
+        raise records.RecordError(
+            path, "the path says " + ", ".join(f"{k} {expected[k]!r}" for k in wrong)
+            + " but the record holds " + ", ".join(f"{k} {held.get(k)!r}" for k in wrong)
+            + " (a record copied or moved over another?)", records.RECOMPUTE)
+
+
+def write_tables(paths, out_dir, skipped=(), optimizer_names=(), runs_dir=None, size=None) -> Path:
     """`skipped`: (task, optimizer, why) of the pairs the profile names but cannot run;
-    `optimizer_names`: the profile's optimizers, for the large-model memory table (default: all)."""
+    `optimizer_names`: the profile's optimizers, for the large-model memory table (default: all).
+    With `runs_dir` (results/runs/<profile>, as the pipeline calls it), each record's task,
+    optimizer, seed and kind are checked against its place there (and its size against `size`),
+    every record refused is moved to `runs_dir`/refused/, and one RecordError lists them all and
+    says to run the pipeline again, which recomputes them. Without it, the first refusal raises."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs, curves, tuning, stability, steptime, loop_options, monitor, samples = [], [], [], [], [], [], [], {}
     environment, compute_seconds = None, 0.0
+    refused = []
     for path in sorted(map(str, paths)):
-        r = records.read(path)
+        try:
+            r = records.read(path)
+            if runs_dir is not None:
+                check_place(path, r, runs_dir, size)
+            rows = _rows(r)
+        except records.RecordError as e:
+            if runs_dir is None:
+                raise
+            refused.append(f"{path}: {e.problem}; moved to {records.set_aside(path, runs_dir)}")
+            continue
+        except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
+            problem = f"malformed {r.get('kind')} record ({type(e).__name__}: {e})"
+            if runs_dir is None:
+                raise records.RecordError(path, problem, records.RECOMPUTE) from e
+            refused.append(f"{path}: {problem}; moved to {records.set_aside(path, runs_dir)}")
+            continue
+        runs += rows["runs"]
+        curves += rows["curves"]
+        tuning += rows["tuning"]
+        stability += rows["stability"]
+        steptime += rows["steptime"]
+        loop_options += rows["loop_options"]
+        monitor += rows["monitor"]
+        samples.update(rows["samples"])
+        compute_seconds += rows["compute_seconds"]
         if r["kind"] == "run":
-            runs.append(run_row(r))
-            curves += curve_rows(r)
-            key = dict(task=r["task"]["name"], optimizer=r["optimizer"]["name"], seed=r["config"]["seed"])
-            monitor += [{**key, **row} for row in r.get("monitor", [])]
-            if r.get("samples"):
-                samples[(key["task"], key["optimizer"], key["seed"])] = r["samples"]
-            compute_seconds += r["train_seconds"]
             environment = environment or r["environment"]
-        elif r["kind"] == "sweep":
-            sel = r["selection"]
-            for run in r["runs"]:
-                compute_seconds += run["train_seconds"]
-                row = run_row({**run, "environment": None})
-                tuning.append({k: row[k] for k in ("task", "optimizer", "seed", "lr", "final_metric", "diverged")}
-                              | {"selected": row["lr"] == sel["lr"], "at_edge": sel["at_edge"]})
-        elif r["kind"] == "stability":
-            stability += stability_rows(r)
-        elif r["kind"] == "steptime":
-            c = r["config"]
-            steptime.append({"task": c["task"], "optimizer": c["optimizer"], "baseline": c["baseline"],
-                             "median_seconds": r["median_seconds"], "p10_seconds": r["p10_seconds"],
-                             "p90_seconds": r["p90_seconds"], "baseline_median_seconds": r["baseline_median_seconds"],
-                             "ratio_to_baseline": r["ratio_to_baseline"], "n_params": r["n_params"],
-                             "bandwidth_GBps": r["bandwidth_bytes_per_s"] / 1e9,
-                             "percent_of_floor": r["percent_of_floor"]})
-        elif r["kind"] == "loop_options":
-            c = r["config"]
-            loop_options += [{"task": c["task"], "optimizer": c["optimizer"], "n_params": r["n_params"], **row}
-                             for row in r["options"]]
+    if refused:
+        raise records.RecordError(
+            f"{len(refused)} record(s) refused:\n  " + "\n  ".join(refused)
+            + f"\n{records.AGAIN[0].upper()}{records.AGAIN[1:]}.")
+    _write(out, runs, curves, tuning, stability, steptime, loop_options, monitor, samples, environment,
+           compute_seconds, skipped, optimizer_names)
+    return out
+
+
+def _rows(r: dict) -> dict:
+    """The table rows of one record (a KeyError or TypeError here: a malformed record)."""
+    runs, curves, tuning, stability, steptime, loop_options, monitor, samples = [], [], [], [], [], [], [], {}
+    compute_seconds = 0.0
+    if r["kind"] == "run":
+        runs.append(run_row(r))
+        curves += curve_rows(r)
+        key = dict(task=r["task"]["name"], optimizer=r["optimizer"]["name"], seed=r["config"]["seed"])
+        monitor += [{**key, **row} for row in r.get("monitor", [])]
+        if r.get("samples"):
+            samples[(key["task"], key["optimizer"], key["seed"])] = r["samples"]
+        compute_seconds += r["train_seconds"]
+    elif r["kind"] == "sweep":
+        sel = r["selection"]
+        for run in r["runs"]:
+            compute_seconds += run["train_seconds"]
+            row = run_row({**run, "environment": None})
+            tuning.append({k: row[k] for k in ("task", "optimizer", "seed", "lr", "final_metric", "diverged")}
+                          | {"selected": row["lr"] == sel["lr"], "at_edge": sel["at_edge"]})
+    elif r["kind"] == "stability":
+        stability += stability_rows(r)
+    elif r["kind"] == "steptime":
+        c = r["config"]
+        steptime.append({"task": c["task"], "optimizer": c["optimizer"], "baseline": c["baseline"],
+                         "median_seconds": r["median_seconds"], "p10_seconds": r["p10_seconds"],
+                         "p90_seconds": r["p90_seconds"], "baseline_median_seconds": r["baseline_median_seconds"],
+                         "ratio_to_baseline": r["ratio_to_baseline"], "n_params": r["n_params"],
+                         "bandwidth_GBps": r["bandwidth_bytes_per_s"] / 1e9,
+                         "percent_of_floor": r["percent_of_floor"]})
+    elif r["kind"] == "loop_options":
+        c = r["config"]
+        loop_options += [{"task": c["task"], "optimizer": c["optimizer"], "n_params": r["n_params"], **row}
+                         for row in r["options"]]
+    return {"runs": runs, "curves": curves, "tuning": tuning, "stability": stability, "steptime": steptime,
+            "loop_options": loop_options, "monitor": monitor, "samples": samples,
+            "compute_seconds": compute_seconds}
+
+
+def _write(out, runs, curves, tuning, stability, steptime, loop_options, monitor, samples, environment,
+           compute_seconds, skipped, optimizer_names) -> None:
     first_seed = {}   # one seed's samples per pair: enough for a picture, small enough to publish
     for task, opt, seed in sorted(samples):
         first_seed.setdefault((task, opt), seed)
@@ -133,4 +225,3 @@ def write_tables(paths, out_dir, skipped=(), optimizer_names=()) -> Path:
     env = dict(environment or {})
     env["compute_seconds"] = round(compute_seconds, 1)
     (out / "environment.json").write_text(json.dumps(env, indent=1, sort_keys=True) + "\n")
-    return out

@@ -2,7 +2,11 @@
 
 A record is a plain dict; `REQUIRED` lists the keys every record has. `write` goes through a
 temporary file in the same directory and `os.replace`, so a killed job leaves either the old
-file or the new one, never a partial one.
+file or the new one, never a partial one; the file gets the mode the umask gives (0666 & ~umask),
+as any other file its user writes. `read` refuses anything that is not a whole record of this
+schema with a RecordError naming the path and what to do; in the pipeline, `set_aside` moves
+such a file out of the way (results/runs/<profile>/refused/) so that the next Snakemake
+invocation sees it missing and recomputes it.
 """
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -18,7 +23,15 @@ KINDS = ("run", "sweep", "steptime", "stability", "loop_options")
 
 
 class RecordError(ValueError):
-    pass
+    """`problem`: what is wrong with the file at `path`; the message adds `advice`, what to do.
+    (RecordError("a whole message") works too.)"""
+    def __init__(self, path, problem: str | None = None, advice: str = ""):
+        if problem is None:
+            super().__init__(path)
+            self.path, self.problem = None, str(path)
+            return
+        self.path, self.problem = path, problem
+        super().__init__(f"{path}: {problem}" + (f"; {advice}" if advice else ""))
 
 
 def _clean(x):
@@ -42,12 +55,30 @@ def _restore(x):
     return x
 
 
+RECOMPUTE = "delete it and run the pipeline again: Snakemake recomputes a missing record"
+_umask_lock = threading.Lock()
+
+
+def _umask() -> int:
+    try:   # Linux >= 4.7 shows it; setting it to read it would change it for every thread a moment
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def write(record: dict, path) -> Path:
     validate(record, path)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())   # mkstemp makes 0600: colleagues could not read it
         with os.fdopen(fd, "w") as f:
             json.dump(_clean(record), f, indent=1, sort_keys=True)
             f.flush()
@@ -62,22 +93,61 @@ def write(record: dict, path) -> Path:
 def read(path) -> dict:
     path = Path(path)
     try:
-        record = json.loads(path.read_text())
+        record = json.loads(path.read_bytes().decode("utf-8"))
     except json.JSONDecodeError as e:
-        raise RecordError(f"{path}: corrupt result file ({e.msg} at line {e.lineno}); "
-                          f"delete it and rerun the pipeline to recompute it") from None
+        raise RecordError(path, f"corrupt result file ({e.msg} at line {e.lineno})", RECOMPUTE) from None
+    except UnicodeDecodeError as e:
+        raise RecordError(path, f"corrupt result file (not UTF-8 text at byte {e.start})", RECOMPUTE) from None
+    except FileNotFoundError:
+        raise RecordError(path, "no such result file", "run the pipeline again: Snakemake recomputes a "
+                          "missing record") from None
+    except IsADirectoryError:
+        raise RecordError(path, "a directory, not a result file", "remove it and run the pipeline again") from None
+    except OSError as e:
+        raise RecordError(path, f"unreadable result file ({e.strerror})",
+                          f"fix its permissions, or {RECOMPUTE}") from None
     validate(record, path)
     return _restore(record)
 
 
+def set_aside(path, runs_dir) -> Path:
+    """Move a refused record from <runs_dir>/<rel> to <runs_dir>/refused/<rel> (kept for a look,
+    never read): the next Snakemake invocation finds it missing and recomputes it."""
+    path, runs_dir = Path(path), Path(runs_dir)
+    try:
+        rel = path.resolve().relative_to(runs_dir.resolve())
+    except ValueError:
+        rel = Path(path.name)
+    dest = runs_dir / "refused" / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(path, dest)
+    except FileNotFoundError:
+        pass   # another job (a final run of another seed) moved the same input a moment ago
+    return dest
+
+
+AGAIN = ("run the same snakemake command again: it recomputes what is missing, then the tables "
+         "and the report")
+
+
+def read_input(path, runs_dir) -> dict:
+    """`read` for a pipeline job's input record: a refused one is set aside, and the error says so."""
+    try:
+        return read(path)
+    except RecordError as e:
+        dest = set_aside(path, runs_dir)
+        raise RecordError(path, f"{e.problem}; moved to {dest}", AGAIN) from None
+
+
 def validate(record, path="<record>") -> None:
     if not isinstance(record, dict):
-        raise RecordError(f"{path}: a result record is a JSON object, not {type(record).__name__}")
+        raise RecordError(path, f"a result record is a JSON object, not {type(record).__name__}", RECOMPUTE)
     missing = [k for k in REQUIRED if k not in record]
     if missing:
-        raise RecordError(f"{path}: not a result record, missing {missing}")
+        raise RecordError(path, f"not a result record, missing {missing}", RECOMPUTE)
     if record["schema_version"] != SCHEMA_VERSION:
-        raise RecordError(f"{path}: schema_version {record['schema_version']!r}, this optbench reads "
-                          f"{SCHEMA_VERSION}; rerun the pipeline to recompute it")
+        raise RecordError(path, f"schema_version {record['schema_version']!r}, this optbench reads "
+                          f"{SCHEMA_VERSION}", RECOMPUTE)
     if record["kind"] not in KINDS:
-        raise RecordError(f"{path}: unknown kind {record['kind']!r}; valid: {', '.join(KINDS)}")
+        raise RecordError(path, f"unknown kind {record['kind']!r}; valid: {', '.join(KINDS)}", RECOMPUTE)

@@ -9,7 +9,7 @@ def all_records(w=None):
     found += [f"{RUNS}/steptime/{t}/{o}.json"
               for t, o in pairs(config["steptime"]["tasks"], config["steptime"].get("optimizers"))]
     lo = config["loop_options"]
-    found += [f"{RUNS}/loop_options/{t}/{lo.get('optimizer', 'adamw')}.json" for t in lo["tasks"]]
+    found += [f"{RUNS}/loop_options/{t}/{lo['optimizer']}.json" for t in lo["tasks"]]
     return found
 
 
@@ -23,5 +23,7 @@ rule aggregate:
     params:
         skipped=SKIPPED,
         optimizers=config["optimizers"],
+        runs=RUNS,       # refused records go to RUNS/refused/: the next invocation recomputes them
+        size=config["size"],
     script:
         "../scripts/aggregate.py"

@@ -2,13 +2,23 @@
 import os
 import re
 
+import yaml
 from snakemake.utils import validate
 
 import optimizers
 import tasks
-from tasks.runner.config import check_config
+from tasks.runner.config import check_config, check_profile_given, check_schema, coerce
 
-validate(config, "../schemas/config.schema.yaml", set_default=True)
+# Every error of a config is raised here, before any job runs, naming the key and the bad value.
+check_profile_given(config, workflow.overwrite_configfiles)
+with open(os.path.join(workflow.basedir, "workflows/schemas/config.schema.yaml")) as f:
+    CONFIG_SCHEMA = yaml.safe_load(f)
+config.update(coerce(config, CONFIG_SCHEMA))   # --config final_seeds=[0,1] gives strings in lists
+CONFIG_SOURCE = ", ".join(map(str, workflow.overwrite_configfiles)) or "workflows/config/cpu.yaml, the default"
+if workflow.config_settings.config:
+    CONFIG_SOURCE += " with --config " + " ".join(f"{k}=..." for k in workflow.config_settings.config)
+check_schema(config, CONFIG_SCHEMA, CONFIG_SOURCE)
+validate(config, "../schemas/config.schema.yaml", set_default=True)  # fills the schema's defaults
 check_config(config)
 
 PROFILE = config["profile"]

@@ -17,7 +17,7 @@ rule loop_options:
     # Timings need a quiet machine: the job reserves every core, so no job runs beside it, and
     # times with the profile's torch threads. (On a cluster a job has its node to itself: the
     # slurm profile sets these threads back to 1.)
-    threads: workflow.cores
+    threads: lambda w: workflow.cores  # read when a job is made: --unlock, which makes none, needs no --cores
     resources:
         gpu=GPU,
     script:

@@ -13,6 +13,7 @@ rule stability:
         stability=config["stability"],
         size=config["size"],
         device=config["device"],
+        runs=RUNS,
     threads: config["threads"]
     resources:
         gpu=GPU,

@@ -1,5 +1,6 @@
-# Final runs at the selected learning rate: one job per task x optimizer runs every final seed
-# in-process (a job costs an interpreter and `import torch`), writing one record per seed.
+# Final runs at the selected learning rate: one job per task x optimizer x seed, so that a kill
+# loses only the runs in flight (a job's outputs are all or nothing: --rerun-incomplete deletes
+# every output of a job that did not finish), and a run killed mid-way resumes from its checkpoint.
 
 
 rule final:
@@ -7,16 +8,16 @@ rule final:
         sources,
         summary=tune_summary,
     output:
-        [f"{RUNS}/final/{{task}}/{{optimizer}}/seed{seed}.json" for seed in config["final_seeds"]],
+        f"{RUNS}/final/{{task}}/{{optimizer}}/seed{{seed}}.json",
     log:
-        f"{LOGS}/final/{{task}}/{{optimizer}}.log",
+        f"{LOGS}/final/{{task}}/{{optimizer}}/seed{{seed}}.log",
     params:
         size=config["size"],
         device=config["device"],
-        seeds=config["final_seeds"],
         checkpoint_every=config["checkpoint_every"],
         monitor_every=config["monitor_every"],
-        checkpoints=lambda w: f"{RUNS}/checkpoints/{w.task}/{w.optimizer}",
+        checkpoint=lambda w: f"{RUNS}/checkpoints/{w.task}/{w.optimizer}/seed{w.seed}.ckpt",
+        runs=RUNS,
     threads: config["threads"]
     resources:
         gpu=GPU,

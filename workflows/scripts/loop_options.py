@@ -6,7 +6,7 @@ from tasks.runner import measure, records
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
 lo = p.loop_options
-record = measure.loop_options(w.task, w.optimizer, p.size, steps=lo.get("steps", 30), rounds=lo.get("rounds", 3),
+record = measure.loop_options(w.task, w.optimizer, p.size, steps=lo["steps"], rounds=lo["rounds"],
                               monitor_every=p.monitor_every, device=p.device, threads=p.torch_threads)
 for row in record["options"]:
     print(f"{row['option']}: {row['ratio_to_plain']:.3f} x plain, {row['activation_bytes']} activation bytes",

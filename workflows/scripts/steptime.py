@@ -7,5 +7,5 @@ sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
 st = p.steptime
 record = measure.steptime(w.task, w.optimizer, p.size, steps=st["steps"], warmup=st["warmup"],
-                          rounds=st["rounds"], device=p.device, threads=p.torch_threads)
+                          rounds=st["rounds"], baseline=st["baseline"], device=p.device, threads=p.torch_threads)
 records.write(record, snakemake.output[0])  # noqa: F821
