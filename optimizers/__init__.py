@@ -226,6 +226,8 @@ class OptimizerSpec:
     hparam_check: Callable[[dict], tuple[str, str, str] | None] | None = None  # a rule across
     # hyperparameters: hp -> None, or (key, why, valid) for the value it refuses
     package: str = "torch"       # distribution whose version is reported
+    self_tuning: bool = False    # learning-rate-free (Prodigy, D-Adaptation): run at defaults["lr"]
+    # as its authors intend, never tuned; its tuning sweep is that one value
 
     def __post_init__(self):
         unknown = set(self.needs) - NEEDS

@@ -27,9 +27,13 @@ def lr_grid(optimizer: str, points: int) -> list[float]:
 
 
 def initial_grid(task: str, optimizer: str, points: int) -> list[float]:
-    """The coarse grid, or the task's fixed lr where it reproduces a published setting."""
+    """The coarse grid; the task's fixed lr where it reproduces a published setting; the entry's
+    default lr where it is self-tuning (learning-rate-free methods run at 1.0, as intended)."""
     fixed = tasks.get(task).fixed_lr
-    return [float(fixed)] if fixed is not None else lr_grid(optimizer, points)
+    if fixed is not None:
+        return [float(fixed)]
+    spec = optimizers.get(optimizer)
+    return [float(spec.defaults["lr"])] if spec.self_tuning else lr_grid(optimizer, points)
 
 
 def refinement(evaluated: list[float], best: float) -> list[float]:
