@@ -325,6 +325,36 @@ def memory_section(mm: pd.DataFrame) -> list[str]:
             "`optbench memory --params 70e9` prints the breakdown.", "", md_table(total), ""]
 
 
+def defaults_section(defaults: pd.DataFrame, tuned: pd.DataFrame) -> list[str]:
+    """The self-tuning track beside the tuned runs: what tuning buys each optimizer."""
+    lines = ["## Self-tuning track: library defaults, no tuning", "",
+             "AlgoPerf's self-tuning track: every optimizer at its entry's defaults (the library's or "
+             "the paper's, stated in `optbench list optimizers`; learning-rate-free methods at lr 1.0) "
+             "and the task's (the GAN's β), over the same final seeds, with no tuning at all. *Tuning "
+             "buys* is the tuned mean minus the defaults' mean, signed so that positive is better; "
+             "`–` where either side diverged on every seed. Crowded Valley (Schmidt et al. 2021) found "
+             "that trying several optimizers at their defaults does about as well as tuning one: "
+             "compare the best row of each column per task.", ""]
+    for task, d in defaults.groupby("task"):
+        sign = 1 if d["direction"].iloc[0] == "min" else -1
+        metric = d["metric"].iloc[0]
+        rows = []
+        for opt, g in d.groupby("optimizer"):
+            ok = g[~g["diverged"]]
+            mean, lo, hi = stats.bootstrap_ci(ok["final_metric"].tolist())
+            tg = tuned[(tuned.task == task) & (tuned.optimizer == opt)]
+            tmean, tlo, thi = stats.bootstrap_ci(tg[~tg["diverged"]]["final_metric"].tolist())
+            reached = g["steps_to_target"].dropna()
+            rows.append({"optimizer": opt, "default lr": fmt(float(g["lr"].iloc[0]), 3),
+                         f"defaults: final {metric} (95% CI)": f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]",
+                         "diverged": f"{int(g['diverged'].sum())}/{len(g)}",
+                         "reached target": f"{len(reached)}/{len(g)}",
+                         f"tuned: final {metric} (95% CI)": f"{fmt(tmean)} [{fmt(tlo)}, {fmt(thi)}]" if len(tg) else "not run",
+                         "tuning buys": fmt(sign * (mean - tmean), 3) if len(tg) else "–"})
+        lines += [f"### `{task}`", "", md_table(pd.DataFrame(rows)), ""]
+    return lines
+
+
 def environment_block(env: dict) -> list[str]:
     if not env:
         return ["_no environment recorded_"]
@@ -344,6 +374,9 @@ def write_report(tables_dir, out_dir) -> Path:
     shutil.rmtree(out / "figures", ignore_errors=True)   # no figure outlives the tables it came from
     out.mkdir(parents=True, exist_ok=True)
     t = read_tables(tables_dir)
+    if "track" in t["runs"]:   # the self-tuning track's runs have a section of their own
+        t["defaults"] = t["runs"][t["runs"].track == "defaults"]
+        t["runs"] = t["runs"][t["runs"].track != "defaults"]
     runs, curves, tuning, st, steptime = t["runs"], t["curves"], t["tuning"], t["stability"], t["steptime"]
     profile = out.name
     lines = [f"# optbench report: `{profile}` profile", "",
@@ -385,6 +418,8 @@ def write_report(tables_dir, out_dir) -> Path:
             lines += trajectory_lines(curves, task, figure, out)
             lines += samples_lines(t["samples"], task, figure, out)
             lines += printed_lines(runs, curves, task, figure)
+    if len(t.get("defaults", [])):
+        lines += defaults_section(t["defaults"], runs)
     if len(t["skipped"]):
         lines += ["## Pairs not run", "", md_table(t["skipped"]), ""]
     if len(tuning):

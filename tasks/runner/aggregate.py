@@ -25,7 +25,7 @@ def _thin(n: int) -> list[int]:
 def run_row(r: dict) -> dict:
     c, t, o = r["config"], r["task"], r["optimizer"]
     return {
-        "task": t["name"], "task_family": t["family"], "optimizer": o["name"], "family": o["family"], "implementation": o["implementation"],
+        "task": t["name"], "task_family": t["family"], "track": r.get("track", "tuned"), "optimizer": o["name"], "family": o["family"], "implementation": o["implementation"],
         "seed": c["seed"], "lr": o["hparams"]["lr"], "metric": t["metric"], "direction": t["direction"],
         "target": t["target"], "final_metric": r["final_metric"], "final_loss": r["final_loss"],
         "diverged": r["diverged"], "diverge_reason": r["diverge_reason"] or "",
@@ -76,8 +76,9 @@ def stability_rows(r: dict) -> list[dict]:
 
 
 # results/runs/<profile>/<directory>/<task>/<optimizer>[/seed<N>].json holds a record of this kind
-LAYOUT = {"final": "run", "tune": "sweep", "stability": "stability", "steptime": "steptime",
+LAYOUT = {"final": "run", "defaults": "run", "tune": "sweep", "stability": "stability", "steptime": "steptime",
           "loop_options": "loop_options"}
+TRACKS = {"final": "tuned", "defaults": "defaults"}   # run records: tuned lr, or the entry's defaults
 
 
 def path_says(path, runs_dir) -> dict | None:
@@ -86,10 +87,11 @@ def path_says(path, runs_dir) -> dict | None:
         parts = Path(path).resolve().relative_to(Path(runs_dir).resolve()).parts
     except ValueError:
         return None
-    if len(parts) == 4 and parts[0] == "final" and parts[3].startswith("seed") and parts[3].endswith(".json"):
+    if len(parts) == 4 and parts[0] in TRACKS and parts[3].startswith("seed") and parts[3].endswith(".json"):
         seed = parts[3][len("seed"):-len(".json")]
-        return {"kind": "run", "task": parts[1], "optimizer": parts[2], "seed": int(seed) if seed.isdigit() else seed}
-    if len(parts) == 3 and parts[0] in LAYOUT and parts[0] != "final" and parts[2].endswith(".json"):
+        return {"kind": "run", "track": TRACKS[parts[0]], "task": parts[1], "optimizer": parts[2],
+                "seed": int(seed) if seed.isdigit() else seed}
+    if len(parts) == 3 and parts[0] in LAYOUT and parts[0] not in TRACKS and parts[2].endswith(".json"):
         return {"kind": LAYOUT[parts[0]], "task": parts[1], "optimizer": parts[2][:-len(".json")]}
     return None
 
@@ -97,7 +99,7 @@ def path_says(path, runs_dir) -> dict | None:
 def record_says(r: dict) -> dict:
     c = r["config"]
     return {"kind": r["kind"], "task": c.get("task"), "optimizer": c.get("optimizer"), "seed": c.get("seed"),
-            "size": c.get("size")}
+            "size": c.get("size"), "track": r.get("track", "tuned")}
 
 
 def check_place(path, r: dict, runs_dir, size=None) -> None:
@@ -170,7 +172,10 @@ def _rows(r: dict) -> dict:
     """The table rows of one record (a KeyError or TypeError here: a malformed record)."""
     runs, curves, tuning, stability, steptime, loop_options, monitor, samples = [], [], [], [], [], [], [], {}
     compute_seconds = 0.0
-    if r["kind"] == "run":
+    if r["kind"] == "run" and r.get("track") == "defaults":
+        runs.append(run_row(r))   # the self-tuning track: final values only, beside the tuned runs
+        compute_seconds += r["train_seconds"]
+    elif r["kind"] == "run":
         runs.append(run_row(r))
         curves += curve_rows(r)
         key = dict(task=r["task"]["name"], optimizer=r["optimizer"]["name"], seed=r["config"]["seed"])

@@ -128,7 +128,7 @@ def check_config(config: dict) -> None:
         known(f"task_optimizers.{task}", names_, optimizers.names())
     known("steptime.optimizers", config["steptime"].get("optimizers", []), optimizers.names())
     known("steptime.baseline", [config["steptime"]["baseline"]], optimizers.names())
-    for measurement in ("stability", "steptime", "loop_options"):
+    for measurement in ("stability", "steptime", "loop_options", "defaults_track"):
         known(f"{measurement}.tasks", config[measurement]["tasks"], config["tasks"])
     name = config["loop_options"]["optimizer"]
     known("loop_options.optimizer", [name], optimizers.names())

@@ -48,11 +48,14 @@ def tune(task: str, optimizer: str, size: str, seeds: list[int], grid_points: in
             "selection": protocol.select(runs, task), "runs": runs}
 
 
-def final(task: str, optimizer: str, size: str, seed: int, lr: float, device="cpu", threads=1,
+def final(task: str, optimizer: str, size: str, seed: int, lr: float | None, device="cpu", threads=1,
           progress=False, checkpoint=None, checkpoint_every=0, monitor_every=0) -> dict:
-    return train(RunConfig(task, optimizer, size=size, seed=seed, hparams={"lr": lr}, device=device,
-                           monitor_every=monitor_every),
-                 threads=threads, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+    """One final run at the tuned `lr`; with `lr=None`, the self-tuning track's run: every
+    hyperparameter at the entry's (library's or paper's) defaults and the task's, no tuning."""
+    record = train(RunConfig(task, optimizer, size=size, seed=seed, hparams={} if lr is None else {"lr": lr},
+                             device=device, monitor_every=monitor_every),
+                   threads=threads, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+    return {**record, "track": "defaults" if lr is None else "tuned"}
 
 
 def stability(task: str, optimizer: str, size: str, lr: float, scales: list[float], seed: int = 0,

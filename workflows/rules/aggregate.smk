@@ -5,6 +5,8 @@ from tasks.runner.aggregate import TABLES as TABLE_NAMES
 def all_records(w=None):
     found = [f"{RUNS}/final/{t}/{o}/seed{s}.json" for t, o in pairs() for s in config["final_seeds"]]
     found += [f"{RUNS}/tune/{t}/{o}.json" for t, o in pairs()]
+    found += [f"{RUNS}/defaults/{t}/{o}/seed{s}.json" for t, o in pairs(config["defaults_track"]["tasks"])
+              for s in config["final_seeds"]]
     found += [f"{RUNS}/stability/{t}/{o}.json" for t, o in pairs(config["stability"]["tasks"])]
     found += [f"{RUNS}/steptime/{t}/{o}.json"
               for t, o in pairs(config["steptime"]["tasks"], config["steptime"].get("optimizers"))]

@@ -18,6 +18,31 @@ rule final:
         monitor_every=config["monitor_every"],
         checkpoint=lambda w: f"{RUNS}/checkpoints/{w.task}/{w.optimizer}/seed{w.seed}.ckpt",
         runs=RUNS,
+        track="tuned",
+    threads: config["threads"]
+    resources:
+        gpu=GPU,
+    script:
+        "../scripts/final.py"
+
+
+# The self-tuning track (AlgoPerf's term): the same runs at the entry's defaults, no tuning, so the
+# report shows what tuning buys each optimizer.
+rule defaults:
+    input:
+        sources,
+    output:
+        f"{RUNS}/defaults/{{task}}/{{optimizer}}/seed{{seed}}.json",
+    log:
+        f"{LOGS}/defaults/{{task}}/{{optimizer}}/seed{{seed}}.log",
+    params:
+        size=config["size"],
+        device=config["device"],
+        checkpoint_every=config["checkpoint_every"],
+        monitor_every=config["monitor_every"],
+        checkpoint=lambda w: f"{RUNS}/checkpoints/defaults/{w.task}/{w.optimizer}/seed{w.seed}.ckpt",
+        runs=RUNS,
+        track="defaults",
     threads: config["threads"]
     resources:
         gpu=GPU,
