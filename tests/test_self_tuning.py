@@ -1,0 +1,31 @@
+"""The self-tuning track: entries declared self-tuning are never tuned, and the defaults track runs
+every entry at its defaults; its records carry their track and are checked against their place."""
+import pytest
+
+import optimizers
+from tasks.runner import aggregate, measure, protocol, records
+
+
+def test_a_self_tuning_entry_runs_at_its_default_lr_only():
+    tuned = [n for n in optimizers.names() if optimizers.get(n).self_tuning]
+    assert {"prodigy", "dadapt-adam"} <= set(tuned)
+    for name in tuned:
+        assert protocol.initial_grid("quadratic-k1e2", name, 4) == [optimizers.get(name).defaults["lr"]]
+        assert protocol.refinement([1.0], 1.0) == []   # a one-point sweep has nothing to refine
+    assert len(protocol.initial_grid("quadratic-k1e2", "adam", 4)) == 4
+
+
+@pytest.mark.parametrize("lr, track, expected_lr", [(None, "defaults", 1e-3), (0.01, "tuned", 0.01)])
+def test_the_record_says_its_track(lr, track, expected_lr, tmp_path):
+    record = measure.final("quadratic-k1e2", "adam", "smoke", seed=0, lr=lr)
+    assert record["track"] == track
+    assert record["optimizer"]["hparams"]["lr"] == expected_lr   # adam's default lr is torch's 1e-3
+    runs = tmp_path / "runs"
+    right = runs / ("defaults" if track == "defaults" else "final") / "quadratic-k1e2" / "adam" / "seed0.json"
+    records.write(record, right)
+    aggregate.check_place(right, records.read(right), runs)
+    wrong = runs / ("final" if track == "defaults" else "defaults") / "quadratic-k1e2" / "adam" / "seed0.json"
+    with pytest.raises(records.RecordError, match="track"):
+        aggregate.check_place(wrong, record, runs)
+    row = aggregate.run_row(record)
+    assert row["track"] == track
