@@ -61,8 +61,13 @@ def save(fig, out: Path, name: str) -> str:
     return f"figures/{name}.png"
 
 
+def baseline_name(steptime: pd.DataFrame) -> str:
+    """The step-time baseline as the report names it (the profile's `steptime.baseline`)."""
+    return str(steptime["baseline"].iloc[0]) if len(steptime) else "baseline"
+
+
 def step_ratio(runs: pd.DataFrame, steptime: pd.DataFrame, task: str, opt: str) -> str:
-    """Step time over AdamW's: the step-time job's same-process ratio where it measured this pair;
+    """Step time over the baseline's (the profile's `steptime.baseline`): the step-time job's same-process ratio where it measured this pair;
     otherwise the ratio of median step times in the final runs (separate jobs), marked ≈."""
     same_job = steptime[(steptime.task == task) & (steptime.optimizer == opt)] if len(steptime) else []
     if len(same_job):
@@ -89,7 +94,7 @@ def summary_table(runs: pd.DataFrame, tuning: pd.DataFrame, steptime: pd.DataFra
             "steps to target": f"{fmt(float(reached.median()))} ({len(reached)}/{len(g)})" if len(reached) else f"– (0/{len(g)})",
             "s to target": fmt(float(g["seconds_to_target"].dropna().median())) if len(reached) else "–",
             "step time (µs)": fmt(float(g["step_time_median"].median()) * 1e6, 3),
-            "step / AdamW": step_ratio(runs, steptime, task, opt),
+            f"step / {baseline_name(steptime)}": step_ratio(runs, steptime, task, opt),
             "state B/param": fmt(float(g["state_bytes_per_param"].iloc[0]), 4),
             "_mean": mean,
         })
@@ -399,7 +404,7 @@ def write_report(tables_dir, out_dir) -> Path:
             lines += [f"![performance profile]({fig})", ""]
         lines += ["Rank of each optimizer's mean final metric per task (1 = best):", "",
                   md_table(rank_table(summary, runs)), "",
-                  "In the per-task tables, *step / AdamW* is the step-time section's same-job ratio "
+                  f"In the per-task tables, *step / {baseline_name(steptime)}* is the step-time section's same-job ratio "
                   "where it measured the pair, otherwise (≈) the ratio of median step times in the "
                   "final runs, which ran in separate jobs.", ""]
         for task, g in summary.groupby("task"):
@@ -436,17 +441,18 @@ def write_report(tables_dir, out_dir) -> Path:
     if len(st):
         lines += stability_section(st, out)
     if len(steptime):
+        base = baseline_name(steptime)
         tab = steptime.assign(**{
             "median (µs)": (steptime.median_seconds * 1e6).map(lambda x: fmt(x, 3)),
             "p10–p90 (µs)": [f"{fmt(a * 1e6, 3)}–{fmt(b * 1e6, 3)}" for a, b in zip(steptime.p10_seconds, steptime.p90_seconds)],
-            "AdamW (µs)": (steptime.baseline_median_seconds * 1e6).map(lambda x: fmt(x, 3)),
-            "ratio to AdamW": steptime.ratio_to_baseline.map(lambda x: fmt(x, 3)),
+            f"{base} (µs)": (steptime.baseline_median_seconds * 1e6).map(lambda x: fmt(x, 3)),
+            f"ratio to {base}": steptime.ratio_to_baseline.map(lambda x: fmt(x, 3)),
             "% of roofline": steptime.percent_of_floor.map(lambda x: fmt(x, 3)),
-        })[["task", "optimizer", "n_params", "median (µs)", "p10–p90 (µs)", "AdamW (µs)", "ratio to AdamW",
+        })[["task", "optimizer", "n_params", "median (µs)", "p10–p90 (µs)", f"{base} (µs)", f"ratio to {base}",
             "% of roofline"]]
         bw = ", ".join(f"{fmt(x, 3)}" for x in sorted(steptime.bandwidth_GBps.round(1).unique())[:1])
         lines += ["## Step time", "", "`optimizer.step()` alone on fixed gradients, after warm-up, "
-                  "interleaved with torch AdamW in the same job (machines are noisy; the ratio holds). "
+                  f"interleaved with {base} in the same job (machines are noisy; the ratio holds). "
                   "*% of roofline*: the time floor (bytes the step must move: read p and g, write p, read "
                   "and write every state tensor; over the bandwidth of an in-place add measured in the "
                   f"same job, e.g. {bw} GB/s) as a share of the measured step. Steps that compute "
