@@ -82,8 +82,8 @@ def test_default_profile_applies_without_configfile(tmp_path):
     """No --configfile: the cpu profile, with --config overrides on top (the README's example)."""
     out = snakemake("-n", "--config", "optimizers=[adam,sgd]", cwd=tmp_path).stdout
     assert "report/cpu/README.md" in out
-    assert "results/runs/cpu/tune/quadratic-k1e2/adam.json" in out
-    assert "results/runs/cpu/tune/quadratic-k1e2/nadam.json" not in out
+    assert "results/runs/cpu/tune/logreg-cancer/adam.json" in out
+    assert "results/runs/cpu/tune/logreg-cancer/nadam.json" not in out
 
 
 TINY = dict(profile="tiny", size="smoke", device="cpu", threads=1, tasks=["quadratic-k1e2"],
