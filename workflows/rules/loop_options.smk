@@ -10,7 +10,7 @@ rule loop_options:
         f"{LOGS}/loop_options/{{task}}/{{optimizer}}.log",
     params:
         loop_options=config["loop_options"],
-        monitor_every=config["monitor_every"] or 10,
+        monitor_every=config["loop_options"]["monitor_every"],
         size=config["size"],
         device=config["device"],
         torch_threads=config["threads"],
