@@ -109,7 +109,8 @@ def test_defaults_come_from_the_schema():
                  | {"tuning": {"grid_points": 2, "seeds": [100]}})
     assert cfg["steptime"]["baseline"] == "adamw"
     assert cfg["tuning"]["refine"] == 0 and cfg["tuning"]["steps_fraction"] == 1.0
-    assert cfg["loop_options"] == {"tasks": [], "optimizer": "adamw", "steps": 30, "rounds": 3}
+    assert cfg["loop_options"] == {"tasks": [], "optimizer": "adamw", "steps": 30, "rounds": 3,
+                                  "monitor_every": 10}
     assert cfg["stability"]["dtype"] == "float64" and cfg["task_optimizers"] == {}
     profile_config.check_config(cfg)
 
