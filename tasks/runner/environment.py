@@ -14,7 +14,8 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("torch", "numpy", "transformers", "bitsandbytes", "pytorch-optimizer", "sophia-opt",
-            "scikit-learn", "pandas", "seaborn", "snakemake")
+            "schedulefree", "prodigyopt", "dadaptation", "opt-einsum", "scikit-learn", "pandas", "seaborn",
+            "snakemake")
 
 
 def config_hash(config: dict) -> str:
