@@ -227,6 +227,7 @@ class OptimizerSpec:
     # hyperparameters: hp -> None, or (key, why, valid) for the value it refuses
     package: str = "torch"       # distribution whose version is reported
     self_tuning: bool = False    # learning-rate-free (Prodigy, D-Adaptation): run at defaults["lr"]
+    takes_schedule: bool = True  # False: brings its own (schedule-free), runs at constant lr
     # as its authors intend, never tuned; its tuning sweep is that one value
 
     def __post_init__(self):

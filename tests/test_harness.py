@@ -122,10 +122,17 @@ def test_bad_run_config_is_refused_by_name(bad):
     assert named in str(e.value) or repr(value) in str(e.value)
 
 
-def test_lr_schedule_warmup_then_cosine():
-    f = [harness.lr_factor(s, 10, 2, "cosine") for s in range(10)]
+def test_lr_schedule_warmup_then_cosine_to_the_floor():
+    f = [harness.lr_factor(s, 10, 2, "cosine", 0.1) for s in range(10)]
     assert f[0] == 0.5 and f[1] == 1.0 and f[2] == 1.0
     assert all(a >= b for a, b in zip(f[2:], f[3:]))
+    assert f[-1] == pytest.approx(0.1)   # the floor on the last step
+
+
+def test_lr_schedule_warmup_stable_decay():
+    f = [harness.lr_factor(s, 10, 2, "wsd", 0.0, 0.2) for s in range(10)]
+    assert f[:8] == [0.5, 1.0, 1, 1, 1, 1, 1, 1]   # warm-up, then stable until the last 20 %
+    assert f[8] == pytest.approx(0.5) and f[9] == 0.0
 
 
 def test_checkpoint_resume_gives_identical_trajectory(tmp_path, monkeypatch):

@@ -43,6 +43,7 @@ import torch
 import optimizers
 import tasks
 from tasks.runner import environment, records
+from tasks.runner.schedule import check as check_schedule, factor as lr_factor
 from tasks.runner.monitor import Monitor
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -64,7 +65,9 @@ class RunConfig:
     clip_norm: float | None = None
     clip_value: float | None = None
     warmup: int = 0                     # linear warm-up steps
-    schedule: str = "constant"          # "constant" or "cosine" after warm-up
+    schedule: str = "constant"          # after warm-up: tasks.runner.schedule.SCHEDULES
+    lr_floor: float = 0.0               # the schedule's last lr, as a share of the peak
+    decay: float = 0.2                  # wsd: the share of the steps that decay
     diverge_factor: float = 1e4         # loss above initial + factor*(|initial|+1) counts as diverged
     monitor_every: int = 0              # record norms and moments every k steps (tasks.runner.monitor); 0: off
     accumulate: int = 1                 # micro-batches per step: the batch is split along dim 0
@@ -81,8 +84,7 @@ class RunConfig:
             raise ValueError(f"size {self.size!r}; valid: {', '.join(tasks.SIZES)}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r}; valid: {', '.join(DTYPES)}")
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"schedule {self.schedule!r}; valid: constant, cosine")
+        check_schedule(self.schedule, self.warmup, self.lr_floor, self.decay)
         for key in ("loss_scale", "lr_scale"):
             v = getattr(self, key)
             if not (math.isfinite(v) and v > 0):
@@ -163,15 +165,6 @@ def summarise_times(seconds: list[float], warmup: int) -> dict:
         return {"median": float("nan"), "p10": float("nan"), "p90": float("nan"), "n": 0}
     qs = statistics.quantiles(xs, n=10) if len(xs) > 1 else [xs[0]] * 9
     return {"median": statistics.median(xs), "p10": qs[0], "p90": qs[-1], "n": len(xs)}
-
-
-def lr_factor(step: int, steps: int, warmup: int, schedule: str) -> float:
-    if step < warmup:
-        return (step + 1) / warmup
-    if schedule == "cosine":
-        progress = (step - warmup) / max(1, steps - warmup)
-        return 0.5 * (1 + math.cos(math.pi * progress))
-    return 1.0
 
 
 def record_header(kind: str, config: dict, device, threads: int) -> dict:
@@ -302,7 +295,7 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
     for step in range(start, steps):
         t0 = time.perf_counter()
         for g, base in zip(opt.param_groups, base_lrs):
-            g["lr"] = base * lr_factor(step, steps, cfg.warmup, cfg.schedule)
+            g["lr"] = base * lr_factor(step, steps, cfg.warmup, cfg.schedule, cfg.lr_floor, cfg.decay)
         batch = problem.batch(step)
         opt.zero_grad(set_to_none=True)
         loss = accumulate_gradients(model, problem.loss, batch, cfg.accumulate, cfg.loss_scale)
