@@ -11,8 +11,10 @@ import pandas as pd
 import tasks
 from tasks.runner import records
 
-TABLES = ("runs.csv", "curves.csv", "tuning.csv", "stability.csv", "steptime.csv", "loop_options.csv", "monitor.csv",
-          "samples.csv", "skipped.csv", "memory_model.csv", "figures.json", "environment.json")
+# tables filled from the records' rows (`_rows`), then those written from the profile and the registry
+ROW_TABLES = ("runs", "curves", "tuning", "stability", "steptime", "loop_options", "monitor")
+TABLES = tuple(f"{name}.csv" for name in ROW_TABLES) + (
+    "samples.csv", "skipped.csv", "memory_model.csv", "figures.json", "environment.json")
 CURVE_POINTS = 200  # per run: enough for a figure, small enough to publish
 
 
@@ -128,15 +130,15 @@ def write_tables(paths, out_dir, skipped=(), optimizer_names=(), runs_dir=None, 
     says to run the pipeline again, which recomputes them. Without it, the first refusal raises."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    runs, curves, tuning, stability, steptime, loop_options, monitor, samples = [], [], [], [], [], [], [], {}
-    environment, compute_seconds = None, 0.0
+    rows = {name: [] for name in ROW_TABLES}
+    samples, environment, compute_seconds = {}, None, 0.0
     refused = []
     for path in sorted(map(str, paths)):
         try:
             r = records.read(path)
             if runs_dir is not None:
                 check_place(path, r, runs_dir, size)
-            rows = _rows(r)
+            found = _rows(r)
         except records.RecordError as e:
             if runs_dir is None:
                 raise
@@ -148,83 +150,79 @@ def write_tables(paths, out_dir, skipped=(), optimizer_names=(), runs_dir=None, 
                 raise records.RecordError(path, problem, records.RECOMPUTE) from e
             refused.append(f"{path}: {problem}; moved to {records.set_aside(path, runs_dir)}")
             continue
-        runs += rows["runs"]
-        curves += rows["curves"]
-        tuning += rows["tuning"]
-        stability += rows["stability"]
-        steptime += rows["steptime"]
-        loop_options += rows["loop_options"]
-        monitor += rows["monitor"]
-        samples.update(rows["samples"])
-        compute_seconds += rows["compute_seconds"]
+        for name in ROW_TABLES:
+            rows[name] += found.get(name, [])
+        samples.update(found.get("samples", {}))
+        compute_seconds += found.get("compute_seconds", 0.0)
         if r["kind"] == "run":
             environment = environment or r["environment"]
     if refused:
         raise records.RecordError(
             f"{len(refused)} record(s) refused:\n  " + "\n  ".join(refused)
             + f"\n{records.AGAIN[0].upper()}{records.AGAIN[1:]}.")
-    _write(out, runs, curves, tuning, stability, steptime, loop_options, monitor, samples, environment,
-           compute_seconds, skipped, optimizer_names)
+    _write(out, rows, samples, environment, compute_seconds, skipped, optimizer_names)
     return out
 
 
 def _rows(r: dict) -> dict:
-    """The table rows of one record (a KeyError or TypeError here: a malformed record)."""
-    runs, curves, tuning, stability, steptime, loop_options, monitor, samples = [], [], [], [], [], [], [], {}
-    compute_seconds = 0.0
+    """The table rows of one record, by table name (a KeyError or TypeError here: a malformed
+    record)."""
+    found = {"compute_seconds": 0.0}
     if r["kind"] == "run" and r.get("track") == "defaults":
-        runs.append(run_row(r))   # the self-tuning track: final values only, beside the tuned runs
-        compute_seconds += r["train_seconds"]
+        found["runs"] = [run_row(r)]   # the self-tuning track: final values only, beside the tuned runs
+        found["compute_seconds"] = r["train_seconds"]
     elif r["kind"] == "run":
-        runs.append(run_row(r))
-        curves += curve_rows(r)
+        found["runs"] = [run_row(r)]
+        found["curves"] = curve_rows(r)
         key = dict(task=r["task"]["name"], optimizer=r["optimizer"]["name"], seed=r["config"]["seed"])
-        monitor += [{**key, **row} for row in r.get("monitor", [])]
+        found["monitor"] = [{**key, **row} for row in r.get("monitor", [])]
         if r.get("samples"):
-            samples[(key["task"], key["optimizer"], key["seed"])] = r["samples"]
-        compute_seconds += r["train_seconds"]
+            found["samples"] = {(key["task"], key["optimizer"], key["seed"]): r["samples"]}
+        found["compute_seconds"] = r["train_seconds"]
     elif r["kind"] == "sweep":
-        sel = r["selection"]
-        for run in r["runs"]:
-            compute_seconds += run["train_seconds"]
-            row = run_row({**run, "environment": None})
-            tuning.append({k: row[k] for k in ("task", "optimizer", "seed", "lr", "final_metric", "diverged")}
-                          | {"selected": row["lr"] == sel["lr"], "at_edge": sel["at_edge"]})
+        found["tuning"] = tuning_rows(r)
+        found["compute_seconds"] = sum(run["train_seconds"] for run in r["runs"])
     elif r["kind"] == "stability":
-        stability += stability_rows(r)
+        found["stability"] = stability_rows(r)
     elif r["kind"] == "steptime":
         c = r["config"]
-        steptime.append({"task": c["task"], "optimizer": c["optimizer"], "baseline": c["baseline"],
-                         "median_seconds": r["median_seconds"], "p10_seconds": r["p10_seconds"],
-                         "p90_seconds": r["p90_seconds"], "baseline_median_seconds": r["baseline_median_seconds"],
-                         "ratio_to_baseline": r["ratio_to_baseline"], "n_params": r["n_params"],
-                         "bandwidth_GBps": r["bandwidth_bytes_per_s"] / 1e9,
-                         "percent_of_floor": r["percent_of_floor"]})
+        found["steptime"] = [{"task": c["task"], "optimizer": c["optimizer"], "baseline": c["baseline"],
+                              "median_seconds": r["median_seconds"], "p10_seconds": r["p10_seconds"],
+                              "p90_seconds": r["p90_seconds"], "baseline_median_seconds": r["baseline_median_seconds"],
+                              "ratio_to_baseline": r["ratio_to_baseline"], "n_params": r["n_params"],
+                              "bandwidth_GBps": r["bandwidth_bytes_per_s"] / 1e9,
+                              "percent_of_floor": r["percent_of_floor"]}]
     elif r["kind"] == "loop_options":
         c = r["config"]
-        loop_options += [{"task": c["task"], "optimizer": c["optimizer"], "n_params": r["n_params"], **row}
-                         for row in r["options"]]
-    return {"runs": runs, "curves": curves, "tuning": tuning, "stability": stability, "steptime": steptime,
-            "loop_options": loop_options, "monitor": monitor, "samples": samples,
-            "compute_seconds": compute_seconds}
+        found["loop_options"] = [{"task": c["task"], "optimizer": c["optimizer"], "n_params": r["n_params"], **row}
+                                 for row in r["options"]]
+    return found
 
 
-def _write(out, runs, curves, tuning, stability, steptime, loop_options, monitor, samples, environment,
-           compute_seconds, skipped, optimizer_names) -> None:
+def tuning_rows(r: dict) -> list[dict]:
+    sel = r["selection"]
+    rows = []
+    for run in r["runs"]:
+        row = run_row({**run, "environment": None})
+        rows.append({k: row[k] for k in ("task", "optimizer", "seed", "lr", "final_metric", "diverged")}
+                    | {"selected": row["lr"] == sel["lr"], "at_edge": sel["at_edge"]})
+    return rows
+
+
+def _write(out, rows, samples, environment, compute_seconds, skipped, optimizer_names) -> None:
     first_seed = {}   # one seed's samples per pair: enough for a picture, small enough to publish
     for task, opt, seed in sorted(samples):
         first_seed.setdefault((task, opt), seed)
     sample_rows = [dict(task=t, optimizer=o, seed=s, x=p[0], y=p[1])
                    for (t, o), s in first_seed.items() for p in samples[(t, o, s)]]
-    tables = {"runs": runs, "curves": curves, "tuning": tuning, "stability": stability, "steptime": steptime,
-              "loop_options": loop_options, "monitor": monitor, "samples": sample_rows, "skipped": [dict(task=t, optimizer=o, why=why) for t, o, why in skipped]}
-    for name, rows in tables.items():
-        pd.DataFrame(rows).to_csv(out / f"{name}.csv", index=False, float_format="%.10g")
+    tables = {**rows, "samples": sample_rows, "skipped": [dict(task=t, optimizer=o, why=why) for t, o, why in skipped]}
+    for name, table in tables.items():
+        pd.DataFrame(table).to_csv(out / f"{name}.csv", index=False, float_format="%.10g")
     from optimizers import memory
     memory.table(optimizers=optimizer_names or None).to_csv(out / "memory_model.csv", index=False, float_format="%.10g")
     # what the report's generic figures draw beside the runs (contours, modes, a printed trajectory):
     # the task's own data, so that the report never imports a task
-    figures = {t: tasks.get(t).figure() for t in sorted({r["task"] for r in runs} | {r["task"] for r in tuning})
+    figures = {t: tasks.get(t).figure() for t in sorted({r["task"] for r in rows["runs"]} | {r["task"] for r in rows["tuning"]})
                if tasks.get(t).figure}
     (out / "figures.json").write_text(json.dumps(figures, sort_keys=True) + "\n")
     env = dict(environment or {})
