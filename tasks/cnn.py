@@ -158,5 +158,5 @@ for _name, _bn in (("cnn-digits", False), ("cnn-digits-bn", True)):
         sizes=SIZES,
         build=functools.partial(build, batchnorm=_bn),
         eval_every=20,
-        provides=frozenset({"hessian"}),
+        provides=frozenset({"hessian", "autocast"}),
     ))

@@ -18,6 +18,14 @@ logits, or a float overflow raised inside the step or a hook (torch refusing a s
 overflows float32, an SVD of an overflowed statistic, nothing to sample from in the Hessian
 loss). Any other exception is a bug and propagates.
 
+Mixed precision (`precision` bf16 / fp16, `loss_scaling`; see `tasks.runner.amp`): the forward
+runs under autocast and the loss is scaled before backward; the gradients are unscaled, and with
+a loss scaling a step whose gradients are not finite is skipped (counted, not divergence: the
+scaler's answer to it is to lower c). Every `probe_every` steps a second, fp32 backward of the same
+batch (no side effects on the run) gives the reference for the underflow and overflow counts.
+fp32 without loss scaling takes the plain loop, unchanged. Evaluation is always in fp32, of the
+fp32 master weights: the metric measures what training reached, not inference precision.
+
 Determinism: the model and data come from named random streams of the seed
 (`tasks.generator`), so the same config and seed give bit-identical curves on one machine, and
 every optimizer sees the same batches. Every draw during training is a function of (seed, step)
@@ -42,7 +50,7 @@ import torch
 
 import optimizers
 import tasks
-from tasks.runner import environment, records
+from tasks.runner import amp, environment, records
 from tasks.runner.schedule import check as check_schedule, factor as lr_factor
 from tasks.runner.monitor import Monitor
 
@@ -72,6 +80,10 @@ class RunConfig:
     monitor_every: int = 0              # record norms and moments every k steps (tasks.runner.monitor); 0: off
     accumulate: int = 1                 # micro-batches per step: the batch is split along dim 0
     activation_checkpointing: bool = False  # recompute activations in backward (tasks that provide it)
+    precision: str = "fp32"             # autocast dtype of the forward: amp.PRECISIONS; weights stay fp32
+    loss_scaling: str = "none"          # amp.LOSS_SCALINGS: none, static (× static_scale), dynamic (GradScaler)
+    static_scale: float = 1.0           # c of loss_scaling="static": loss × c, gradients ÷ c
+    probe_every: int = 0                # underflow / overflow against an fp32 backward every k steps; 0: off
 
     def __post_init__(self):
         task = tasks.get(self.task)
@@ -93,6 +105,28 @@ class RunConfig:
             with_it = [t for t in tasks.names() if "activation_checkpointing" in tasks.get(t).provides]
             raise ValueError(f"activation_checkpointing: task {self.task!r} does not provide it; "
                              f"tasks that do: {', '.join(with_it)}")
+        if self.precision not in amp.PRECISIONS:
+            raise ValueError(f"precision {self.precision!r}; valid: {', '.join(amp.PRECISIONS)}")
+        if self.precision != "fp32":
+            if "autocast" not in task.provides:
+                with_it = [t for t in tasks.names() if "autocast" in tasks.get(t).provides]
+                raise ValueError(f"precision {self.precision!r}: task {self.task!r} does not run under "
+                                 f"autocast (valid for it: fp32); tasks that do: {', '.join(with_it)}")
+            if self.dtype != "float32":
+                raise ValueError(f"precision {self.precision!r} with dtype {self.dtype!r}: the master "
+                                 f"weights of mixed precision are float32; valid: dtype 'float32'")
+        if self.loss_scaling not in amp.LOSS_SCALINGS:
+            raise ValueError(f"loss_scaling {self.loss_scaling!r}; valid: {', '.join(amp.LOSS_SCALINGS)}")
+        if not (isinstance(self.static_scale, (int, float)) and math.isfinite(self.static_scale)
+                and self.static_scale > 0):
+            raise ValueError(f"static_scale={self.static_scale!r}: must be a finite number > 0")
+        if self.static_scale != 1.0 and self.loss_scaling != "static":
+            raise ValueError(f"static_scale={self.static_scale!r} with loss_scaling {self.loss_scaling!r}: "
+                             f"a static scale needs loss_scaling 'static'")
+        if self.probe_every < 0 or (self.probe_every and self.precision == "fp32"):
+            raise ValueError(f"probe_every={self.probe_every!r} with precision {self.precision!r}: must be "
+                             f">= 0, and 0 in fp32 (nothing to compare with); valid precisions for a probe: "
+                             f"{', '.join(p for p in amp.PRECISIONS if p != 'fp32')}")
         if self.accumulate < 1:
             raise ValueError(f"accumulate={self.accumulate!r}: must be >= 1")
         if self.steps is not None and self.steps < 1:
@@ -261,6 +295,11 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
+    # mixed precision or loss scaling: the scaler (its own state) and what the record keeps of it
+    plain = cfg.precision == "fp32" and cfg.loss_scaling == "none"
+    scaler = None if plain else amp.LossScaler(cfg.loss_scaling, cfg.static_scale, device)
+    mixed = {"skipped": [], "scales": [], "probes": []}
+
     losses, evals, wall = [], [], []
     diverged, reason = False, None
     initial = None
@@ -285,6 +324,9 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
                 "step", "losses", "evals", "wall", "initial", "t_train"))
             timer.seconds = list(saved["step_seconds"])
             monitor.rows = list(saved["monitor"])
+            if scaler:
+                scaler.load_state_dict(saved["scaler"])
+                mixed = {k: list(v) for k, v in saved["mixed"].items()}
     if start == 0:
         evaluate(0)
     if "start" in hooks:
@@ -298,7 +340,19 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
             g["lr"] = base * lr_factor(step, steps, cfg.warmup, cfg.schedule, cfg.lr_floor, cfg.decay)
         batch = problem.batch(step)
         opt.zero_grad(set_to_none=True)
-        loss = accumulate_gradients(model, problem.loss, batch, cfg.accumulate, cfg.loss_scale)
+        if plain:
+            loss = accumulate_gradients(model, problem.loss, batch, cfg.accumulate, cfg.loss_scale)
+        else:
+            reference = None
+            if cfg.probe_every and step % cfg.probe_every == 0:
+                reference = _reference_gradients(model, named, problem.loss, batch, cfg.accumulate,
+                                                 cfg.loss_scale, device)
+            mixed["scales"].append(scaler.factor())
+            loss = accumulate_gradients(model, problem.loss, batch, cfg.accumulate, cfg.loss_scale,
+                                        forward=lambda: amp.autocast(cfg.precision, device), scaler=scaler)
+            if reference is not None:   # the gradient as the low-precision backward left it, still × c
+                mixed["probes"].append({"step": step, **amp.gradient_shares([p.grad for _, p in named], reference)})
+            scaler.unscale(opt)
         value = float(loss)
         losses.append(value)
         if initial is None:
@@ -308,8 +362,11 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
         elif value > initial + cfg.diverge_factor * (abs(initial) + 1):
             reason = f"loss {value:.3g} exceeded bound at step {step} (initial {initial:.3g})"
         elif bad := _non_finite([(n, p.grad) for n, p in named]):
-            scaled = f" of the loss × {cfg.loss_scale:g}" if cfg.loss_scale != 1 else ""
-            reason = f"non-finite gradient{scaled} ({_listed(bad)}) at step {step}"
+            if scaler and cfg.loss_scaling != "none":
+                mixed["skipped"].append(step)   # the scaler's business: skipped, not divergence
+            else:
+                scaled = f" of the loss × {cfg.loss_scale:g}" if cfg.loss_scale != 1 else ""
+                reason = f"non-finite gradient{scaled} ({_listed(bad)}) at step {step}"
         else:
             if cfg.clip_value is not None:
                 torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
@@ -319,6 +376,8 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
         if reason:
             diverged = True
             break
+        if scaler:
+            scaler.update()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         t_train += time.perf_counter() - t0
@@ -336,7 +395,8 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
                 "losses": losses, "evals": evals, "wall": wall, "initial": initial, "t_train": t_train,
-                "step_seconds": timer.times(), "monitor": monitor.rows})
+                "step_seconds": timer.times(), "monitor": monitor.rows,
+                "scaler": scaler.state_dict() if scaler else None, "mixed": mixed})
         if "step" in hooks:
             hooks["step"](StepInfo(step, model, opt, problem, batch))
     if bar:
@@ -372,6 +432,11 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
         "diverged": diverged,
         "diverge_reason": reason,
         "train_seconds": t_train,
+        "precision": None if plain else {
+            "precision": cfg.precision, "loss_scaling": cfg.loss_scaling, "static_scale": cfg.static_scale,
+            "skipped_steps": len(mixed["skipped"]), "skipped": mixed["skipped"],
+            "scale": mixed["scales"] if cfg.loss_scaling == "dynamic" else None,
+            "probe_every": cfg.probe_every, "probes": mixed["probes"]},
     }
 
 
@@ -465,18 +530,42 @@ def split_batch(batch, k: int) -> list:
     raise ValueError(f"accumulate={k}: cannot split a batch of type {type(batch).__name__}")
 
 
-def accumulate_gradients(model, loss_fn, batch, k: int, loss_scale: float) -> torch.Tensor:
+def accumulate_gradients(model, loss_fn, batch, k: int, loss_scale: float,
+                         forward: Callable[[], Any] = contextlib.nullcontext, scaler=None) -> torch.Tensor:
     """Backward over k equal micro-batches, each loss weighted 1/k: for a mean loss this is the
     gradient of the whole batch. Returns the (unscaled) loss of the whole batch, detached. A
-    non-finite loss returns before any backward, so the caller can stop the run cleanly."""
+    non-finite loss returns before any backward, so the caller can stop the run cleanly.
+    `forward` is the context of each forward (autocast); `scaler` (an `amp.LossScaler`) multiplies
+    the loss by its c on top of `loss_scale` (the gradients are unscaled by the caller)."""
     total = 0.0
     for micro in split_batch(batch, k):
-        loss = loss_fn(model, micro) / k
+        with forward():
+            loss = loss_fn(model, micro) / k
         if not torch.isfinite(loss.detach()):
             return loss.detach() * k
-        (loss * loss_scale).backward()
+        scaled = loss * loss_scale
+        (scaler.scale(scaled) if scaler else scaled).backward()
         total = total + loss.detach()
     return total
+
+
+def _reference_gradients(model, named, loss_fn, batch, k: int, loss_scale: float, device) -> list:
+    """The fp32 gradient of the batch (no autocast, no scaler), for the underflow / overflow probe.
+    It leaves the run as it was: the RNG states and the model's buffers (BatchNorm's running
+    statistics) are put back, and .grad is cleared for the run's own backward."""
+    rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    buffers = [b.detach().clone() for b in model.buffers()]
+    accumulate_gradients(model, loss_fn, batch, k, loss_scale)
+    reference = [None if p.grad is None else p.grad.detach().clone() for _, p in named]
+    for p_, b in zip(model.buffers(), buffers):
+        p_.data.copy_(b)
+    torch.set_rng_state(rng)
+    if cuda_rng is not None:
+        torch.cuda.set_rng_state(cuda_rng, device)
+    for _, p in named:
+        p.grad = None
+    return reference
 
 
 def _update_hessian(opt, model, problem, batch, generator):

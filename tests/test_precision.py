@@ -1,0 +1,164 @@
+"""Mixed precision and loss scaling in the harness (tasks.runner.amp), and the precision measurement.
+
+The constructed task `fp16-limits` has a gradient known entry by entry: its loss is
+s1 · (a @ w1) + s2 · (b @ w2), so under autocast the fp16 matmul's backward gives the w1 gradient
+fp16(c · s1 · a_i) and the w2 gradient fp16(c · s2 · b_i) (one product each, one rounding), with
+c the loss scale. Every factor is a power of 2 (or 65504 / 2^8), so which entries underflow (below
+2^-25 rounds to 0) and which overflow (above 65504 becomes inf) is exact on any IEEE machine.
+"""
+import math
+
+import pytest
+import torch
+
+import tasks
+from tasks.runner import amp, harness
+from tasks.runner.harness import RunConfig, train
+
+A = [2.0 ** -14, 2.0 ** -14, 2.0 ** -12, 1.0]   # × 2^-12: 2^-26, 2^-26 (→ 0), 2^-24 (fp16's least), 2^-12
+B = [2.0 ** 7, 65504 / 2 ** 8, 2.0 ** 8, 2.0 ** 9]  # × 2^8: 2^15, 65504 (fp16's largest), 2^16, 2^17 (→ inf)
+
+
+class Limits(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w1 = torch.nn.Parameter(torch.full((len(A), 1), 2.0 ** -10))
+        self.w2 = torch.nn.Parameter(torch.full((len(B), 1), 2.0 ** -10))
+
+
+def _build(size, seed, device, dtype, factors):
+    a, b = torch.tensor([A], device=device), torch.tensor([B], device=device)
+
+    def loss(model, batch):
+        s1, s2 = batch
+        return s1 * (a @ model.w1).float().sum() + s2 * (b @ model.w2).float().sum()
+
+    model = Limits().to(device, dtype)
+    return tasks.Problem(model=model, batch=factors, loss=loss, data_hash="fp16-limits",
+                         evaluate=lambda m: {"loss": float(loss(m, factors(0)).detach())})
+
+
+@pytest.fixture
+def limits(monkeypatch):
+    """Registers `fp16-limits` with batch(step) = factors(step) = (s1, s2); returns a setter."""
+    def register(factors, steps=3):
+        task = tasks.Task(name="fp16-limits", family="test", description="gradients at fp16's limits",
+                          metric=tasks.Metric("loss", "min", target=-math.inf), sizes={s: {"steps": steps} for s in tasks.SIZES},
+                          build=lambda size, seed, device, dtype: _build(size, seed, device, dtype, factors),
+                          eval_every=10 ** 6, provides=frozenset({"autocast"}))
+        monkeypatch.setitem(tasks._REGISTRY, task.name, task)
+        return task.name
+    return register
+
+
+def test_underflow_and_overflow_are_counted_exactly(limits):
+    name = limits(lambda step: (2.0 ** -12, 2.0 ** 8), steps=1)
+    r = train(RunConfig(name, "sgd", hparams={"lr": 1e-6}, precision="fp16", probe_every=1))
+    probe = r["precision"]["probes"][0]
+    assert (probe["entries"], probe["underflow"], probe["overflow"]) == (8, 2, 2)
+    assert probe["underflow_share"] == 2 / 8 and probe["overflow_share"] == 2 / 8
+    # without a loss scaling there is nothing to skip the step: an inf gradient is divergence
+    assert r["diverged"] and "non-finite gradient" in r["diverge_reason"]
+
+
+def test_bf16_keeps_what_fp16_loses_at_scale_1(limits):
+    name = limits(lambda step: (2.0 ** -12, 2.0 ** 8), steps=1)
+    r = train(RunConfig(name, "sgd", hparams={"lr": 1e-6}, precision="bf16", probe_every=1))
+    probe = r["precision"]["probes"][0]
+    assert (probe["underflow"], probe["overflow"]) == (0, 0) and not r["diverged"]
+
+
+def test_an_overflowing_static_scale_skips_the_step_and_changes_nothing(limits):
+    # c = 2^10: step 0 and 2 give w2 gradients up to 2^10 · 2^-4 · 2^9 = 2^15; step 1 2^19 → inf
+    name = limits(lambda step: (1.0, 1.0 if step == 1 else 2.0 ** -4), steps=3)
+    seen = []
+
+    def snapshot(info):
+        seen.append(([p.detach().clone() for p in info.model.parameters()],
+                     {k: v.clone() for st in info.optimizer.state.values() for k, v in st.items()
+                      if isinstance(v, torch.Tensor)}))
+
+    r = train(RunConfig(name, "adamw", hparams={"lr": 1e-3}, precision="fp16", loss_scaling="static",
+                        static_scale=2.0 ** 10), hooks={"step": snapshot})
+    assert r["precision"]["skipped"] == [1] and r["precision"]["skipped_steps"] == 1
+    assert not r["diverged"] and r["steps_done"] == 3
+    (p0, s0), (p1, s1), (p2, _) = seen
+    # nothing is computed on a skipped step: the tensors are the same bits
+    assert all(torch.equal(a, b) for a, b in zip(p0, p1))
+    assert s0.keys() == s1.keys() and all(torch.equal(s0[k], s1[k]) for k in s0)
+    assert not all(torch.equal(a, b) for a, b in zip(p1, p2))   # step 2 is taken
+
+
+def test_dynamic_scale_halves_on_overflow_and_grows_after_2000_clean_steps(limits):
+    # w2's gradient is 2^-9 · 2^9 · c: inf at GradScaler's initial c = 2^16, finite at 2^15
+    name = limits(lambda step: (1.0, 2.0 ** -9), steps=2003)
+    r = train(RunConfig(name, "sgd", hparams={"lr": 1e-9}, precision="fp16", loss_scaling="dynamic"))
+    scale, skipped = r["precision"]["scale"], r["precision"]["skipped"]
+    assert scale[0] == 2.0 ** 16 and scale[1:2001] == [2.0 ** 15] * 2000   # halved by step 0's inf
+    assert scale[2001] == 2.0 ** 16          # grown after growth_interval = 2000 clean steps (1..2000)
+    assert scale[2002] == 2.0 ** 15 and skipped == [0, 2001] and not r["diverged"]
+
+
+def test_fp32_takes_the_plain_loop_and_the_scaling_path_keeps_it_bit_identical():
+    """Static scaling by c = 1 goes through the new path (× 1, ÷ 1, the finiteness check), which is
+    exact in IEEE arithmetic, so the curves must be the same bits, not merely close."""
+    base = dict(task="cnn-digits", optimizer="adamw", hparams={"lr": 1e-2}, steps=12)
+    plain = train(RunConfig(**base))
+    scaled = train(RunConfig(**base, loss_scaling="static"))
+    assert plain["precision"] is None and scaled["precision"]["skipped_steps"] == 0
+    assert scaled["curves"]["loss"] == plain["curves"]["loss"]
+    assert scaled["curves"]["eval"] == plain["curves"]["eval"]
+
+
+def test_fp16_differs_from_fp32():
+    """The autocast path is really taken: fp16 rounding changes the loss curve."""
+    base = dict(task="cnn-digits", optimizer="adamw", hparams={"lr": 1e-2}, steps=3)
+    assert train(RunConfig(**base, precision="fp16"))["curves"]["loss"] != train(RunConfig(**base))["curves"]["loss"]
+
+
+def test_dynamic_scaling_resumes_from_a_checkpoint(tmp_path, monkeypatch):
+    cfg = RunConfig("cnn-digits", "adamw", hparams={"lr": 1e-2}, steps=30, precision="fp16",
+                    loss_scaling="dynamic", probe_every=5)
+    whole = train(cfg)
+
+    class Killed(Exception):
+        pass
+
+    real = harness.save_checkpoint
+
+    def save_then_die(path, state):
+        real(path, state)
+        if state["step"] == 20:
+            raise Killed
+
+    monkeypatch.setattr(harness, "save_checkpoint", save_then_die)
+    with pytest.raises(Killed):
+        train(cfg, checkpoint=tmp_path / "run.ckpt", checkpoint_every=10)
+    monkeypatch.setattr(harness, "save_checkpoint", real)
+    resumed = train(cfg, checkpoint=tmp_path / "run.ckpt", checkpoint_every=10)
+    assert resumed["curves"]["loss"] == whole["curves"]["loss"]
+    assert resumed["precision"] == whole["precision"]
+
+
+@pytest.mark.parametrize("bad, named, valid", [
+    (dict(precision="fp8"), "'fp8'", "fp32, bf16, fp16"),
+    (dict(loss_scaling="auto"), "'auto'", "none, static, dynamic"),
+    (dict(loss_scaling="static", static_scale=0.0), "0.0", "> 0"),
+    (dict(loss_scaling="static", static_scale=-4.0), "-4.0", "> 0"),
+    (dict(loss_scaling="static", static_scale=math.inf), "inf", "finite"),
+    (dict(loss_scaling="static", static_scale=math.nan), "nan", "finite"),
+    (dict(static_scale=8.0), "8.0", "'static'"),
+    (dict(task="quadratic-k1e2", precision="fp16"), "'fp16'", "cnn-digits"),
+    (dict(precision="fp16", dtype="float64"), "'float64'", "'float32'"),
+    (dict(probe_every=5), "probe_every=5", "bf16, fp16"),
+])
+def test_bad_precision_input_is_refused_naming_the_value_and_the_valid_ones(bad, named, valid):
+    with pytest.raises(ValueError) as e:
+        RunConfig(**(dict(task="cnn-digits", optimizer="adamw") | bad))
+    assert named in str(e.value) and valid in str(e.value)
+
+
+def test_gradient_shares_count_a_missing_gradient_as_underflow():
+    ref = [torch.tensor([1.0, 0.0]), torch.tensor([2.0])]
+    shares = amp.gradient_shares([torch.tensor([0.0, 0.0]), None], ref)
+    assert (shares["entries"], shares["underflow"], shares["overflow"]) == (3, 2, 0)
