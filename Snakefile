@@ -24,6 +24,7 @@ include: "workflows/rules/train.smk"
 include: "workflows/rules/stability.smk"
 include: "workflows/rules/steptime.smk"
 include: "workflows/rules/loop_options.smk"
+# New measurement rule files go here (each defines its records' function, added to all_records).
 include: "workflows/rules/aggregate.smk"
 include: "workflows/rules/report.smk"
 
@@ -39,3 +40,17 @@ rule all:
         rules.aggregate.output,
         all_records,
     default_target: True
+
+
+# The profile's wall time and cores, which Snakemake does not record: one line per invocation of a
+# real run (a dry run calls no handler) in results/benchmarks/<profile>/invocations.jsonl, its start
+# now and its end once it finishes or fails. Aggregation sums them (a resumed profile is several
+# invocations) and divides the jobs' busy core-seconds by wall x cores.
+onstart:
+    cost.mark_invocation(BENCHMARKS, "start", workflow.cores)
+
+onsuccess:
+    cost.mark_invocation(BENCHMARKS, "success", workflow.cores)
+
+onerror:
+    cost.mark_invocation(BENCHMARKS, "error", workflow.cores)

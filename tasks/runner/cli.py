@@ -3,6 +3,7 @@
     optbench list optimizers|tasks
     optbench memory --params 70e9 [--optimizer NAME] [--precision fp32|mixed]
     optbench new-optimizer NAME
+    optbench plan [--profile P | --configfile F] [--config K=V ...] [--cores N] [--calibrate] [--flops]
     optbench run --task T --optimizer O [--seed S] [--steps N] [--lr X] [--hparam K=V ...]
                  [--loss-scale C] [--lr-scale C] [--size smoke|cpu|gpu] [--device D] [--out FILE]
 
@@ -206,6 +207,70 @@ def cmd_new_optimizer(args) -> int:
     return 0
 
 
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "workflows" / "config"
+
+
+def plan_config(configfile: str | None, overrides: list[str]) -> dict:
+    """The profile's config as the Snakefile makes it (workflows/rules/common.smk): the file (cpu.yaml
+    when none is given), --config K=V on top (values parsed as YAML, as Snakemake parses them), then
+    the same checks in the same order, so a config the pipeline refuses is refused here alike."""
+    import yaml
+    from snakemake.utils import validate
+
+    from tasks.runner.config import check_config, check_profile_given, check_schema, coerce
+    path = Path(configfile) if configfile else CONFIGS / "cpu.yaml"
+    if not path.is_file():
+        raise ValueError(f"--configfile {configfile}: no such file; valid: a YAML file, e.g. "
+                         + ", ".join(str(p.relative_to(REPO)) for p in sorted(CONFIGS.glob("*.yaml"))))
+    config = yaml.safe_load(path.read_text()) or {}
+    for text in overrides:
+        key, sep, value = text.partition("=")
+        if not sep:
+            raise ValueError(f"--config {text!r} is not KEY=VALUE; valid: e.g. final_seeds=[0,1]")
+        config[key] = yaml.safe_load(value)
+    check_profile_given(config, [path] if configfile else [])
+    schema = yaml.safe_load((REPO / "workflows/schemas/config.schema.yaml").read_text())
+    config.update(coerce(config, schema))
+    check_schema(config, schema, str(path) + (" with --config " + " ".join(overrides) if overrides else ""))
+    validate(config, str(REPO / "workflows/schemas/config.schema.yaml"), set_default=True)
+    check_config(config)
+    return config
+
+
+def cmd_plan(args) -> int:
+    import pandas as pd
+
+    from tasks.runner import plan
+    configfile = args.configfile
+    if args.profile:
+        valid = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+        if args.profile not in valid:
+            raise ValueError(f"--profile {args.profile!r}: unknown profile; valid: {', '.join(valid)}")
+        configfile = str(CONFIGS / f"{args.profile}.yaml")
+    config = plan_config(configfile, args.config or [])
+    names = sorted({task for _, task, _ in plan.jobs(config)})
+    calibration = step_costs = None
+    if args.calibrate:
+        check_device(config["device"])
+        calibration = plan.calibrate(names, config["size"], config["device"], config["threads"])
+    if args.flops:
+        from tasks.runner import flops
+        step_costs = {t: flops.step_cost(t, config["size"]) for t in names}
+    rows = plan.plan_rows(config, calibration, step_costs)
+    table = pd.DataFrame(rows)
+    n_jobs = int(table["jobs"].sum()) + len(plan.CLOSING)
+    print(f"profile {config['profile']}: {n_jobs} jobs ({len(plan.CLOSING)} of them "
+          f"{', '.join(plan.CLOSING)}), {int(table['runs'].sum())} runs, {int(table['steps'].sum())} steps")
+    print(table.to_markdown(index=False))
+    if calibration:
+        wall = plan.wall_seconds(rows, config["threads"], args.cores)
+        print(f"estimated: {table['estimated_seconds'].sum():,.0f} job-seconds, {wall:,.0f} s of wall time on "
+              f"{args.cores} core(s) at perfect packing (calibrated here, {config['device']}, "
+              f"start-up {plan.STARTUP_SECONDS} s a job)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = Parser(prog="optbench", description="A reproducible benchmark suite for deep-learning optimizers.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -229,6 +294,15 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     sub.add_parser("memory", add_help=False, help="training memory of a large model, per optimizer "
                          "(optbench memory --help)")
+    pl = sub.add_parser("plan", help="a profile's jobs, runs, steps, FLOPs and estimated time, before it runs")
+    which = pl.add_mutually_exclusive_group()
+    which.add_argument("--profile", help="a profile in workflows/config/ by name")
+    which.add_argument("--configfile", help="a config file, as snakemake --configfile takes it")
+    pl.add_argument("--config", nargs="+", metavar="KEY=VALUE", help="overrides, as snakemake --config")
+    pl.add_argument("--cores", type=whole(1, MAX_THREADS), default=os.cpu_count() or 1)
+    pl.add_argument("--calibrate", action="store_true", help="time each task's step here: the estimate")
+    pl.add_argument("--flops", action="store_true", help="count FLOPs and bytes per step (slow for gpu sizes on CPU)")
+    pl.set_defaults(func=cmd_plan)
     new = sub.add_parser("new-optimizer", help="write optimizers/NAME.py from a template")
     new.add_argument("name")
     new.add_argument("--dir", help="where to write it (default: the optimizers package)")

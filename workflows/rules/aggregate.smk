@@ -2,30 +2,37 @@
 from tasks.runner.aggregate import TABLES as TABLE_NAMES
 
 
+# The jobs of the profile (tasks.runner.plan.jobs: `optbench plan` counts the same list); the
+# records each writes. A new measurement adds its jobs to plan.jobs and its records here.
+JOBS = plan.jobs(config)
+
+
+def job_records(rule, task, optimizer):
+    if rule in ("final", "defaults"):
+        return [f"{RUNS}/{rule}/{task}/{optimizer}/seed{s}.json" for s in config["final_seeds"]]
+    return [f"{RUNS}/{rule}/{task}/{optimizer}.json"]
+
+
 def all_records(w=None):
-    found = [f"{RUNS}/final/{t}/{o}/seed{s}.json" for t, o in pairs() for s in config["final_seeds"]]
-    found += [f"{RUNS}/tune/{t}/{o}.json" for t, o in pairs()]
-    found += [f"{RUNS}/defaults/{t}/{o}/seed{s}.json" for t, o in pairs(config["defaults_track"]["tasks"])
-              for s in config["final_seeds"]]
-    found += [f"{RUNS}/stability/{t}/{o}.json" for t, o in pairs(config["stability"]["tasks"])]
-    found += [f"{RUNS}/steptime/{t}/{o}.json"
-              for t, o in pairs(config["steptime"]["tasks"], config["steptime"].get("optimizers"))]
-    lo = config["loop_options"]
-    found += [f"{RUNS}/loop_options/{t}/{lo['optimizer']}.json" for t in lo["tasks"]]
-    return found
+    return [path for job in JOBS for path in job_records(*job)]
 
 
 rule aggregate:
     input:
         all_records,
     output:
-        [f"{TABLES}/{name}" for name in TABLE_NAMES],
+        [f"{TABLES}/{name}" for name in TABLE_NAMES + cost.TABLES],
     log:
         f"{LOGS}/aggregate.log",
+    benchmark:
+        f"{BENCHMARKS}/aggregate.tsv"
     params:
         skipped=SKIPPED,
         optimizers=config["optimizers"],
         runs=RUNS,       # refused records go to RUNS/refused/: the next invocation recomputes them
         size=config["size"],
+        benchmarks=BENCHMARKS,   # the measurement jobs' benchmark files and the invocations: cost tables
+        jobs=JOBS,
+        config=config,           # the plan beside the measured cost
     script:
         "../scripts/aggregate.py"

@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 import optimizers
 import tasks
+from tasks.runner import cost, plan
 from tasks.runner.config import check_config, check_profile_given, check_schema, coerce
 
 # Every error of a config is raised here, before any job runs, naming the key and the bad value.
@@ -25,6 +26,7 @@ PROFILE = config["profile"]
 RUNS = f"results/runs/{PROFILE}"
 TABLES = f"results/tables/{PROFILE}"
 LOGS = f"logs/{PROFILE}"
+BENCHMARKS = f"results/benchmarks/{PROFILE}"   # one TSV a job: wall, CPU time, peak memory
 GPU = 1 if config["device"].startswith("cuda") else 0
 
 
@@ -46,13 +48,11 @@ def sources(w):
 
 def pairs(task_list=None, optimizer_list=None):
     """(task, optimizer) pairs to run; pairs that cannot run go to SKIPPED, with why."""
-    tasks_ = config["tasks"] if task_list is None else task_list
-    return [(t, o) for t in tasks_ for o in (optimizer_list or optimizers_for(t))
-            if tasks.compatible(t, optimizers.get(o)) is None]
+    return plan.pairs(config, task_list, optimizer_list)
 
 
 def optimizers_for(task):
-    return config["task_optimizers"].get(task, config["optimizers"])
+    return plan.optimizers_for(config, task)
 
 
 SKIPPED = [(t, o, why) for t in config["tasks"] for o in optimizers_for(t)

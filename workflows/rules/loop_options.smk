@@ -8,6 +8,8 @@ rule loop_options:
         f"{RUNS}/loop_options/{{task}}/{{optimizer}}.json",
     log:
         f"{LOGS}/loop_options/{{task}}/{{optimizer}}.log",
+    benchmark:
+        f"{BENCHMARKS}/loop_options/{{task}}/{{optimizer}}.tsv"
     params:
         loop_options=config["loop_options"],
         monitor_every=config["loop_options"]["monitor_every"],

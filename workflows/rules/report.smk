@@ -8,5 +8,7 @@ rule report:
         f"report/{PROFILE}/README.md",
     log:
         f"{LOGS}/report.log",
+    benchmark:
+        f"{BENCHMARKS}/report.tsv"
     script:
         "../scripts/report.py"

@@ -9,6 +9,8 @@ rule stability:
         f"{RUNS}/stability/{{task}}/{{optimizer}}.json",
     log:
         f"{LOGS}/stability/{{task}}/{{optimizer}}.log",
+    benchmark:
+        f"{BENCHMARKS}/stability/{{task}}/{{optimizer}}.tsv"
     params:
         stability=config["stability"],
         size=config["size"],

@@ -8,6 +8,8 @@ rule steptime:
         f"{RUNS}/steptime/{{task}}/{{optimizer}}.json",
     log:
         f"{LOGS}/steptime/{{task}}/{{optimizer}}.log",
+    benchmark:
+        f"{BENCHMARKS}/steptime/{{task}}/{{optimizer}}.tsv"
     params:
         steptime=config["steptime"],
         size=config["size"],

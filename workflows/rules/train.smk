@@ -1,6 +1,13 @@
-# Final runs at the selected learning rate: one job per task x optimizer x seed, so that a kill
-# loses only the runs in flight (a job's outputs are all or nothing: --rerun-incomplete deletes
-# every output of a job that did not finish), and a run killed mid-way resumes from its checkpoint.
+# Final runs: one job per task x optimizer running every final seed in one process (one start-up,
+# one import of torch, one data build), so that editing one optimizer's file reruns only its jobs.
+# A kill loses only the runs in flight: --rerun-incomplete deletes every declared output of a job
+# that did not finish, so each finished seed is first written to a store outside the outputs
+# (results/runs/<profile>/store/, see workflows/scripts/final.py), and the rerun takes it from
+# there; the run in flight resumes from its checkpoint.
+
+
+def seed_records(kind):
+    return [f"{RUNS}/{kind}/{{task}}/{{optimizer}}/seed{s}.json" for s in config["final_seeds"]]
 
 
 rule final:
@@ -8,15 +15,20 @@ rule final:
         sources,
         summary=tune_summary,
     output:
-        f"{RUNS}/final/{{task}}/{{optimizer}}/seed{{seed}}.json",
+        seed_records("final"),
     log:
-        f"{LOGS}/final/{{task}}/{{optimizer}}/seed{{seed}}.log",
+        f"{LOGS}/final/{{task}}/{{optimizer}}.log",
+    benchmark:
+        f"{BENCHMARKS}/final/{{task}}/{{optimizer}}.tsv"
     params:
+        seeds=config["final_seeds"],
         size=config["size"],
         device=config["device"],
+        schedule=config.get("schedule"),
         checkpoint_every=config["checkpoint_every"],
         monitor_every=config["monitor_every"],
-        checkpoint=lambda w: f"{RUNS}/checkpoints/{w.task}/{w.optimizer}/seed{w.seed}.ckpt",
+        checkpoints=lambda w: f"{RUNS}/checkpoints/{w.task}/{w.optimizer}",
+        store=lambda w: f"{RUNS}/store/final/{w.task}/{w.optimizer}",
         runs=RUNS,
         track="tuned",
     threads: config["threads"]
@@ -32,15 +44,20 @@ rule defaults:
     input:
         sources,
     output:
-        f"{RUNS}/defaults/{{task}}/{{optimizer}}/seed{{seed}}.json",
+        seed_records("defaults"),
     log:
-        f"{LOGS}/defaults/{{task}}/{{optimizer}}/seed{{seed}}.log",
+        f"{LOGS}/defaults/{{task}}/{{optimizer}}.log",
+    benchmark:
+        f"{BENCHMARKS}/defaults/{{task}}/{{optimizer}}.tsv"
     params:
+        seeds=config["final_seeds"],
         size=config["size"],
         device=config["device"],
+        schedule=config.get("schedule"),
         checkpoint_every=config["checkpoint_every"],
         monitor_every=config["monitor_every"],
-        checkpoint=lambda w: f"{RUNS}/checkpoints/defaults/{w.task}/{w.optimizer}/seed{w.seed}.ckpt",
+        checkpoints=lambda w: f"{RUNS}/checkpoints/defaults/{w.task}/{w.optimizer}",
+        store=lambda w: f"{RUNS}/store/defaults/{w.task}/{w.optimizer}",
         runs=RUNS,
         track="defaults",
     threads: config["threads"]

@@ -1,4 +1,4 @@
-# Learning-rate search: one in-process sweep per task x optimizer over the same grid budget.
+# Hyperparameter search: one in-process sweep per task x optimizer over the same grid budget.
 
 
 rule tune:
@@ -8,8 +8,11 @@ rule tune:
         f"{RUNS}/tune/{{task}}/{{optimizer}}.json",
     log:
         f"{LOGS}/tune/{{task}}/{{optimizer}}.log",
+    benchmark:
+        f"{BENCHMARKS}/tune/{{task}}/{{optimizer}}.tsv"
     params:
         tuning=config["tuning"],
+        schedule=config.get("schedule"),
         size=config["size"],
         device=config["device"],
     threads: config["threads"]

@@ -1,23 +1,66 @@
-"""Snakemake job: one final run of one optimizer on one task, at the tuned learning rate or
-(the self-tuning track) at the entry's defaults."""
+"""Snakemake job: the final seeds of one optimizer on one task, in one process, at the tuned
+hyperparameters or (the self-tuning track) at the entry's defaults.
+
+Each finished seed goes to the store, <runs>/store/<track>/<task>/<optimizer>/<key>/seed<s>.json,
+where <key> hashes what the runs depend on besides the input files (hyperparameters, schedule,
+size, device, monitor interval). The store is not a declared output, so it survives a kill (and
+--rerun-incomplete's deletion of the job's outputs). A stored seed is taken again only when it is
+newer than every input file (Snakemake's own test of an up-to-date output), whole, and in the
+place its record says; the declared outputs are hard links to the store's files, made at the end."""
+import hashlib
+import json
+import os
 import sys
 from pathlib import Path
 
-from tasks.runner import measure, records
+from tasks.runner import aggregate, measure, records
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
-lr = None   # the self-tuning track: the entry's defaults
+hparams = None   # the self-tuning track: the entry's defaults
 if p.track == "tuned":
     try:
-        lr = records.read_input(snakemake.input.summary, p.runs)["selection"]["lr"]  # noqa: F821
+        hparams = records.read_input(snakemake.input.summary, p.runs)["selection"]["hparams"]  # noqa: F821
     except records.RecordError as e:
         print(f"final: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
         raise
-checkpoint = Path(p.checkpoint)  # a killed job resumes from here
-record = measure.final(w.task, w.optimizer, p.size, seed=int(w.seed), lr=lr, device=p.device,
-                       threads=snakemake.threads, progress=True,  # noqa: F821
-                       checkpoint=checkpoint, checkpoint_every=p.checkpoint_every,
-                       monitor_every=p.monitor_every)
-records.write(record, snakemake.output[0])  # atomic: a killed job leaves no partial file  # noqa: F821
-checkpoint.unlink(missing_ok=True)
+
+depends = dict(hparams=hparams, schedule=p.schedule, size=p.size, device=p.device, monitor_every=p.monitor_every)
+key = hashlib.sha256(json.dumps(depends, sort_keys=True, default=str).encode()).hexdigest()[:16]
+store = Path(p.store) / key
+newest_input = max(os.stat(f).st_mtime for f in snakemake.input)  # noqa: F821
+
+
+def stored(path: Path, out: str):
+    """The stored record for output `out`, or None when it must be computed (missing, older than an
+    input, refused by the reader or by the aggregator's place check)."""
+    if not path.exists() or path.stat().st_mtime <= newest_input:
+        return None
+    try:
+        aggregate.check_place(out, records.read(path), p.runs, size=p.size)
+    except records.RecordError as e:
+        print(f"recomputing: {e}", file=sys.stderr)
+        return None
+    return path
+
+
+for seed, out in zip(p.seeds, snakemake.output):  # noqa: F821
+    path = store / f"seed{seed}.json"
+    if stored(path, out):
+        print(f"seed {seed}: taken from {path}", file=sys.stderr)
+        continue
+    checkpoint = Path(p.checkpoints) / f"seed{seed}.ckpt"  # a killed job resumes from here
+    record = measure.final(w.task, w.optimizer, p.size, seed=seed, hparams=hparams, schedule=p.schedule,
+                           device=p.device, threads=snakemake.threads, progress=True,  # noqa: F821
+                           checkpoint=checkpoint, checkpoint_every=p.checkpoint_every,
+                           monitor_every=p.monitor_every)
+    records.write(record, path)  # atomic: a killed job leaves no partial file
+    checkpoint.unlink(missing_ok=True)
+
+for seed, out in zip(p.seeds, snakemake.output):  # noqa: F821
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).unlink(missing_ok=True)
+    try:
+        os.link(store / f"seed{seed}.json", out)   # the same file: no copy, and a kill cannot leave half of one
+    except OSError:   # a file system without hard links
+        records.write(records.read(store / f"seed{seed}.json"), out)

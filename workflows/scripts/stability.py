@@ -6,7 +6,7 @@ from tasks.runner import measure, records
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
 try:
-    lr = records.read_input(snakemake.input.summary, p.runs)["selection"]["lr"]  # noqa: F821
+    lr = records.read_input(snakemake.input.summary, p.runs)["selection"]["hparams"]["lr"]  # noqa: F821
 except records.RecordError as e:
     print(f"stability: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
     raise

@@ -1,0 +1,62 @@
+"""The report's "What this report cost" section, from cost.csv, cost_summary.csv and plan.csv alone.
+
+Compute is the jobs' summed wall seconds (`s` of Snakemake's benchmark files) and CPU seconds;
+core utilisation is busy core-seconds (CPU seconds) over wall time × cores, summed over the
+profile's invocations; the plan's estimate (tasks/runner/plan.py, calibrated on the same machine)
+sits beside the measured seconds, per rule, with their ratio."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def _md(df: pd.DataFrame) -> str:
+    return df.to_markdown(index=False, disable_numparse=True) if len(df) else "_no rows_"
+
+
+def _s(x) -> str:
+    return "–" if pd.isna(x) else f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def per_rule(cost: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
+    """Per rule: jobs, measured wall and CPU seconds, peak memory, the plan's jobs and seconds."""
+    measured = cost.groupby("rule").agg(jobs=("s", "size"), seconds=("s", "sum"), cpu_seconds=("cpu_time", "sum"),
+                                        max_rss_mb=("max_rss", "max"))
+    planned = plan.groupby("rule").agg(planned_jobs=("jobs", "sum"), steps=("steps", "sum"),
+                                       planned_seconds=("estimated_seconds", "sum"))
+    table = measured.join(planned, how="outer").reset_index()
+    table["measured / plan"] = table["seconds"] / table["planned_seconds"]
+    return table
+
+
+def per_task(cost: pd.DataFrame) -> pd.DataFrame:
+    return (cost.groupby("task").agg(jobs=("s", "size"), seconds=("s", "sum"), cpu_seconds=("cpu_time", "sum"))
+            .reset_index().sort_values("seconds", ascending=False))
+
+
+def section(tables: dict, out: Path) -> list[str]:
+    """Markdown lines; `tables` holds the DataFrames "cost", "cost_summary" and "plan" (empty when
+    the profile has no benchmark files yet). `out` is the report's directory (no figure here)."""
+    cost, summary, plan = (tables.get(k, pd.DataFrame()) for k in ("cost", "cost_summary", "plan"))
+    lines = ["## What this report cost", ""]
+    if cost.empty or summary.empty:
+        return lines + ["_no benchmark files: the cost is measured by the pipeline's own runs_", ""]
+    s = summary.iloc[0]
+    lines += [f"Wall time {_s(s['wall_seconds'])} s over {int(s['invocations'])} invocation(s) on "
+              f"{int(s['cores'])} core(s) (from the first job's start to aggregation, the tables and this "
+              f"report excluded); the jobs were busy {_s(s['busy_core_seconds'])} core-seconds: core "
+              f"utilisation {100 * s['core_utilisation']:.0f} %. The plan estimated "
+              f"{_s(s['planned_wall_seconds'])} s of wall time at perfect packing.",
+              "",
+              f"The longest chain of jobs took {_s(s['longest_chain_seconds'])} s: {s['longest_chain']}.",
+              "", "Per rule, measured beside the plan (seconds are the jobs' summed wall time):", ""]
+    rule = per_rule(cost, plan if not plan.empty else
+                    pd.DataFrame(columns=["rule", "jobs", "steps", "estimated_seconds"]))
+    for col in ("seconds", "cpu_seconds", "max_rss_mb", "planned_seconds", "measured / plan"):
+        rule[col] = rule[col].map(_s)
+    lines += [_md(rule), "", "Per task:", ""]
+    task = per_task(cost[cost["task"] != ""])
+    for col in ("seconds", "cpu_seconds"):
+        task[col] = task[col].map(_s)
+    return lines + [_md(task), ""]

@@ -1,0 +1,169 @@
+"""What a profile cost: Snakemake's per-job benchmark files and the profile's invocations, as rows.
+
+Every rule has a `benchmark:` file, results/benchmarks/<profile>/<rule>/<task>/<optimizer>.tsv
+(aggregate and report: <rule>.tsv), one header line and one row: wall seconds `s`, `cpu_time`
+(user + system seconds of the job's process tree), `max_rss` (MB) and more. Snakemake records no
+total wall time, so the Snakefile's onstart / onsuccess / onerror handlers append one JSON line per
+event to invocations.jsonl (`mark_invocation`); `invocation_rows` pairs them.
+
+Core utilisation = busy core-seconds / (wall × cores), with busy core-seconds the jobs' summed
+`cpu_time`: a job reserving two cores and using one counts as one busy core. The longest chain is
+the longest path of the DAG in measured wall seconds: per task × optimizer, tune then the longest
+of the rules that read its selection (final, stability); aggregate and report follow all of them.
+Only the standard library and pandas-free code here: the Snakefile imports it at every start.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from pathlib import Path
+
+EVENTS = ("start", "success", "error")
+AFTER_TUNE = ("final", "stability")   # the rules whose jobs read a tune job's selection
+CLOSING = ("aggregate", "report")     # one job each, after every other job
+
+
+def mark_invocation(benchmarks_dir, event: str, cores: int) -> Path:
+    """Appends {event, time, cores, pid} to <benchmarks_dir>/invocations.jsonl (one short append:
+    a killed Snakemake leaves whole lines behind)."""
+    if event not in EVENTS:
+        raise ValueError(f"invocation event {event!r}; valid: {', '.join(EVENTS)}")
+    path = Path(benchmarks_dir) / "invocations.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"event": event, "time": time.time(), "cores": cores, "pid": os.getpid()})
+    with open(path, "a") as f:
+        f.write(line + "\n")
+    return path
+
+
+def invocation_rows(path, now: float | None = None) -> list[dict]:
+    """One row per invocation: start, end, wall seconds, cores, status. An invocation still running
+    (the one aggregating) ends `now`; one killed before its handler ran ("killed") ends at the next
+    invocation's start at the latest, and is counted up to there: an upper bound of its wall time."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    events = [json.loads(line) for line in path.read_text().splitlines() if line.strip().startswith("{")]
+    rows = []
+    for e in events:
+        if e["event"] == "start":
+            rows.append({"start": e["time"], "end": None, "cores": e["cores"], "status": "running", "pid": e["pid"]})
+        elif rows and rows[-1]["end"] is None and rows[-1]["pid"] == e["pid"]:
+            rows[-1].update(end=e["time"], status=e["event"])
+    now = time.time() if now is None else now
+    for row, after in zip(rows, rows[1:] + [None]):
+        if row["end"] is None:
+            row["status"] = "running" if after is None else "killed"
+            row["end"] = now if after is None else after["start"]
+        row["wall_seconds"] = row["end"] - row["start"]
+        del row["pid"]
+    return rows
+
+
+def _job(path: Path, benchmarks_dir: Path) -> dict:
+    parts = path.relative_to(benchmarks_dir).with_suffix("").parts
+    if len(parts) == 3:
+        return {"rule": parts[0], "task": parts[1], "optimizer": parts[2]}
+    return {"rule": parts[0], "task": "", "optimizer": ""}
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:   # Snakemake writes NA for what it could not measure
+        return float("nan")
+
+
+def benchmark_rows(paths, benchmarks_dir) -> list[dict]:
+    """One row per benchmark file that exists: rule, task, optimizer, wall `s`, `cpu_time`,
+    `max_rss` (MB), `mean_load` (Snakemake's CPU percent over the job), and the file's `end` time
+    (its mtime: Snakemake writes it as the job ends)."""
+    benchmarks_dir = Path(benchmarks_dir)
+    rows = []
+    for path in map(Path, paths):
+        if not path.exists():
+            continue
+        with open(path, newline="") as f:
+            lines = list(csv.DictReader(f, delimiter="\t"))
+        if not lines:
+            continue
+        last = lines[-1]   # --benchmark-repeats writes one line a repeat; the pipeline runs one
+        rows.append({**_job(path, benchmarks_dir), "s": _number(last["s"]), "cpu_time": _number(last["cpu_time"]),
+                     "max_rss": _number(last["max_rss"]), "mean_load": _number(last["mean_load"]),
+                     "end": path.stat().st_mtime})
+    return rows
+
+
+def longest_chain(rows: list[dict]) -> dict:
+    """The DAG's longest path in measured seconds: {"seconds", "jobs"} (jobs as rule:task/optimizer).
+    A pair's chain is its tune job then the longest job that reads its selection; the pair with
+    the longest such chain (or the longest single job elsewhere) is followed by aggregate and report."""
+    by_job = {(r["rule"], r["task"], r["optimizer"]): r["s"] for r in rows}
+    chains = []
+    for (rule, task, optimizer), s in by_job.items():
+        if rule in CLOSING:
+            continue
+        if rule in AFTER_TUNE and ("tune", task, optimizer) in by_job:
+            chains.append((by_job[("tune", task, optimizer)] + s,
+                           [f"tune:{task}/{optimizer}", f"{rule}:{task}/{optimizer}"]))
+        else:
+            chains.append((s, [f"{rule}:{task}/{optimizer}"]))
+    seconds, jobs = max(chains, default=(0.0, []))
+    for rule in CLOSING:
+        if (rule, "", "") in by_job:
+            seconds += by_job[(rule, "", "")]
+            jobs = jobs + [rule]
+    return {"seconds": seconds, "jobs": jobs}
+
+
+def summary_cores(invocations: list[dict]) -> int:
+    return max((i["cores"] for i in invocations), default=1)
+
+
+def utilisation(rows: list[dict], invocations: list[dict]) -> dict:
+    """Busy core-seconds (summed cpu_time), wall seconds and cores (summed over invocations; the
+    cores of the widest), and their ratio busy / sum(wall × cores)."""
+    busy = sum(r["cpu_time"] for r in rows if r["cpu_time"] == r["cpu_time"])
+    capacity = sum(i["wall_seconds"] * i["cores"] for i in invocations)
+    return {"busy_core_seconds": busy, "wall_seconds": sum(i["wall_seconds"] for i in invocations),
+            "cores": max((i["cores"] for i in invocations), default=0),
+            "core_utilisation": busy / capacity if capacity else float("nan")}
+
+
+TABLES = ("cost.csv", "cost_summary.csv", "plan.csv")
+PLAN_COLUMNS = ("rule", "task", "jobs", "runs", "steps", "flops_per_step", "bytes_per_step", "estimated_seconds")
+
+
+def _write_csv(path: Path, rows: list[dict], columns) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_tables(jobs, benchmarks_dir, out_dir, plan_rows: list[dict], threads: int,
+                 now: float | None = None) -> list[Path]:
+    """The cost tables from the benchmark files of `jobs` ((rule, task, optimizer) of this profile:
+    files of jobs no longer in it are left out) and the invocations:
+    - cost.csv: one row per job: rule, task, optimizer, s, cpu_time, max_rss, mean_load;
+    - cost_summary.csv: one row: wall_seconds, cores, busy_core_seconds, core_utilisation,
+      invocations, longest_chain_seconds, longest_chain (jobs joined by " -> "), planned_wall_seconds;
+    - plan.csv: `PLAN_COLUMNS`, one row per rule and task (tasks.runner.plan.plan_rows); its wall
+      time on the cores the invocations had, jobs holding `threads` cores (timing jobs: all)."""
+    from tasks.runner import plan
+    benchmarks_dir, out_dir = Path(benchmarks_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [benchmarks_dir / rule / task / f"{optimizer}.tsv" for rule, task, optimizer in jobs]
+    rows = benchmark_rows(paths, benchmarks_dir)
+    invocations = invocation_rows(benchmarks_dir / "invocations.jsonl", now)
+    chain = longest_chain(rows)
+    summary = {**utilisation(rows, invocations), "invocations": len(invocations),
+               "longest_chain_seconds": chain["seconds"], "longest_chain": " -> ".join(chain["jobs"]),
+               "planned_wall_seconds": plan.wall_seconds(plan_rows, threads, summary_cores(invocations))}
+    written = [out_dir / name for name in TABLES]
+    _write_csv(written[0], rows, ("rule", "task", "optimizer", "s", "cpu_time", "max_rss", "mean_load"))
+    _write_csv(written[1], [summary], summary)
+    _write_csv(written[2], plan_rows, PLAN_COLUMNS)
+    return written

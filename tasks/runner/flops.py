@@ -1,0 +1,65 @@
+"""FLOPs and bytes of one training step (forward + backward) of a task, counted on its model.
+
+FLOPs come from torch.utils.flop_counter.FlopCounterMode over one forward and backward of the
+task's batch 0: it counts the matrix products (mm, bmm, addmm, convolutions, scaled dot-product
+attention) at 2 FLOPs a multiply-add, and nothing else (elementwise work, norms, softmax and the
+optimizer's step are memory-bound, and counted in bytes instead). For a transformer that is the
+usual 6·N·tokens (2 forward, 4 backward per weight per token, N the weights of the matrix products)
+plus attention, 14·layers·seq²·dim per sequence: QKᵀ and AV, 2·seq²·dim each forward, and in
+backward the five products flash attention runs (the scores recomputed, then dP, dV, dQ, dK), as
+torch's own sdpa formulas count them; causal masking does not halve what SDPA computes. The CPU's
+SDPA kernel is missing from torch's table, so it is added here with the same formulas.
+
+Bytes are a floor of the memory traffic: the weights are read in forward and in backward, the
+gradients written, and the optimizer reads weights and gradients and writes the weights (5 passes
+over the parameters' bytes), and every activation autograd saves is written in forward and read in
+backward (2 passes over `measure.saved_activation_bytes`).
+"""
+from __future__ import annotations
+
+import torch
+from torch.utils import flop_counter
+from torch.utils.flop_counter import FlopCounterMode
+
+import tasks
+from tasks.runner.measure import saved_activation_bytes
+
+PARAMETER_PASSES = 5
+ACTIVATION_PASSES = 2
+
+
+def _sdpa_cpu(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _sdpa_cpu_backward(grad_out_shape, query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return flop_counter.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+
+
+CPU_SDPA = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu,   # FlopCounterMode
+            torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_cpu_backward}  # passes shapes
+
+
+def step_flops(problem, model) -> int:
+    """FLOPs of one forward and backward of `problem`'s batch 0 through `model` (gradients are
+    left in place: call on a throwaway model)."""
+    batch = problem.batch(0)
+    counter = FlopCounterMode(display=False, custom_mapping=CPU_SDPA)
+    with counter:
+        problem.loss(model, batch).backward()
+    return int(counter.get_total_flops())
+
+
+def step_cost(task: str, size: str, device: str = "cpu") -> dict:
+    """{"params", "flops_per_step", "bytes_per_step"} of one training step of `task` at `size` (the
+    counts do not depend on the device; a GPU counts a gpu size in a moment)."""
+    problem = tasks.get(task).make(size, seed=0, device=torch.device(device))
+    model = problem.model.to(device)
+    model.train()
+    params = list(model.parameters())
+    param_bytes = sum(p.numel() * p.element_size() for p in params)
+    activation_bytes = saved_activation_bytes(problem, model)   # leaves no gradients behind
+    flops = step_flops(problem, model)
+    model.zero_grad(set_to_none=True)
+    return {"params": sum(p.numel() for p in params), "flops_per_step": flops,
+            "bytes_per_step": PARAMETER_PASSES * param_bytes + ACTIVATION_PASSES * activation_bytes}
