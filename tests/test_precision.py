@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import tasks
-from tasks.runner import amp, harness
+from tasks.runner import amp, harness, precision
 from tasks.runner.harness import RunConfig, train
 
 A = [2.0 ** -14, 2.0 ** -14, 2.0 ** -12, 1.0]   # × 2^-12: 2^-26, 2^-26 (→ 0), 2^-24 (fp16's least), 2^-12
@@ -162,3 +162,27 @@ def test_gradient_shares_count_a_missing_gradient_as_underflow():
     ref = [torch.tensor([1.0, 0.0]), torch.tensor([2.0])]
     shares = amp.gradient_shares([torch.tensor([0.0, 0.0]), None], ref)
     assert (shares["entries"], shares["underflow"], shares["overflow"]) == (3, 2, 0)
+
+
+def test_the_measurement_runs_every_variant_and_its_rows_say_which():
+    record = precision.measure("cnn-digits", "sgd", "smoke", {"lr": 0.1}, seeds=[0], static_scales=[1.0, 2.0 ** 24],
+                               steps=4, probe_every=2)
+    rows = precision.table_rows(record)
+    assert record["kind"] == "precision" and len(record["runs"]) == 6
+    got = {(r["precision"], r["loss_scaling"], r["scale"] if r["loss_scaling"] != "dynamic" else None) for r in rows}
+    assert got == {("fp32", "none", 1.0), ("bf16", "none", 1.0), ("fp16", "none", 1.0), ("fp16", "static", 1.0),
+                   ("fp16", "static", 2.0 ** 24), ("fp16", "dynamic", None)}
+    # loss × 2^24 overflows the fp16 backward (logit gradients of ~1/batch × 2^24 > 65504): every step skipped
+    big = next(r for r in rows if r["scale"] == 2.0 ** 24)
+    assert big["skipped_steps"] == 4 and not big["diverged"] and big["overflow_share"] > 0
+    fp32 = next(r for r in rows if r["precision"] == "fp32")
+    assert math.isnan(fp32["underflow_share"])   # fp32 has no probe: nothing to compare with
+    trajectory = precision.scale_rows(record)
+    assert [r["step"] for r in trajectory][0] == 0 and trajectory[-1]["step"] == 3
+    assert trajectory[0]["scale"] == 2.0 ** 16
+
+
+def test_the_measurement_refuses_a_bad_scale_before_any_run(monkeypatch):
+    monkeypatch.setattr(precision, "train", lambda *a, **k: pytest.fail("a run started"))
+    with pytest.raises(ValueError, match="static_scale=0.0"):
+        precision.measure("cnn-digits", "sgd", "smoke", {"lr": 0.1}, seeds=[0], static_scales=[1.0, 0.0])

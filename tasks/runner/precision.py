@@ -1,0 +1,96 @@
+"""The `precision` measurement: one optimizer on one task at its tuned hyperparameters, trained
+as practitioners train in mixed precision (see `tasks.runner.amp`), against fp32.
+
+Variants, each for every seed: fp32; bf16 without loss scaling; fp16 without loss scaling; fp16
+with a static scale c for each c of `static_scales`; fp16 with dynamic scaling (GradScaler). Every
+low-precision run probes its gradient against an fp32 backward of the same batch every
+`probe_every` steps (underflow: exactly 0 where fp32 is not; overflow: inf or NaN).
+
+`measure` returns one record (kind "precision") holding every run; `table_rows` and `scale_rows`
+turn it into the tidy rows of results/tables/<profile>/precision.csv and precision_scale.csv.
+"""
+from __future__ import annotations
+
+import math
+
+import tasks
+from tasks.runner.harness import RunConfig, record_header, train
+
+
+def variants(static_scales: list[float]) -> list[dict]:
+    """The RunConfig options of each variant, in the order they run."""
+    out = [dict(precision="fp32"), dict(precision="bf16"), dict(precision="fp16")]
+    out += [dict(precision="fp16", loss_scaling="static", static_scale=float(c)) for c in static_scales]
+    return out + [dict(precision="fp16", loss_scaling="dynamic")]
+
+
+def measure(task: str, optimizer: str, size: str, hparams: dict, seeds: list[int], static_scales: list[float],
+            device: str = "cpu", threads: int = 1, steps: int | None = None, schedule: dict | None = None,
+            probe_every: int | None = None) -> dict:
+    """Every variant × seed at `hparams` (the tuned lr, and whatever else the tuning selected).
+    `schedule`: RunConfig's schedule options (warmup, schedule, lr_floor, decay) as the final runs
+    use them. `probe_every`: None gives 10 probes a run."""
+    steps = steps or tasks.get(task).size(size)["steps"]
+    probe_every = probe_every or max(1, steps // 10)
+    configs = [RunConfig(task, optimizer, size=size, seed=seed, steps=steps, hparams=dict(hparams), device=device,
+                         probe_every=0 if v["precision"] == "fp32" else probe_every, **(schedule or {}), **v)
+               for v in variants(static_scales) for seed in seeds]   # all checked before the first run
+    runs = []
+    for cfg in configs:
+        r = train(cfg, threads=threads)
+        mixed = r["precision"] or {"skipped_steps": 0, "skipped": [], "scale": None, "probes": []}
+        runs.append({"seed": cfg.seed, "precision": cfg.precision, "loss_scaling": cfg.loss_scaling,
+                     "static_scale": cfg.static_scale, "final_metric": r["final_metric"],
+                     "final_loss": r["final_loss"], "diverged": r["diverged"], "diverge_reason": r["diverge_reason"],
+                     "steps_done": r["steps_done"], "train_seconds": r["train_seconds"],
+                     "skipped_steps": mixed["skipped_steps"], "skipped": mixed["skipped"],
+                     "scale": mixed["scale"], "probes": mixed["probes"], "loss": r["curves"]["loss"]})
+    metric = tasks.get(task).metric
+    config = dict(task=task, optimizer=optimizer, size=size, hparams=dict(sorted(hparams.items())), seeds=seeds,
+                  static_scales=[float(c) for c in static_scales], steps=steps, probe_every=probe_every,
+                  schedule=schedule or {}, device=device)
+    return {**record_header("precision", config, device, threads), "metric": metric.name,
+            "direction": metric.direction, "runs": runs}
+
+
+def _mean(xs: list[float]) -> float:
+    xs = [x for x in xs if math.isfinite(x)]
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def table_rows(record: dict) -> list[dict]:
+    """One row per run: its variant, final metric, divergence, skipped steps, and the mean over
+    its probes of the underflow and overflow shares (NaN for fp32, which has none). `scale` is the
+    static c, 1 without scaling, NaN for dynamic (its trajectory is in `scale_rows`)."""
+    c = record["config"]
+    rows = []
+    for r in record["runs"]:
+        probes = r["probes"]
+        scale = r["static_scale"] if r["loss_scaling"] != "dynamic" else math.nan
+        rows.append({"task": c["task"], "optimizer": c["optimizer"], "seed": r["seed"],
+                     "precision": r["precision"], "loss_scaling": r["loss_scaling"], "scale": scale,
+                     "lr": c["hparams"].get("lr", math.nan), "metric": record["metric"],
+                     "direction": record["direction"], "final_metric": r["final_metric"],
+                     "final_loss": r["final_loss"], "diverged": r["diverged"], "steps": c["steps"],
+                     "steps_done": r["steps_done"], "skipped_steps": r["skipped_steps"],
+                     "underflow_share": _mean([p["underflow_share"] for p in probes]),
+                     "overflow_share": _mean([p["overflow_share"] for p in probes]),
+                     "max_underflow_share": max((p["underflow_share"] for p in probes), default=math.nan),
+                     "final_scale": r["scale"][-1] if r["scale"] else math.nan,
+                     "train_seconds": r["train_seconds"]})
+    return rows
+
+
+def scale_rows(record: dict) -> list[dict]:
+    """The dynamic scale's trajectory, tidy: a row at the first step, at every step where the scale
+    changes, and at the last step (the scale is constant in between, so these rows draw it whole)."""
+    c = record["config"]
+    rows = []
+    for r in record["runs"]:
+        scale = r["scale"]
+        if not scale:
+            continue
+        keep = [0] + [i for i in range(1, len(scale)) if scale[i] != scale[i - 1]] + [len(scale) - 1]
+        rows += [{"task": c["task"], "optimizer": c["optimizer"], "seed": r["seed"], "step": i, "scale": scale[i]}
+                 for i in sorted(set(keep))]
+    return rows
