@@ -206,6 +206,25 @@ def check_hparam(optimizer: str, key: str, value, default, rule: Rule | None = N
     return value
 
 
+def search_range_error(spec: "OptimizerSpec", key: str, bounds) -> str | None:
+    """Why (lo, hi) is not a log search range of hyperparameter `key` of `spec`, or None: the key
+    must be a real-valued hyperparameter of the entry, 0 < lo < hi, and both ends valid values."""
+    real = sorted(k for k, v in spec.defaults.items() if _kind_of(v) == "real")
+    if key not in real:
+        return f"not a real-valued hyperparameter of {spec.name!r}; valid: {', '.join(real)}"
+    if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2 and all(_is_real(b) for b in bounds)):
+        return "must be two numbers [lo, hi]"
+    lo, hi = bounds
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo < hi):
+        return "an empty or non-positive range; valid: 0 < lo < hi (a log range)"
+    for b in bounds:
+        try:
+            spec.hparams({key: float(b)})
+        except HparamError as e:
+            return f"{b!r} is not a valid value ({e.valid})"
+    return None
+
+
 @dataclass(frozen=True)
 class OptimizerSpec:
     name: str
@@ -216,6 +235,8 @@ class OptimizerSpec:
     defaults: dict               # every hyperparameter the entry accepts, lr included
     state_bytes: Callable[[tuple, torch.dtype], int]   # analytic state bytes of one parameter
     lr_range: tuple[float, float] = (1e-4, 1e-1)       # log-spaced tuning range
+    search: dict = field(default_factory=dict)   # hyperparameters tuned beyond lr: key -> (lo, hi),
+    # a log range (tasks.runner.protocol samples lr_range × these); empty: lr alone matters
     takes: Callable[[str, torch.Tensor], bool] | None = None   # None: every parameter
     fallback: str | None = None  # registry name for the parameters `takes` refuses
     needs: frozenset = field(default_factory=frozenset)
@@ -247,6 +268,18 @@ class OptimizerSpec:
         if untyped:
             raise ValueError(f"{self.name}: the defaults of {untyped} imply no type; give each a Rule with a kind")
         self.hparams()   # the defaults pass their own rules
+        for key, bounds in self.search.items():
+            why = search_range_error(self, key, bounds)
+            if why:
+                raise ValueError(f"{self.name}: search {key}={bounds!r}: {why}")
+        if self.self_tuning and self.search:
+            raise ValueError(f"{self.name}: a self-tuning entry is never tuned; its search must be empty")
+
+    def search_space(self) -> dict:
+        """The tuned hyperparameters and their log ranges, lr first; empty for a self-tuning entry."""
+        if self.self_tuning:
+            return {}
+        return {"lr": tuple(self.lr_range), **{k: tuple(v) for k, v in self.search.items()}}
 
     def rules(self) -> dict:
         """Every hyperparameter's Rule: the common ones for the keys it has, then its own."""
@@ -328,6 +361,6 @@ def get(name: str) -> OptimizerSpec:
 
 from optimizers._build import build_optimizer, state_bytes, model_state_bytes  # noqa: E402
 
-__all__ = ["OptimizerSpec", "register", "get", "names", "build_optimizer", "state_bytes",
+__all__ = ["OptimizerSpec", "register", "search_range_error", "get", "names", "build_optimizer", "state_bytes",
            "model_state_bytes", "NEEDS", "HparamError", "Rule", "COMMON_RULES", "above", "at_least",
            "at_most", "within", "one_of"]

@@ -88,6 +88,7 @@ register(OptimizerSpec(
     implementation="bitsandbytes.optim.AdamW8bit", build=build_adamw8bit,
     defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01),
     lr_range=(1e-5, 1.0),
+    search=dict(weight_decay=(1e-3, 1.0)),   # decoupled decay: tuned with lr (protocol)
     package="bitsandbytes",
     state_bytes=adam8bit_state_bytes,
     shared_state_bytes=adam8bit_shared_state_bytes,

@@ -51,6 +51,7 @@ register(OptimizerSpec(
     implementation="pytorch_optimizer.Lamb(weight_decouple=False, adam_debias=True)", build=build_lamb,
     defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01),
     lr_range=(1e-5, 1.0),
+    search=dict(weight_decay=(1e-3, 1.0)),   # decoupled decay: tuned with lr (protocol)
     package="pytorch_optimizer",
     state_bytes=lamb_state_bytes,
 ))

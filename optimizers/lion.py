@@ -33,6 +33,7 @@ register(OptimizerSpec(
     implementation="pytorch_optimizer.Lion", build=build_lion,
     defaults=dict(lr=1e-4, betas=(0.9, 0.99), weight_decay=0.1),
     lr_range=(1e-6, 1e-1),
+    search=dict(weight_decay=(1e-2, 10.0)),   # decoupled decay: tuned with lr (protocol)
     package="pytorch_optimizer",
     state_bytes=lion_state_bytes,
 ))

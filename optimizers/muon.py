@@ -163,6 +163,7 @@ register(OptimizerSpec(
     build=torch.optim.Muon,
     defaults=dict(MUON_DEFAULTS),
     lr_range=(1e-4, 1.0),
+    search=dict(weight_decay=(1e-3, 1.0)),   # decoupled decay: tuned with lr (protocol)
     takes=is_hidden_matrix, fallback="adamw",
     hparam_rules=MUON_RULES,
     state_bytes=muon_state_bytes,
@@ -174,6 +175,7 @@ register(OptimizerSpec(
     build=MuonClip,
     defaults=dict(MUON_DEFAULTS, tau=100.0),
     lr_range=(1e-4, 1.0),
+    search=dict(weight_decay=(1e-3, 1.0)),   # decoupled decay: tuned with lr (protocol)
     takes=is_hidden_matrix, fallback="adamw",
     needs=frozenset({"attention_logits"}),
     hparam_rules=dict(MUON_RULES, tau=above(0)),   # the QK-clip threshold

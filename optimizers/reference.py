@@ -216,6 +216,7 @@ register(OptimizerSpec(
     implementation="ours (optimizers.reference.AdamW)", build=AdamW,
     defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01),
     lr_range=(1e-5, 1.0),
+    search=dict(weight_decay=(1e-3, 1.0)),   # decoupled decay: tuned with lr (protocol)
     package="optbench",
     state_bytes=adam_state_bytes,
 ))

@@ -75,6 +75,7 @@ register(OptimizerSpec(
     defaults=dict(lr=3e-3, betas=(0.95, 0.95), shampoo_beta=None, weight_decay=0.01,
                   precondition_frequency=10, eps=1e-8),
     lr_range=(1e-5, 1.0),
+    search=dict(weight_decay=(1e-3, 1.0)),   # decoupled decay: tuned with lr (protocol)
     hparam_rules=dict(shampoo_beta=Rule("in [0, 1)", lambda v: 0 <= v < 1, kind="real", none=True),
                       precondition_frequency=at_least(1)),
     package="pytorch_optimizer",

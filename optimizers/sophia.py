@@ -58,6 +58,7 @@ register(OptimizerSpec(
     implementation="sophia_opt.SophiaG", build=SophiaG,
     defaults=dict(lr=1e-4, betas=(0.965, 0.99), rho=0.04, weight_decay=0.1, bs=5120),
     lr_range=(1e-6, 1e-1),
+    search=dict(weight_decay=(1e-3, 1.0)),   # decoupled decay: tuned with lr (protocol)
     needs=frozenset({"hessian"}),
     hessian_every=10,
     hparam_rules=dict(rho=above(0), bs=at_least(1)),

@@ -5,34 +5,35 @@ import pytest
 from tasks.runner import config as profile_config, protocol
 
 
-def run(lr, metric, diverged=False):
-    return {"optimizer": {"hparams": {"lr": lr}}, "final_metric": metric, "diverged": diverged}
+def run(trial, metric, diverged=False, lr=None, wd=0.1):
+    tuned = {"lr": lr if lr is not None else 10.0 ** -trial, "weight_decay": wd}
+    return {"trial": trial, "tuned": tuned, "final_metric": metric, "diverged": diverged,
+            "config": {"seed": 100}}
 
 
-def test_selects_best_mean_over_seeds_and_flags_edges():
-    runs = [run(0.01, 1.0), run(0.01, 3.0), run(0.1, 1.5), run(0.1, 1.6), run(1.0, 0.1, diverged=True), run(1.0, 0.1)]
+def test_selects_the_best_mean_over_seeds_and_flags_each_hparam_at_an_edge():
+    # trial 0 has the best single run (1.0) but the worst mean (2.0); trial 1 the best mean (1.55)
+    runs = [run(0, 1.0, wd=0.3), run(0, 3.0, wd=0.3), run(1, 1.5, wd=0.01), run(1, 1.6, wd=0.01),
+            run(2, 0.1, diverged=True, wd=0.1), run(2, 0.1, wd=0.1)]
     sel = protocol.select(runs, "quadratic-k1e2")  # metric: min
-    assert sel["lr"] == 0.1 and not sel["at_edge"]
-    sel = protocol.select([run(0.01, 2.0), run(0.1, 1.0)], "quadratic-k1e2")
-    assert sel["lr"] == 0.1 and sel["at_edge"]
+    assert sel["trial"] == 1 and sel["hparams"] == {"lr": 0.1, "weight_decay": 0.01}
+    assert sel["at_edge"] == {"lr": False, "weight_decay": True}   # 0.01 is the smallest decay tried
+    assert sel["mean_score"][2] == math.inf                         # one diverged seed sinks a trial
 
 
-def test_all_diverged_is_flagged():
-    sel = protocol.select([run(0.1, math.nan, True), run(1.0, math.nan, True)], "quadratic-k1e2")
+def test_ties_go_to_the_earlier_trial_and_all_diverged_is_flagged():
+    assert protocol.select([run(0, 1.0), run(1, 1.0)], "quadratic-k1e2")["trial"] == 0
+    sel = protocol.select([run(0, math.nan, True), run(1, math.nan, True)], "quadratic-k1e2")
     assert sel["all_diverged"]
+
+
+def test_a_max_metric_selects_the_largest():
+    assert protocol.select([run(0, 0.5), run(1, 0.9), run(2, 0.7)], "cnn-digits")["trial"] == 1  # val_accuracy
 
 
 def test_empty_sweep_is_refused():
     with pytest.raises(ValueError, match="empty tuning sweep"):
         protocol.select([], "quadratic-k1e2")
-
-
-def test_grid_is_log_spaced_over_the_entry_range():
-    g = protocol.lr_grid("adam", 6)
-    assert g[0] == pytest.approx(1e-5) and g[-1] == pytest.approx(1.0)
-    assert all(b / a == pytest.approx(10) for a, b in zip(g, g[1:]))
-    with pytest.raises(ValueError, match="grid_points=0"):
-        protocol.lr_grid("adam", 0)
 
 
 def config(**over):
@@ -64,28 +65,56 @@ def test_config_errors_name_the_bad_value(over, message):
     profile_config.check_config(config())
 
 
-def test_refinement_tries_the_log_midpoints_around_the_best():
-    assert protocol.refinement([1e-4, 1e-2, 1.0], 1e-2) == pytest.approx([1e-3, 1e-1])
-    assert protocol.refinement([1e-4, 1e-2, 1.0], 1.0) == pytest.approx([1e-1])   # at the range's end
-    assert protocol.refinement([0.1], 0.1) == []
+TUNING = {"trials": 8, "seeds": [100, 101], "steps_fraction": 0.5}
+SCHEDULE = {"name": "cosine", "warmup": 0.1, "floor": 0.1}
 
 
-def test_refined_sweep_converges_on_the_best_lr_with_the_same_budget_for_all(monkeypatch):
-    # A score with its minimum at lr = 3e-3: two rounds from a 4-point grid over [1e-5, 1] land
-    # within a quarter of the coarse spacing (5/3 decades) of it.
+def fake_tune(monkeypatch, optimum):
+    """measure.tune with a training run replaced by a score of the distance (in decades) from
+    `optimum`; returns the RunConfigs it was given."""
     from tasks.runner import measure
+    configs = []
 
     def fake_train(cfg, threads=1):
-        lr = cfg.hparams["lr"]
-        return {"optimizer": {"hparams": {"lr": lr}}, "final_metric": abs(math.log10(lr / 3e-3)),
-                "diverged": False}
+        configs.append(cfg)
+        d = sum(abs(math.log10(cfg.hparams[k] / v)) for k, v in optimum.items())
+        return {"config": {"seed": cfg.seed}, "final_metric": d + 1e-3 * cfg.seed, "diverged": False}
     monkeypatch.setattr(measure, "train", fake_train)
     monkeypatch.setattr(measure, "_compact", lambda r: r)
-    monkeypatch.setattr(measure, "record_header", lambda *a: {})
-    sweep = measure.tune("quadratic-k1e2", "adam", "smoke", seeds=[100], grid_points=4, refine=2)
-    assert len(sweep["runs"]) == 4 + 2 + 2
-    assert abs(math.log10(sweep["selection"]["lr"] / 3e-3)) <= (5 / 3) / 4
+    monkeypatch.setattr(measure, "record_header", lambda kind, config, *a: {"config": config})
+    return measure, configs
+
+
+def test_a_sweep_runs_every_trial_on_every_seed_under_the_schedule(monkeypatch):
+    measure, configs = fake_tune(monkeypatch, {"lr": 3e-3, "weight_decay": 0.03})
+    sweep = measure.tune("quadratic-k1e2", "adamw", "smoke", tuning=TUNING, schedule=SCHEDULE)
+    steps = 50   # half of the smoke size's 100 steps
+    assert len(configs) == 8 * 2 and {c.seed for c in configs} == {100, 101}
+    assert {(c.schedule, c.warmup, c.lr_floor, c.steps) for c in configs} == {("cosine", 5, 0.1, steps)}
+    assert sweep["config"]["space"] == {"lr": [1e-5, 1.0], "weight_decay": [1e-3, 1.0]}
+    # the selected trial is the best of the design: nothing else scores better
+    scores = {r["trial"]: r["final_metric"] for r in sweep["runs"] if r["config"]["seed"] == 100}
+    assert sweep["selection"]["trial"] == min(scores, key=scores.get)
+    rows = protocol.trial_rows(sweep)
+    assert len(rows) == 16 and sum(r["selected"] for r in rows) == 2
+    assert {"lr", "weight_decay", "final_metric", "seed", "trial", "at_edge"} <= set(rows[0])
+    assert rows[0]["schedule"] == "cosine, warm-up 5, floor 0.1"
+
+
+def test_an_entry_that_brings_its_own_schedule_runs_at_constant_lr(monkeypatch):
+    measure, configs = fake_tune(monkeypatch, {"lr": 3e-3})
+    measure.tune("quadratic-k1e2", "schedulefree-adamw", "smoke", tuning=TUNING, schedule=SCHEDULE)
+    assert {(c.schedule, c.warmup) for c in configs} == {("constant", 0)}
+
+
+def test_the_final_run_takes_the_selection_and_the_schedule():
+    from tasks.runner import measure
+    record = measure.final("quadratic-k1e2", "adamw", "smoke", seed=0, hparams={"lr": 0.01, "weight_decay": 0.2},
+                           schedule={"name": "wsd", "warmup": 0.05, "floor": 0.0, "decay": 0.3})
+    c = record["config"]
+    assert (c["schedule"], c["warmup"], c["lr_floor"], c["decay"]) == ("wsd", 5, 0.0, 0.3)
+    assert record["optimizer"]["hparams"]["weight_decay"] == 0.2 and record["track"] == "tuned"
 
 
 def test_a_task_with_a_fixed_lr_is_not_tuned():
-    assert protocol.initial_grid("toy-quartic", "sgd", 5) == [0.1]
+    assert protocol.trials("toy-quartic", "sgd", TUNING) == [{"lr": 0.1}]

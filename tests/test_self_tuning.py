@@ -9,15 +9,22 @@ from tasks.runner import aggregate, measure, protocol, records
 def test_a_self_tuning_entry_runs_at_its_default_lr_only():
     tuned = [n for n in optimizers.names() if optimizers.get(n).self_tuning]
     assert {"prodigy", "dadapt-adam"} <= set(tuned)
+    tuning = {"trials": 4, "seeds": [100, 101]}
     for name in tuned:
-        assert protocol.initial_grid("quadratic-k1e2", name, 4) == [optimizers.get(name).defaults["lr"]]
-        assert protocol.refinement([1.0], 1.0) == []   # a one-point sweep has nothing to refine
-    assert len(protocol.initial_grid("quadratic-k1e2", "adam", 4)) == 4
+        assert protocol.trials("quadratic-k1e2", name, tuning) == [{"lr": optimizers.get(name).defaults["lr"]}]
+        assert protocol.search_space("quadratic-k1e2", name, tuning) == {}
+    assert len(protocol.trials("quadratic-k1e2", "adam", tuning)) == 4
 
 
-@pytest.mark.parametrize("lr, track, expected_lr", [(None, "defaults", 1e-3), (0.01, "tuned", 0.01)])
-def test_the_record_says_its_track(lr, track, expected_lr, tmp_path):
-    record = measure.final("quadratic-k1e2", "adam", "smoke", seed=0, lr=lr)
+def test_a_profile_search_space_naming_a_self_tuning_entry_is_refused():
+    with pytest.raises(ValueError, match="'prodigy' is self-tuning.*valid: adam"):
+        protocol.check_tuning({"trials": 4, "seeds": [1, 2], "search": {"prodigy": {"lr": [0.1, 10.0]}}},
+                              ["adam", "prodigy"])
+
+
+@pytest.mark.parametrize("hparams, track, expected_lr", [(None, "defaults", 1e-3), ({"lr": 0.01}, "tuned", 0.01)])
+def test_the_record_says_its_track(hparams, track, expected_lr, tmp_path):
+    record = measure.final("quadratic-k1e2", "adam", "smoke", seed=0, hparams=hparams)
     assert record["track"] == track
     assert record["optimizer"]["hparams"]["lr"] == expected_lr   # adam's default lr is torch's 1e-3
     runs = tmp_path / "runs"

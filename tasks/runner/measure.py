@@ -1,7 +1,7 @@
 """The pipeline's measurements, one function a job: each returns result records for the writer.
 
-- `tune`: the learning-rate sweep of one optimizer on one task (tuning seeds), and its selection;
-- `final`: runs at the selected learning rate, one record per final seed;
+- `tune`: the hyperparameter search of one optimizer on one task (trials × tuning seeds), and its selection;
+- `final`: a run at the selected hyperparameters (or the entry's defaults), one record per final seed;
 - `stability`: loss × c against lr × c over a log grid of c, at the selected learning rate;
 - `steptime`: optimizer.step() alone, interleaved with torch AdamW in the same process;
 - `loop_options`: what the training-loop options cost: time per training step (forward, backward,
@@ -17,7 +17,7 @@ import torch
 
 import optimizers
 import tasks
-from tasks.runner import protocol
+from tasks.runner import protocol, schedule as schedules
 from tasks.runner.harness import RunConfig, StepTimer, record_header, split_batch, summarise_times, train
 
 
@@ -26,36 +26,38 @@ def _compact(run: dict) -> dict:
     return {k: v for k, v in run.items() if k not in ("environment", "schema_version")}
 
 
-def tune(task: str, optimizer: str, size: str, seeds: list[int], grid_points: int, refine: int = 0,
-         device: str = "cpu", threads: int = 1, steps_fraction: float = 1.0) -> dict:
-    """The learning-rate search of `protocol`: a coarse grid, then `refine` rounds around the best."""
-    steps = max(1, int(tasks.get(task).size(size)["steps"] * steps_fraction))
+def tune(task: str, optimizer: str, size: str, tuning: dict, schedule: dict | None = None,
+         device: str = "cpu", threads: int = 1) -> dict:
+    """The search of `protocol`: every trial of the optimizer's design on every tuning seed, at
+    `tuning["steps_fraction"]` of the task's steps, under the profile's `schedule` (stretched to
+    those steps), then the selection on the mean over seeds."""
+    spec = optimizers.get(optimizer)
+    steps = max(1, int(tasks.get(task).size(size)["steps"] * tuning.get("steps_fraction", 1.0)))
+    options = schedules.run_options(schedule or {}, steps, spec.takes_schedule)
     runs = []
-
-    def evaluate(lrs):
-        for lr in lrs:
-            for seed in seeds:
-                cfg = RunConfig(task, optimizer, size=size, seed=seed, steps=steps, hparams={"lr": lr}, device=device)
-                runs.append(_compact(train(cfg, threads=threads)))
-
-    evaluate(protocol.initial_grid(task, optimizer, grid_points))
-    for _ in range(refine):
-        selection = protocol.select(runs, task)
-        evaluate(protocol.refinement(selection["grid"], selection["lr"]))
-    config = dict(task=task, optimizer=optimizer, size=size, seeds=seeds, grid_points=grid_points,
-                  refine=refine, steps=steps, device=device)
+    for i, hparams in enumerate(protocol.trials(task, optimizer, tuning)):
+        for seed in tuning["seeds"]:
+            cfg = RunConfig(task, optimizer, size=size, seed=seed, steps=steps, hparams=hparams, device=device,
+                            **options)
+            runs.append({**_compact(train(cfg, threads=threads)), "trial": i, "tuned": hparams})
+    space = protocol.search_space(task, optimizer, tuning)
+    config = dict(task=task, optimizer=optimizer, size=size, seeds=list(tuning["seeds"]), trials=tuning["trials"],
+                  space={k: list(v) for k, v in space.items()}, steps=steps, schedule=options, device=device)
     return {**record_header("sweep", config, device, threads), "measurement": "tune",
             "selection": protocol.select(runs, task), "runs": runs}
 
 
-def final(task: str, optimizer: str, size: str, seed: int, lr: float | None, device="cpu", threads=1,
-          progress=False, checkpoint=None, checkpoint_every=0, monitor_every=0) -> dict:
-    """One final run at the tuned `lr`; with `lr=None`, the self-tuning track's run: every
-    hyperparameter at the entry's (library's or paper's) defaults and the task's, no tuning."""
-    record = train(RunConfig(task, optimizer, size=size, seed=seed, hparams={} if lr is None else {"lr": lr},
-                             device=device, monitor_every=monitor_every),
+def final(task: str, optimizer: str, size: str, seed: int, hparams: dict | None, schedule: dict | None = None,
+          device="cpu", threads=1, progress=False, checkpoint=None, checkpoint_every=0, monitor_every=0) -> dict:
+    """One final run at the tuned `hparams` (the sweep's selection, lr included) under the
+    profile's `schedule`; with `hparams=None`, the self-tuning track's run: every hyperparameter
+    at the entry's (library's or paper's) defaults and the task's, no tuning, the same schedule."""
+    steps = tasks.get(task).size(size)["steps"]
+    options = schedules.run_options(schedule or {}, steps, optimizers.get(optimizer).takes_schedule)
+    record = train(RunConfig(task, optimizer, size=size, seed=seed, hparams=dict(hparams or {}),
+                             device=device, monitor_every=monitor_every, **options),
                    threads=threads, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
-    return {**record, "track": "defaults" if lr is None else "tuned"}
+    return {**record, "track": "defaults" if hparams is None else "tuned"}
 
 
 def stability(task: str, optimizer: str, size: str, lr: float, scales: list[float], seed: int = 0,

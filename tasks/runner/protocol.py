@@ -1,48 +1,130 @@
-"""The tuning protocol: the same learning-rate budget for every optimizer, selection on the
-validation metric averaged over tuning seeds, a flag when the choice sits at the edge of the range.
+"""The tuning protocol: the same number of trials for every optimizer on a task, each trial a point
+of the optimizer's search space, selection on the validation metric averaged over >= 2 tuning
+seeds, and a flag for every tuned hyperparameter whose selected value is an extreme of the design.
 
-The search is a coarse log grid over the entry's ``lr_range`` followed by ``refine`` rounds that
-each try the log-midpoints between the current best and its evaluated neighbours. A plain grid of
-the same budget spreads its points over ranges of very different widths (5 decades for Adam, 2 for
-Muon), so its resolution would differ between optimizers; refinement gives every entry a final
-spacing of (coarse spacing) / 2**refine around its best value, which is what a fair comparison needs.
+The search space of an entry is its ``lr_range`` times its ``search`` ranges (``OptimizerSpec``:
+weight decay for the entries whose decay is decoupled, lr alone for the rest), each a log range;
+a profile may replace an entry's ranges (``tuning: {search: {adamw: {lr: [1e-4, 1e-1]}}}``).
+
+The design is quasi-random: the first ``trials`` points of a scrambled Sobol sequence (Owen
+scrambling, fixed seed ``SOBOL_SEED``) in the unit cube, one axis per tuned hyperparameter (lr
+first, then the others in name order), mapped to the log ranges,
+
+    h_j = exp(log lo_j + u_j (log hi_j - log lo_j)).
+
+Why this and not the grid + refinement used before:
+- the budget is the same for every entry whatever the number of tuned hyperparameters (a grid
+  grows as points**d, so an entry tuning lr × weight decay would get more trials or a coarser lr);
+- a Sobol sequence fills the cube evenly in every projection (each axis alone is stratified: with
+  n = 2**m points, one point in each of n equal slices of every range), which is what a search
+  space whose important axis is not known in advance needs (Bergstra & Bengio 2012; AlgoPerf's
+  baselines use quasi-random search for this reason);
+- every trial is a draw from the same distribution over the space, so the trials are exchangeable
+  and the expected best after k trials (Dodge et al. 2019, report/tuning.py) is meaningful; the
+  points of an adaptive refinement are not (they concentrate where the first ones did well);
+- the trials are fixed before any run: a sweep's runs are independent and reproducible, the
+  generator's output being integer arithmetic on a seeded torch.Generator (bit-stable).
+The cost is resolution: 8 trials put about one point per 1/8 of each log range, where the old
+refinement reached 1/4 of the coarse spacing around the best lr. The sensitivity figure shows how
+flat the optimum is, and the edge flag says when the range, not the optimizer, chose.
+
+Self-tuning entries (Prodigy, D-Adaptation) run one trial at their defaults, and a task with a
+fixed lr (reproducing a published setting) one trial at that lr: neither is tuned.
 """
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import torch
 
 import optimizers
 import tasks
 
-
-def lr_grid(optimizer: str, points: int) -> list[float]:
-    if points < 1:
-        raise ValueError(f"tuning grid_points={points!r}: must be >= 1")
-    lo, hi = optimizers.get(optimizer).lr_range
-    if points == 1:
-        return [float(math.sqrt(lo * hi))]
-    return [float(x) for x in np.logspace(math.log10(lo), math.log10(hi), points)]
+SOBOL_SEED = 0
+TUNING_KEYS = ("trials", "seeds", "steps_fraction", "search")
 
 
-def initial_grid(task: str, optimizer: str, points: int) -> list[float]:
-    """The coarse grid; the task's fixed lr where it reproduces a published setting; the entry's
-    default lr where it is self-tuning (learning-rate-free methods run at 1.0, as intended)."""
+def search_space(task: str, optimizer: str, tuning: dict | None = None) -> dict[str, tuple[float, float]]:
+    """The tuned hyperparameters of `optimizer` on `task` and their log ranges, lr first: the
+    profile's `tuning.search` entry if it names the optimizer, else the entry's own; empty where
+    nothing is tuned (a self-tuning entry, a task with a fixed lr)."""
+    spec = optimizers.get(optimizer)
+    if spec.self_tuning or tasks.get(task).fixed_lr is not None:
+        return {}
+    given = (tuning or {}).get("search", {}).get(optimizer)
+    if given is None:
+        return spec.search_space()
+    keys = (["lr"] if "lr" in given else []) + sorted(k for k in given if k != "lr")
+    return {k: (float(given[k][0]), float(given[k][1])) for k in keys}
+
+
+def design(space: dict[str, tuple[float, float]], trials: int) -> list[dict]:
+    """`trials` points of the scrambled Sobol sequence mapped to the log ranges of `space`, in
+    its order; an empty space gives one empty point (nothing to vary)."""
+    if not (isinstance(trials, int) and not isinstance(trials, bool) and trials >= 1):
+        raise ValueError(f"tuning trials={trials!r}: must be a whole number >= 1")
+    if not space:
+        return [{}]
+    keys = list(space)
+    u = torch.quasirandom.SobolEngine(len(keys), scramble=True, seed=SOBOL_SEED).draw(trials, dtype=torch.float64)
+    logs = [(math.log(lo), math.log(hi)) for lo, hi in space.values()]
+    return [{k: float(math.exp(a + float(x) * (b - a))) for k, x, (a, b) in zip(keys, row, logs)}
+            for row in u.tolist()]
+
+
+def trials(task: str, optimizer: str, tuning: dict) -> list[dict]:
+    """The hparams of each trial of a sweep (lr always included)."""
     fixed = tasks.get(task).fixed_lr
     if fixed is not None:
-        return [float(fixed)]
+        return [{"lr": float(fixed)}]
     spec = optimizers.get(optimizer)
-    return [float(spec.defaults["lr"])] if spec.self_tuning else lr_grid(optimizer, points)
+    if spec.self_tuning:
+        return [{"lr": float(spec.defaults["lr"])}]
+    return design(search_space(task, optimizer, tuning), tuning["trials"])
 
 
-def refinement(evaluated: list[float], best: float) -> list[float]:
-    """The log-midpoints between ``best`` and its neighbours among the ``evaluated`` lrs (one at
-    the ends of the range, none for a single point)."""
-    grid = sorted(evaluated)
-    i = grid.index(best)
-    neighbours = [grid[j] for j in (i - 1, i + 1) if 0 <= j < len(grid)]
-    return [float(math.sqrt(best * n)) for n in neighbours]
+def runs_per_sweep(task: str, optimizer: str, tuning: dict) -> int:
+    """Training runs of one sweep: trials × tuning seeds (what the plan costs)."""
+    return len(trials(task, optimizer, tuning)) * len(tuning["seeds"])
+
+
+def check_tuning(tuning: dict, optimizer_names) -> None:
+    """A profile's `tuning:` mapping checked before any job runs; ValueError names the bad value
+    and what is valid. `optimizer_names`: the optimizers the profile runs."""
+    unknown = sorted(set(tuning) - set(TUNING_KEYS))
+    if unknown:
+        raise ValueError(f"tuning: unknown key {unknown[0]!r}; valid: {', '.join(TUNING_KEYS)}")
+    n = tuning.get("trials")
+    if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+        raise ValueError(f"tuning.trials={n!r}: must be a whole number >= 1 (the same for every optimizer)")
+    seeds = tuning.get("seeds")
+    if not (isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+            and len(set(seeds)) >= 2 and len(set(seeds)) == len(seeds)):
+        raise ValueError(f"tuning.seeds={seeds!r}: must be >= 2 distinct whole numbers "
+                         f"(selection on one seed picks that seed's noise)")
+    fraction = tuning.get("steps_fraction", 1.0)
+    if not (isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction <= 1):
+        raise ValueError(f"tuning.steps_fraction={fraction!r}: must be in (0, 1]")
+    search = tuning.get("search", {})
+    if not isinstance(search, dict):
+        raise ValueError(f"tuning.search={search!r}: must map optimizer -> {{hyperparameter: [lo, hi]}}")
+    names = list(optimizer_names)
+    for name, space in search.items():
+        if name not in names:
+            raise ValueError(f"tuning.search: unknown optimizer {name!r}; valid: the profile's "
+                             f"{', '.join(names)}")
+        spec = optimizers.get(name)
+        if spec.self_tuning:
+            tuned = [o for o in names if not optimizers.get(o).self_tuning]
+            raise ValueError(f"tuning.search: {name!r} is self-tuning (runs at its defaults, never tuned); "
+                             f"valid: {', '.join(tuned)}")
+        if not isinstance(space, dict) or not space:
+            raise ValueError(f"tuning.search.{name}={space!r}: must map hyperparameter -> [lo, hi], at least one")
+        for key, bounds in space.items():
+            why = optimizers.search_range_error(spec, key, bounds)
+            if why:
+                raise ValueError(f"tuning.search.{name}.{key}={bounds!r}: {why}")
 
 
 def score(run: dict, direction: str) -> float:
@@ -54,21 +136,55 @@ def score(run: dict, direction: str) -> float:
 
 
 def select(runs: list[dict], task: str) -> dict:
-    """Pick the lr whose mean score over tuning seeds is best. `runs` are result records."""
+    """The trial whose mean score over the tuning seeds is best (ties: the earlier trial). `runs`
+    are the sweep's runs, each with its `trial` index and `tuned` hparams. `at_edge[h]`: the
+    selected value of h is the smallest or largest tried, so the optimum may lie outside the range."""
     if not runs:
         raise ValueError(f"task {task!r}: empty tuning sweep, nothing to select from")
     direction = tasks.get(task).metric.direction
-    by_lr: dict[float, list[float]] = {}
+    scores: dict[int, list[float]] = {}
+    tuned: dict[int, dict] = {}
     for r in runs:
-        by_lr.setdefault(r["optimizer"]["hparams"]["lr"], []).append(score(r, direction))
-    grid = sorted(by_lr)
-    means = {lr: float(np.mean(s)) for lr, s in by_lr.items()}
-    best = min(grid, key=lambda lr: (means[lr], lr))
+        scores.setdefault(r["trial"], []).append(score(r, direction))
+        tuned[r["trial"]] = r["tuned"]
+    order = sorted(scores)
+    means = {t: float(np.mean(scores[t])) for t in order}
+    best = min(order, key=lambda t: (means[t], t))
+    at_edge = {}
+    for key, value in tuned[best].items():
+        tried = sorted({tuned[t][key] for t in order})
+        at_edge[key] = len(tried) > 1 and value in (tried[0], tried[-1])
     return {
-        "lr": best,
-        "grid": grid,
-        "mean_score": [means[lr] for lr in grid],
-        # the coarse grid spans the entry's lr_range: its ends are the range's ends
-        "at_edge": len(grid) > 1 and best in (grid[0], grid[-1]),
+        "hparams": dict(tuned[best]),
+        "trial": best,
+        "mean_score": [means[t] for t in order],
+        "at_edge": at_edge,
         "all_diverged": all(math.isinf(m) for m in means.values()),
     }
+
+
+def describe_space(space: dict) -> str:
+    """'lr 1e-05…1, weight_decay 0.001…1' ('' for nothing tuned)."""
+    return ", ".join(f"{k} {lo:.3g}…{hi:.3g}" for k, (lo, hi) in space.items())
+
+
+def trial_rows(sweep: dict) -> list[dict]:
+    """One row per trial × seed of a sweep record: task, optimizer, trial, seed, every tuned
+    hyperparameter as its own column, final_metric, diverged, selected, at_edge (any tuned
+    hyperparameter at an extreme), edge (which, comma-separated), and the protocol the sweep ran
+    (trials, seeds, steps, schedule, search_space) for the report to state."""
+    c, sel = sweep["config"], sweep["selection"]
+    edge = ", ".join(k for k, v in sel["at_edge"].items() if v)
+    sched = c["schedule"]
+    schedule_words = sched["schedule"] + (f", warm-up {sched['warmup']}" if sched["warmup"] else "") + (
+        f", floor {sched['lr_floor']:g}" if sched["schedule"] != "constant" else "")
+    rows = []
+    for run in sweep["runs"]:
+        rows.append({"task": c["task"], "optimizer": c["optimizer"], "trial": run["trial"], "seed": run["config"]["seed"],
+                     **run["tuned"], "final_metric": run["final_metric"], "diverged": run["diverged"],
+                     "selected": run["trial"] == sel["trial"], "at_edge": bool(edge), "edge": edge,
+                     "trials": c["trials"], "tuning_seeds": len(c["seeds"]), "steps": c["steps"],
+                     "schedule": schedule_words,
+                     "search_space": describe_space({k: tuple(v) for k, v in c["space"].items()})})
+    return rows
+
