@@ -6,7 +6,7 @@ overflow_share, ... `tables["precision_scale"]`: the dynamic scale's trajectory 
 
 A static scale is *safe* for an optimizer on a task when no seed diverged and the 95 % bootstrap
 interval of its mean final metric overlaps the fp32 runs' interval (with one seed the intervals are
-points, so the claims that compare intervals say inconclusive).
+points: the claims leave such a task × optimizer out, and say inconclusive when nothing is left).
 """
 from __future__ import annotations
 
@@ -176,25 +176,30 @@ def no_fixed_scale_is_safe(pr: pd.DataFrame) -> dict:
     src = "issue 14"
     per_task, empty = [], []
     for task, g in pr.groupby("task"):
+        if g.seed.nunique() < 2:
+            per_task.append(f"{task}: one seed, no interval to compare")
+            continue
         grid = sorted(g.loc[g.loss_scaling == "static", "scale"].unique())
         common = set(grid)
         for _, h in g.groupby("optimizer"):
             common &= set(safe_scales(h))
         empty.append(not common)
         per_task.append(f"{task} ({g.optimizer.nunique()} optimizers): safe for all {window(sorted(common), grid)}")
-    if pr.seed.nunique() < 2:
-        return _row(claim, src, "inconclusive", "one seed: no interval to compare; " + "; ".join(per_task))
-    verdict = "reproduced" if all(empty) else ("not reproduced" if not any(empty) else "inconclusive")
+    verdict = ("inconclusive" if not empty or (any(empty) and not all(empty))
+               else "reproduced" if all(empty) else "not reproduced")
     return _row(claim, src, verdict, "; ".join(per_task))
 
 
 def _matches(pr: pd.DataFrame, name: str, claim: str) -> dict:
     """`name` runs against fp32: a pair matches when the intervals overlap; the claim fails on a
-    pair where `name` is separated and worse (or diverged)."""
+    pair where `name` is separated and worse (or diverged). Pairs with one seed are left out."""
     src = "issue 14"
-    matched, worse, worst = 0, [], None
-    pairs = list(pr.groupby(["task", "optimizer"]))
-    for (task, opt), g in pairs:
+    matched, compared, worse, single = 0, 0, [], []
+    for (task, opt), g in pr.groupby(["task", "optimizer"]):
+        if g.seed.nunique() < 2:
+            single.append(f"{task}/{opt}")
+            continue
+        compared += 1
         v = variant(g)
         ref, got = ci(g[v == "fp32"]), ci(g[v == name])
         lower = g.direction.iloc[0] == "min"
@@ -204,14 +209,14 @@ def _matches(pr: pd.DataFrame, name: str, claim: str) -> dict:
         gap = got[0] - ref[0] if math.isfinite(got[0]) else math.inf * (1 if lower else -1)
         if (gap > 0) == lower:
             worse.append(f"{task}/{opt} {_fmt(got[0])} vs fp32 {_fmt(ref[0])}")
-    evidence = f"{matched}/{len(pairs)} task × optimizer pairs within fp32's interval"
+    evidence = f"{matched}/{compared} task × optimizer pairs within fp32's interval"
     evidence += f"; worse: {', '.join(worse)}" if worse else ""
+    evidence += f"; one seed, left out: {', '.join(single)}" if single else ""
     if name == "bf16":
         u_bf, u_fp = (float(pr.loc[variant(pr) == n, "underflow_share"].mean()) for n in ("bf16", "fp16 unscaled"))
         evidence += f"; mean underflow share bf16 {_fmt(u_bf, 2)}, fp16 unscaled {_fmt(u_fp, 2)}"
-    if pr.seed.nunique() < 2:
-        return _row(claim, src, "inconclusive", "one seed: no interval to compare; " + evidence)
-    return _row(claim, src, "not reproduced" if worse else "reproduced", evidence)
+    verdict = "inconclusive" if not compared else "not reproduced" if worse else "reproduced"
+    return _row(claim, src, verdict, evidence)
 
 
 def claims(tables: dict[str, pd.DataFrame]) -> list[dict]:

@@ -8,6 +8,7 @@ c the loss scale. Every factor is a power of 2 (or 65504 / 2^8), so which entrie
 """
 import math
 
+import pandas as pd
 import pytest
 import torch
 
@@ -186,3 +187,53 @@ def test_the_measurement_refuses_a_bad_scale_before_any_run(monkeypatch):
     monkeypatch.setattr(precision, "train", lambda *a, **k: pytest.fail("a run started"))
     with pytest.raises(ValueError, match="static_scale=0.0"):
         precision.measure("cnn-digits", "sgd", "smoke", {"lr": 0.1}, seeds=[0], static_scales=[1.0, 0.0])
+
+
+def _table(final, seeds=3):
+    """Precision rows for one task, `seeds` seeds: final(optimizer, variant, scale) -> metric or None (diverged)."""
+    rows = []
+    for opt in ("adamw", "momentum"):
+        for name, prec, scaling, scales in (("fp32", "fp32", "none", [1.0]), ("bf16", "bf16", "none", [1.0]),
+                                            ("fp16 unscaled", "fp16", "none", [1.0]),
+                                            ("fp16 static", "fp16", "static", [1.0, 2.0 ** 8, 2.0 ** 16]),
+                                            ("fp16 dynamic", "fp16", "dynamic", [math.nan])):
+            for c in scales:
+                for seed in range(seeds):
+                    v = final(opt, name, c)
+                    rows.append({"task": "t", "optimizer": opt, "seed": seed, "precision": prec, "loss_scaling": scaling,
+                                 "scale": c, "metric": "val_accuracy", "direction": "max",
+                                 "final_metric": math.nan if v is None else v + 0.001 * seed, "diverged": v is None,
+                                 "skipped_steps": 0, "underflow_share": 0.0, "overflow_share": 0.0})
+    return {"precision": pd.DataFrame(rows)}
+
+
+def test_claims_follow_the_tables():
+    from report import precision as section
+
+    # adamw is safe at 2^0 and 2^8 only, momentum at 2^16 only: no common scale; dynamic and bf16 as fp32
+    safe = {"adamw": {1.0, 2.0 ** 8}, "momentum": {2.0 ** 16}}
+    rows = {r["claim"]: r for r in section.claims(_table(
+        lambda opt, name, c: (0.9 if c in safe[opt] else 0.5) if name == "fp16 static" else 0.9))}
+    assert rows["In fp16, no fixed loss scale is safe for every optimizer"]["verdict"] == "reproduced"
+    assert rows["Dynamic loss scaling matches fp32"]["verdict"] == "reproduced"
+    assert rows["bf16 needs no loss scaling"]["verdict"] == "reproduced"
+    # 2^8 safe for both; dynamic worse than fp32 on momentum; bf16 diverges on adamw
+    rows = {r["claim"]: r for r in section.claims(_table(lambda opt, name, c: None if (opt, name) == ("adamw", "bf16")
+                                                        else 0.5 if (opt, name) == ("momentum", "fp16 dynamic") else 0.9))}
+    assert rows["In fp16, no fixed loss scale is safe for every optimizer"]["verdict"] == "not reproduced"
+    assert "2^0–2^16" in rows["In fp16, no fixed loss scale is safe for every optimizer"]["evidence"]
+    assert rows["Dynamic loss scaling matches fp32"]["verdict"] == "not reproduced"
+    assert "t/momentum" in rows["Dynamic loss scaling matches fp32"]["evidence"]
+    assert rows["bf16 needs no loss scaling"]["verdict"] == "not reproduced"
+    assert [r["verdict"] for r in section.claims({})] == ["not measured"] * 3
+    # one seed: intervals are points, nothing to compare
+    assert {r["verdict"] for r in section.claims(_table(lambda opt, name, c: 0.9, seeds=1))} == {"inconclusive"}
+
+
+def test_the_section_draws_every_task_from_the_tables(tmp_path):
+    from report import precision as section
+
+    lines = section.section(_table(lambda opt, name, c: 0.9), tmp_path)
+    assert any(line.startswith("| task") for line in lines)
+    assert (tmp_path / "figures" / "precision-t.png").exists() and (tmp_path / "figures" / "precision-shares-t.png").exists()
+    assert section.section({}, tmp_path) == []

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import math
 
+import optimizers
 import tasks
 from tasks.runner.harness import RunConfig, record_header, train
+from tasks.runner.schedule import run_options
 
 
 def variants(static_scales: list[float]) -> list[dict]:
@@ -28,12 +30,13 @@ def measure(task: str, optimizer: str, size: str, hparams: dict, seeds: list[int
             device: str = "cpu", threads: int = 1, steps: int | None = None, schedule: dict | None = None,
             probe_every: int | None = None) -> dict:
     """Every variant × seed at `hparams` (the tuned lr, and whatever else the tuning selected).
-    `schedule`: RunConfig's schedule options (warmup, schedule, lr_floor, decay) as the final runs
-    use them. `probe_every`: None gives 10 probes a run."""
+    `schedule`: the profile's `schedule:` mapping (tasks.runner.schedule.run_options), as the final
+    runs use it, stretched to `steps`. `probe_every`: None gives 10 probes a run."""
     steps = steps or tasks.get(task).size(size)["steps"]
     probe_every = probe_every or max(1, steps // 10)
+    options = run_options(schedule or {}, steps, optimizers.get(optimizer).takes_schedule)
     configs = [RunConfig(task, optimizer, size=size, seed=seed, steps=steps, hparams=dict(hparams), device=device,
-                         probe_every=0 if v["precision"] == "fp32" else probe_every, **(schedule or {}), **v)
+                         probe_every=0 if v["precision"] == "fp32" else probe_every, **options, **v)
                for v in variants(static_scales) for seed in seeds]   # all checked before the first run
     runs = []
     for cfg in configs:
@@ -48,7 +51,7 @@ def measure(task: str, optimizer: str, size: str, hparams: dict, seeds: list[int
     metric = tasks.get(task).metric
     config = dict(task=task, optimizer=optimizer, size=size, hparams=dict(sorted(hparams.items())), seeds=seeds,
                   static_scales=[float(c) for c in static_scales], steps=steps, probe_every=probe_every,
-                  schedule=schedule or {}, device=device)
+                  schedule=options, device=device)
     return {**record_header("precision", config, device, threads), "metric": metric.name,
             "direction": metric.direction, "runs": runs}
 
