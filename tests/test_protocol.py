@@ -118,3 +118,40 @@ def test_the_final_run_takes_the_selection_and_the_schedule():
 
 def test_a_task_with_a_fixed_lr_is_not_tuned():
     assert protocol.trials("toy-quartic", "sgd", TUNING) == [{"lr": 0.1}]
+
+
+def test_expected_best_after_k_trials_on_a_hand_made_list():
+    from itertools import product
+
+    from report.tuning import expected_best
+    v = [3.0, 1.0, 2.0]
+    assert expected_best(v, 1, "max") == pytest.approx(2.0)       # k = 1: the mean
+    assert expected_best(v, 2, "max") == pytest.approx(22 / 9)    # P(max=1,2,3) = 1/9, 3/9, 5/9
+    assert expected_best(v, 2, "min") == pytest.approx(14 / 9)    # P(min=1,2,3) = 5/9, 3/9, 1/9
+    assert expected_best(v, 200, "min") == pytest.approx(1.0)     # many draws: the best trial
+    for direction, best in (("max", max), ("min", min)):          # every ordered triple, counted
+        exact = sum(best(t) for t in product(v, repeat=3)) / 27
+        assert expected_best(v, 3, direction) == pytest.approx(exact)
+    with pytest.raises(ValueError, match="direction 'up'"):
+        expected_best(v, 2, "up")
+
+
+def test_the_tuning_section_reads_the_tuning_table(tmp_path):
+    import pandas as pd
+
+    from report import tuning as section
+    from tasks.runner import measure
+    tuning = {"trials": 3, "seeds": [100, 101], "steps_fraction": 0.2}
+    rows = []
+    for opt in ("adamw", "sgd", "prodigy"):
+        rows += protocol.trial_rows(measure.tune("quadratic-k1e2", opt, "smoke", tuning=tuning, schedule=SCHEDULE))
+    pd.DataFrame(rows).to_csv(tmp_path / "tuning.csv", index=False)
+    table = pd.read_csv(tmp_path / "tuning.csv")   # as the report reads it
+    scores = section.trial_scores(table)
+    assert len(scores) == 3 + 3 + 1 and scores.selected.sum() == 3
+    lines = section.section({"tuning": table}, tmp_path)
+    text = "\n".join(lines)
+    assert "lr 1e-05…1, weight_decay 0.001…1" in text and "Not tuned (one trial at the entry's defaults): prodigy" in text
+    assert "cosine, warm-up 2, floor 0.1" in text
+    assert (tmp_path / "figures/tuning-sensitivity-quadratic-k1e2.png").exists()
+    assert (tmp_path / "figures/tuning-budget-quadratic-k1e2.png").exists()
