@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 import optimizers
+from optimizers.routing import DEFAULT_DECAY, plan, split_parameters, torch_groups
 
 
 class Composite(torch.optim.Optimizer):
@@ -59,32 +60,19 @@ class Composite(torch.optim.Optimizer):
         return f"Composite({', '.join(self.parts)})"
 
 
-def split_parameters(spec, named_params):
-    """(taken, rest) by the entry's parameter policy; `rest` goes to the fallback."""
-    named_params = [(n, p) for n, p in named_params if p.requires_grad]
-    if spec.takes is None:
-        return named_params, []
-    taken = [(n, p) for n, p in named_params if spec.takes(n, p)]
-    rest = [(n, p) for n, p in named_params if not spec.takes(n, p)]
-    return taken, rest
-
-
-def build_optimizer(name: str, named_params, hparams: dict | None = None) -> torch.optim.Optimizer:
+def build_optimizer(name: str, named_params, hparams: dict | None = None,
+                    decay: str = DEFAULT_DECAY) -> torch.optim.Optimizer:
     """Build registry entry `name` over `named_params` ((name, tensor) pairs, as model.named_parameters()).
 
-    The fallback, if any, gets the entry's lr and weight_decay and its own other defaults.
+    The parts and their parameter groups are `optimizers.routing.plan`'s: the fallback, if any,
+    gets the entry's lr and weight_decay and its own other defaults, and under the `decay` policy
+    (default "matrices") tensors of fewer than two dimensions get weight_decay 0 in every part.
     """
-    spec = optimizers.get(name)
-    hp = spec.hparams(hparams)
-    taken, rest = split_parameters(spec, list(named_params))
-    if not rest:
-        return spec.build([p for _, p in taken], **hp)
-    fb = optimizers.get(spec.fallback)
-    fb_hp = fb.hparams({k: hp[k] for k in ("lr", "weight_decay") if k in hp and k in fb.defaults})
-    parts = {spec.fallback: fb.build([p for _, p in rest], **fb_hp)}
-    if taken:
-        parts = {name: spec.build([p for _, p in taken], **hp), **parts}
-    return Composite(parts)
+    parts = plan(name, named_params, hparams, decay)
+    built = {p["entry"]: optimizers.get(p["entry"]).build(torch_groups(p), **p["hparams"]) for p in parts}
+    if not any(p["fallback"] for p in parts):
+        return built[name]
+    return Composite(built)
 
 
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:
