@@ -140,7 +140,7 @@ def scale_figure(sc: pd.DataFrame, task: str, out: Path) -> str | None:
     if g.empty:
         return None
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    for i, ((opt, seed), h) in enumerate(g.groupby(["optimizer", "seed"])):
+    for (opt, seed), h in g.groupby(["optimizer", "seed"]):
         ax.step(h.step, h.scale, where="post", color=f"C{sorted(g.optimizer.unique()).index(opt)}",
                 label=opt if seed == g[g.optimizer == opt].seed.min() else None)
     ax.set_yscale("log", base=2)
