@@ -1,0 +1,338 @@
+"""Two studies on the LM, from the tables alone: MuonClip where QK-clip acts, and model size.
+
+**QK-clip** (``qk_section``, ``qk_claims``). A task whose figures.json entry carries ``qk_tau``
+(``lm-stdlib-qk``) runs AdamW, Muon and MuonClip at that threshold, each at its tuned lr, and
+evaluates ``max_attn_logit``: the largest pre-softmax attention logit over heads, layers and the
+held-out windows, at every evaluation. What QK-clip guarantees is narrower than "every head stays
+at or below tau" (``optimizers/muon.py``, ``MuonClip``): after each step, on that step's batch,
+layer 0 is at or below tau in any forward and every layer is on the inputs it received; later layers
+in a fresh forward, and any other text, are not bounded. The held-out maximum shows how close to
+tau that keeps the model; the guarantee itself is tested in tests/test_lm_studies.py.
+
+**Scale** (``scale_section``, ``scale_claims``). Tasks named ``<base>-scale-x<k>`` are one model at
+k times the smallest's parameters, trained on tokens in proportion, each tuned at its size. Two
+targets. The *common target* (the tasks' metric target, one held-out loss for every size) gives
+steps and seconds to it against size: the same loss, and the batch is the same at every size, so
+steps are tokens. It has to be one the smallest model reaches, so the largest reaches it early.
+The *speed-up* is therefore Wen et al.'s (2025, "Fantastic Pretraining Optimizers and Where to Find
+Them": the ratio of tokens AdamW needs to reach an optimizer's loss), at a loss matched per size
+and pair (``speedups``), which falls near the end of the budget at every size. Steps to a loss are
+read from the evaluated curve with linear interpolation between evaluations (the first crossing),
+so that a speed-up is not rounded to the evaluation grid; seconds are those steps times the run's
+mean seconds per step.
+"""
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from report import stats  # noqa: E402
+from report.claims import _fmt, _row  # noqa: E402
+
+PNG = {"metadata": {"Software": None}, "dpi": 110}   # no date or version: same tables, same bytes
+QK_OPTIMIZERS = ("adamw", "muon", "muonclip")
+QK_SERIES = "max_attn_logit"
+SCALE_NAME = re.compile(r"^(?P<base>.+)-scale-x(?P<multiple>\d+)$")
+BASELINE = "adamw"
+ROUNDING = 1e-4   # relative slack on tau: the clip's own float rounding is ~1e-5 of tau (muon.py)
+
+
+def _save(fig, out: Path, name: str) -> str:
+    path = Path(out) / "figures" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight", **PNG)
+    plt.close(fig)
+    return f"figures/{name}.png"
+
+
+def _runs(tables: dict) -> pd.DataFrame:
+    """The final runs of the tuned track (the self-tuning track's runs are another question)."""
+    runs = tables.get("runs", pd.DataFrame())
+    if runs.empty or "track" not in runs:
+        return runs
+    return runs[runs.track == "tuned"]
+
+
+def _ci(values) -> str:
+    m, lo, hi = stats.bootstrap_ci(list(values))
+    return f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+# --- QK-clip ---------------------------------------------------------------------------------------
+
+def qk_tasks(tables: dict) -> dict[str, float]:
+    """{task: tau} for the tasks that declare a QK-clip threshold in figures.json."""
+    return {t: float(f["qk_tau"]) for t, f in sorted(tables.get("figures", {}).items()) if "qk_tau" in f}
+
+
+def max_logit_curves(curves: pd.DataFrame, task: str) -> pd.DataFrame:
+    """[step, optimizer]: the held-out max attention logit, mean over seeds."""
+    c = curves[(curves.task == task) & (curves.series == QK_SERIES) & curves.optimizer.isin(QK_OPTIMIZERS)]
+    return c.pivot_table(index="step", columns="optimizer", values="value", aggfunc="mean")
+
+
+def qk_summary(tables: dict, task: str, tau: float) -> pd.DataFrame:
+    """Per optimizer: the peak of the seed-mean max-logit curve, the worst seed's peak (after step 0:
+    the initial model is the same for all), both over tau, and the final validation loss."""
+    curves, runs = tables.get("curves", pd.DataFrame()), _runs(tables)
+    rows = []
+    for opt in QK_OPTIMIZERS:
+        c = curves[(curves.task == task) & (curves.series == QK_SERIES) & (curves.optimizer == opt) & (curves.step > 0)]
+        r = runs[(runs.task == task) & (runs.optimizer == opt)]
+        if c.empty or r.empty:
+            continue
+        mean_peak = float(c.groupby("step").value.mean().max())
+        worst = float(c.value.max())
+        finals = r.loc[~r.diverged, "final_metric"].tolist()
+        rows.append({"optimizer": opt, "lr": float(r.lr.iloc[0]), "seeds": len(r), "diverged": int(r.diverged.sum()),
+                     "peak (mean)": mean_peak, "peak / tau": mean_peak / tau, "worst seed": worst,
+                     "worst / tau": worst / tau, "val_loss": stats.bootstrap_ci(finals)})
+    return pd.DataFrame(rows)
+
+
+def qk_section(tables: dict, out: Path) -> list[str]:
+    """Markdown lines: per QK task, the max-logit figure (mean over seeds, tau as a line) and table."""
+    curves = tables.get("curves", pd.DataFrame())
+    lines = []
+    for task, tau in qk_tasks(tables).items():
+        if curves.empty:
+            continue
+        m = max_logit_curves(curves, task)
+        summary = qk_summary(tables, task, tau)
+        if m.empty or summary.empty:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for opt in [o for o in QK_OPTIMIZERS if o in m]:
+            ax.plot(m.index, m[opt], label=opt, marker=".", linewidth=1.2)
+        ax.axhline(tau, color="k", linestyle="--", linewidth=1, label=f"τ = {tau:g}")
+        ax.set_xlabel("step")
+        ax.set_ylabel("max pre-softmax logit (held-out, all heads and layers)")
+        ax.set_title(f"{task}: max attention logit, mean over seeds")
+        ax.legend(fontsize=8)
+        table = pd.DataFrame({
+            "optimizer": summary.optimizer, "lr": summary.lr.map(lambda v: f"{v:.3g}"),
+            "peak max logit (mean over seeds)": [f"{_fmt(p)} ({_fmt(r)} τ)" for p, r in zip(summary["peak (mean)"], summary["peak / tau"])],
+            "worst seed": [f"{_fmt(p)} ({_fmt(r)} τ)" for p, r in zip(summary["worst seed"], summary["worst / tau"])],
+            "final val_loss": [f"{_fmt(m_)} [{_fmt(lo)}, {_fmt(hi)}]" for m_, lo, hi in summary.val_loss],
+            "diverged": summary.diverged.astype(str),
+        })
+        lines += [f"### MuonClip where QK-clip acts: {task} (τ = {tau:g})", "",
+                  "Each optimizer at its own tuned lr. The logit is the largest pre-softmax attention "
+                  "logit over heads, layers and the held-out windows at each evaluation. QK-clip's "
+                  "guarantee is per step, on the step's own batch: layer 0 at or below τ in any forward, "
+                  "every layer on the inputs it received; later layers in a fresh forward and other text "
+                  "can exceed τ (optimizers/muon.py), which is what the held-out curve shows.", "",
+                  f"![max logit {task}]({_save(fig, out, f'qk-max-logit-{task}')})", "",
+                  table.to_markdown(index=False, disable_numparse=True), ""]
+    return lines
+
+
+def qk_claims(tables: dict) -> list[dict]:
+    """Kimi K2's two claims for QK-clip, per QK task: the bound, and that it costs no loss."""
+    bound = "QK-clip keeps every head's max attention logit at or below τ (held-out windows, all layers)"
+    cost = "QK-clip costs no validation loss (MuonClip against Muon, each at its tuned lr)"
+    src = "Kimi Team 2025 (Kimi K2)"
+    rows = []
+    for task, tau in qk_tasks(tables).items():
+        s = qk_summary(tables, task, tau).set_index("optimizer") if not _runs(tables).empty else pd.DataFrame()
+        if not {"muon", "muonclip"} <= set(s.index):
+            rows += [_row(bound, src, "not measured", f"{task}: needs muon and muonclip with {QK_SERIES} evaluated"),
+                     _row(cost, src, "not measured", f"{task}: needs muon and muonclip")]
+            continue
+        mu, mc = s.loc["muon"], s.loc["muonclip"]
+        others = ", ".join(f"{o} {_fmt(s.loc[o, 'peak (mean)'])} ({_fmt(s.loc[o, 'peak / tau'])} τ)"
+                           for o in ("muon", "adamw") if o in s.index)
+        if mu["worst seed"] <= tau:
+            rows.append(_row(bound, src, "inconclusive", f"{task}: Muon's max logit never exceeds τ = {tau:g} "
+                             f"(worst seed {_fmt(mu['worst seed'])}): the clip had nothing to do"))
+        else:
+            held = mc["worst seed"] <= tau * (1 + ROUNDING)
+            rows.append(_row(bound, src, "reproduced" if held else "not reproduced",
+                             f"{task}, τ = {tau:g}: MuonClip's held-out max logit peaks at {_fmt(mc['peak (mean)'])} "
+                             f"({_fmt(mc['peak / tau'])} τ; worst seed {_fmt(mc['worst / tau'])} τ) against {others}. "
+                             "The guarantee is narrower (the step's batch; layer 0, or every layer on its inputs): "
+                             "it holds as tested, held-out text and later layers in a fresh forward are not bounded"))
+        (ma, la, ha), (mb, lb, hb) = mc["val_loss"], mu["val_loss"]
+        separated = ha < lb or hb < la
+        # no cost: MuonClip's mean at or below Muon's; a cost: worse with the intervals apart
+        verdict = "reproduced" if ma <= mb else ("not reproduced" if separated else "inconclusive")
+        adam = f"; adamw {_fmt(s.loc['adamw', 'val_loss'][0])}" if "adamw" in s.index else ""
+        rows.append(_row(cost, src, verdict, f"{task}: val_loss muonclip {_fmt(ma)} [{_fmt(la)}, {_fmt(ha)}] "
+                         f"vs muon {_fmt(mb)} [{_fmt(lb)}, {_fmt(hb)}]{adam}"))
+    return rows
+
+
+# --- scale -----------------------------------------------------------------------------------------
+
+def steps_to_target(steps, values, target: float) -> float:
+    """The first step at which the evaluated `values` (lower is better) reach `target`, linearly
+    interpolated between the last evaluation above it and the first at or below; NaN if never."""
+    s, v = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    order = np.argsort(s)
+    s, v = s[order], v[order]
+    hit = np.flatnonzero(np.isfinite(v) & (v <= target))
+    if hit.size == 0:
+        return math.nan
+    i = hit[0]
+    if i == 0:
+        return float(s[0])
+    s0, s1, v0, v1 = s[i - 1], s[i], v[i - 1], v[i]
+    if not math.isfinite(v0):
+        return float(s1)
+    return float(s0 + (s1 - s0) * (v0 - target) / (v0 - v1))
+
+
+def scale_tasks(runs: pd.DataFrame) -> dict[str, list[tuple[int, str]]]:
+    """{base: [(multiple, task), ...] sorted by multiple} for tasks named ``<base>-scale-x<k>``."""
+    out: dict[str, list[tuple[int, str]]] = {}
+    for task in sorted(runs.task.unique()) if not runs.empty else []:
+        m = SCALE_NAME.match(task)
+        if m:
+            out.setdefault(m["base"], []).append((int(m["multiple"]), task))
+    return {b: sorted(v) for b, v in out.items() if len(v) >= 2}
+
+
+def _seed_steps(runs: pd.DataFrame, curves: pd.DataFrame, target: float) -> tuple[list, list]:
+    """Each run's interpolated steps to `target` on its metric's curve (NaN if diverged or never),
+    and those steps in seconds (the run's mean seconds per step)."""
+    steps, secs = [], []
+    for _, run in runs.iterrows():
+        e = curves[(curves.task == run.task) & (curves.optimizer == run.optimizer) & (curves.seed == run.seed)
+                   & (curves.series == run.metric)]
+        st = math.nan if run.diverged else steps_to_target(e.step, e.value, target)
+        steps.append(st)
+        secs.append(st * run.train_seconds / run.steps if run.steps else math.nan)
+    return steps, secs
+
+
+def _all_ci(values) -> tuple[float, float, float]:
+    """The bootstrap CI of the mean if every value is finite (every seed got there), else NaNs."""
+    return stats.bootstrap_ci(values) if all(math.isfinite(v) for v in values) else (math.nan,) * 3
+
+
+def scale_table(tables: dict, tasks: list[tuple[int, str]]) -> pd.DataFrame:
+    """One row per (size, optimizer): parameters, lr, steps and seconds to the common target (mean
+    over seeds, interpolated; NaN unless every seed reached it), final loss (bootstrap CI)."""
+    runs, curves = _runs(tables), tables.get("curves", pd.DataFrame())
+    rows = []
+    for multiple, task in tasks:
+        for opt, g in runs[runs.task == task].groupby("optimizer"):
+            target = float(g.target.iloc[0])
+            steps, secs = _seed_steps(g, curves, target)
+            rows.append({"task": task, "multiple": multiple, "n_params": int(g.n_params.iloc[0]), "optimizer": opt,
+                         "lr": float(g.lr.iloc[0]), "steps": int(g.steps.max()), "target": target,
+                         "reached": f"{sum(math.isfinite(x) for x in steps)}/{len(g)}",
+                         "steps_to_target": _all_ci(steps), "seconds_to_target": _all_ci(secs),
+                         "final": stats.bootstrap_ci(g.loc[~g.diverged, "final_metric"].tolist()),
+                         "seconds_per_run": float(g.train_seconds.mean())})
+    return pd.DataFrame(rows)
+
+
+def speedups(tables: dict, tasks: list[tuple[int, str]]) -> pd.DataFrame:
+    """Per size and optimizer other than AdamW, Wen et al.'s speed-up: AdamW's steps to a loss over
+    the optimizer's steps to it, at the matched loss L* = the worse of the two optimizers' worst
+    final seeds (so every seed of both reaches it: the slower one near its last step). Mean over
+    seeds each, with a conservative interval from the two bootstrap intervals (low: AdamW's low
+    over the optimizer's high; high: the reverse). Below 1: AdamW is faster."""
+    runs, curves = _runs(tables), tables.get("curves", pd.DataFrame())
+    rows = []
+    for multiple, task in tasks:
+        r = runs[(runs.task == task) & ~runs.diverged]
+        base = r[r.optimizer == BASELINE]
+        if base.empty:
+            continue
+        for opt, g in r[r.optimizer != BASELINE].groupby("optimizer"):
+            matched = max(float(base.final_metric.max()), float(g.final_metric.max()))
+            a, b = _all_ci(_seed_steps(base, curves, matched)[0]), _all_ci(_seed_steps(g, curves, matched)[0])
+            rows.append({"multiple": multiple, "n_params": int(g.n_params.iloc[0]), "optimizer": opt,
+                         "matched_loss": matched, "speedup": a[0] / b[0], "low": a[1] / b[2], "high": a[2] / b[1]})
+    return pd.DataFrame(rows)
+
+
+def scale_section(tables: dict, out: Path) -> list[str]:
+    """Markdown lines: per scale family, steps and seconds to the common target and final loss
+    against parameters (one line per optimizer, bootstrap intervals as bars), and the table."""
+    lines = []
+    for base, tasks in scale_tasks(_runs(tables)).items():
+        t = scale_table(tables, tasks)
+        if t.empty:
+            continue
+        target = t.target.iloc[0]
+        fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+        for opt, g in t.groupby("optimizer"):
+            g = g.sort_values("n_params")
+            for ax, col in zip(axes, ("steps_to_target", "seconds_to_target", "final")):
+                mean, lo, hi = (np.array([v[k] for v in g[col]]) for k in range(3))
+                ax.errorbar(g.n_params, mean, yerr=[mean - lo, hi - mean], marker="o", capsize=3, label=opt)
+        for ax, label in zip(axes, (f"steps to val_loss {target:g}", f"seconds to val_loss {target:g}",
+                                    "final val_loss")):
+            ax.set_xscale("log")
+            ax.set_xlabel("parameters")
+            ax.set_ylabel(label)
+        axes[0].legend(fontsize=8)
+        fig.suptitle(f"{base}: {len(tasks)} model sizes, tokens in proportion to parameters, each tuned at its size")
+        sp = speedups(tables, tasks)
+        shown = pd.DataFrame({
+            "size": [f"x{m}" for m in t.multiple], "params": t.n_params.astype(str), "optimizer": t.optimizer,
+            "lr": t.lr.map(lambda v: f"{v:.3g}"), "steps": t.steps.astype(str), "reached": t.reached,
+            f"steps to {target:g}": [f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" for m, lo, hi in t.steps_to_target],
+            "seconds to it": [_fmt(v[0]) for v in t.seconds_to_target],
+            "final val_loss": [f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" for m, lo, hi in t.final],
+            "s / run": t.seconds_per_run.map(_fmt),
+        })
+        sp_lines = [f"- {r.optimizer} at {r.n_params} params: {_fmt(r.speedup)}× [{_fmt(r.low)}, {_fmt(r.high)}] "
+                    f"(matched val_loss {_fmt(r.matched_loss)})" for r in sp.itertuples()]
+        lines += [f"### Scale: {base}", "",
+                  f"Steps (and seconds) to the common target val_loss {target:g} (every size's; steps are tokens, "
+                  "the batch being the same at every size), interpolated between evaluations, and the final "
+                  "loss, against parameter count. Mean over seeds with 95 % bootstrap intervals; a blank means "
+                  "some seed missed the target.", "",
+                  f"![scale {base}]({_save(fig, out, f'scale-{base}')})", "",
+                  shown.to_markdown(index=False, disable_numparse=True), "",
+                  f"Speed-up over {BASELINE} at matched loss (Wen et al.'s measure: {BASELINE}'s steps to the worse "
+                  "of the two optimizers' final losses over the optimizer's steps to it; intervals from the two "
+                  "bootstrap intervals):", "", *sp_lines, ""]
+    return lines
+
+
+def scale_claims(tables: dict) -> list[dict]:
+    """Wen et al.'s direction, per matrix optimizer: the speed-up over AdamW shrinks with size."""
+    claim = "Matrix optimizers' speed-up over AdamW shrinks with model size (~1.4× at 0.1B to ~1.1× at 1.2B)"
+    src = "Wen et al. 2025"
+    rows = []
+    for base, tasks in scale_tasks(_runs(tables)).items():
+        sp = speedups(tables, tasks)
+        for opt, g in sp.groupby("optimizer") if not sp.empty else []:
+            g = g.sort_values("n_params")
+            small, large = g.iloc[0], g.iloc[-1]
+            each = "; ".join(f"{int(r.n_params)} params {_fmt(r.speedup)}× [{_fmt(r.low)}, {_fmt(r.high)}]"
+                             for r in g.itertuples())
+            if not all(math.isfinite(x) for x in (small.low, small.high, large.low, large.high)):
+                verdict = "inconclusive"
+            elif large.high < small.low:
+                verdict = "reproduced"
+            elif large.low > small.high:
+                verdict = "not reproduced"
+            else:
+                verdict = "inconclusive"
+            rows.append(_row(f"{claim}: {opt}", src, verdict,
+                             f"{base}, speed-up in steps at matched loss: {each}. Sizes "
+                             f"{int(g.n_params.min())}–{int(g.n_params.max())} parameters, 3–4 orders of "
+                             "magnitude below the paper's"))
+    if not rows:
+        rows.append(_row(claim, src, "not measured", "needs adamw and a matrix optimizer on two or more "
+                         "<task>-scale-x<k> sizes"))
+    return rows
+
+
+def claims(tables: dict) -> list[dict]:
+    """The studies' claim rows (report.claims' format)."""
+    return qk_claims(tables) + scale_claims(tables)
