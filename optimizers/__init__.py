@@ -5,7 +5,8 @@ Every file in this package defines one family of optimizers and registers one
 importing every module of the package, so adding an optimizer is adding a file.
 
 An entry reads like the optimizer's definition: what it is (family, paper,
-implementation), how to build it, its defaults and learning-rate range, which
+implementation), how to build it, its defaults, its search space (the learning-rate range and,
+where it matters, log ranges of other hyperparameters such as decoupled weight decay), which
 parameters it takes (the rest go to `fallback`), what it needs from the
 training loop, and how many bytes of state it keeps for a parameter.
 

@@ -179,7 +179,8 @@ def trial_rows(sweep: dict) -> list[dict]:
     edge = ", ".join(k for k, v in sel["at_edge"].items() if v)
     sched = c["schedule"]
     schedule_words = sched["schedule"] + (f", warm-up {sched['warmup']}" if sched["warmup"] else "") + (
-        f", floor {sched['lr_floor']:g}" if sched["schedule"] != "constant" else "")
+        f", floor {sched['lr_floor']:g}" if sched["schedule"] != "constant" else "") + (
+        f", decay {sched['decay']:g} of the steps" if sched["schedule"] == "wsd" else "")
     rows = []
     for run in sweep["runs"]:
         rows.append({"task": c["task"], "optimizer": c["optimizer"], "trial": run["trial"], "seed": run["config"]["seed"],
