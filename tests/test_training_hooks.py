@@ -1,5 +1,9 @@
 """The training-loop hooks optimizers need: MuonClip's QK-clip on a real Transformer, Sophia's
-Hessian estimate every k steps, both as the harness runs them."""
+Hessian estimate every k steps, both as the harness runs them; and the monitor's reading of every
+registry entry's state."""
+import math
+
+import pytest
 import torch
 
 import optimizers
@@ -96,3 +100,83 @@ def test_sophia_hessian_hook_runs_every_k_steps_with_the_steps_own_stream(monkey
     k = optimizers.get("sophia").hessian_every
     train(RunConfig("cnn-digits", "sophia", steps=2 * k + 1))
     assert calls == [tasks.generator(0, f"hessian:{s}").initial_seed() for s in (0, k, 2 * k)]
+
+
+# --- the monitor reads every optimizer's state ----------------------------------------------------
+
+def monitored(name, steps=3):
+    """Rows of a short monitored run of entry `name` on the smoke LM (every entry can run it but
+    the sparse-only ones, which get the sparse embedding task)."""
+    spec = optimizers.get(name)
+    task = "lm-stdlib" if tasks.compatible("lm-stdlib", spec) is None else "embeddings-zipf-sparse"
+    record = train(RunConfig(task=task, optimizer=name, size="smoke", steps=steps, monitor_every=1))
+    assert not record["diverged"], record["diverge_reason"]
+    return record["monitor"]
+
+
+@pytest.mark.parametrize("name", optimizers.names())
+def test_monitor_gives_every_entry_moments_or_a_reason(name):
+    rows = monitored(name)
+    assert rows
+    for row in rows:
+        for kind in ("m", "v"):
+            value, source = row[f"{kind}_abs_mean"], row[f"{kind}_from"]
+            if math.isnan(value):
+                assert source.startswith("not available: ") and len(source) > len("not available: ") + 10, row
+            else:
+                assert math.isfinite(value) and value >= 0 and not source.startswith("not available"), row
+
+
+# Entries whose state holds both moments in a form other than exp_avg / exp_avg_sq (factored,
+# quantised, accumulated, a preconditioner statistic): each must be read, not reported absent.
+READ = {"adafactor": ("v",), "adafactor-hf": ("v",), "adam8bit": ("m", "v"), "adagrad": ("v",),
+        "rmsprop": ("v",), "shampoo": ("v",), "lion": ("m",), "muon": ("m",), "kron": ("m",),
+        "soap": ("m", "v"), "sophia": ("m",), "momentum": ("m",)}
+ABSENT = {"sgd": ("m", "v"), "adafactor": ("m",), "lion": ("v",), "kron": ("v",), "sophia": ("v",), "shampoo": ("m",),
+          "schedulefree-adamw": ("m",)}
+
+
+@pytest.mark.parametrize("name", sorted(set(READ) | set(ABSENT)))
+def test_monitor_reads_the_moments_each_state_holds(name):
+    rows = monitored(name)
+    for kind in READ.get(name, ()):
+        assert any(math.isfinite(r[f"{kind}_abs_mean"]) for r in rows), (kind, rows[0])
+    for kind in ABSENT.get(name, ()):
+        # every group of the entry's own part lacks it (group 0: the entry's part comes first)
+        assert math.isnan(rows[0][f"{kind}_abs_mean"]), (kind, rows[0])
+
+
+def test_monitor_dequantises_8bit_state_as_bitsandbytes_does():
+    """An 8-bit Adam state (a tensor of 4096+ elements) read by the monitor equals bitsandbytes'
+    own dequantize_blockwise, to float32 rounding of one product (code × absmax)."""
+    from bitsandbytes.functional import dequantize_blockwise
+    from tasks.runner.monitor import BNB_BLOCK, moments
+    p = torch.nn.Parameter(torch.randn(64, 100, generator=torch.Generator().manual_seed(0)))
+    opt = optimizers.build_optimizer("adam8bit", [("w", p)])
+    for k in range(3):
+        p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(k + 1))
+        opt.step()
+    st = opt.state[p]
+    assert st["state1"].dtype == torch.uint8
+    got = moments(st, p)
+    for kind, i in (("m", 1), ("v", 2)):
+        ref = dequantize_blockwise(st[f"state{i}"], absmax=st[f"absmax{i}"], code=st[f"qmap{i}"],
+                                   blocksize=BNB_BLOCK)
+        total, label = got[kind]
+        assert "dequantised" in label
+        assert math.isclose(total, float(ref.abs().sum()), rel_tol=1e-5)
+
+
+def test_monitor_factored_adafactor_mean_is_the_reconstruction_mean():
+    """torch Adafactor's v̂ = row_var·col_var / mean(row_var); the monitor's mean is mean(col_var),
+    which must equal the mean of the full reconstruction (to float32 summation rounding)."""
+    from tasks.runner.monitor import moments
+    p = torch.nn.Parameter(torch.randn(6, 9))
+    opt = optimizers.build_optimizer("adafactor", [("w", p)])
+    for k in range(2):
+        p.grad = torch.randn(p.shape, generator=torch.Generator().manual_seed(k))
+        opt.step()
+    st = opt.state[p]
+    full = st["row_var"] @ st["col_var"] / st["row_var"].mean(dim=-2, keepdim=True)
+    total, _ = moments(st, p)["v"]
+    assert math.isclose(total / p.numel(), float(full.mean()), rel_tol=1e-5)
