@@ -19,9 +19,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from report import claims, stats  # noqa: E402
+from report import claims, precision, stats  # noqa: E402
+from report import tuning as tuning_report  # noqa: E402
 
 PNG = {"metadata": {"Software": None}, "dpi": 110}
+TABLES = ("runs", "curves", "tuning", "stability", "steptime", "loop_options", "monitor", "samples", "skipped",
+          "memory_model", "precision", "precision_scale")
 
 
 def fmt(x, digits=4) -> str:
@@ -35,14 +38,13 @@ def fmt(x, digits=4) -> str:
 
 
 def read_tables(tables: Path) -> dict:
-    out = {}
-    for name in ("runs", "curves", "tuning", "stability", "steptime", "loop_options", "monitor", "samples", "skipped",
-                 "memory_model"):
-        path = tables / f"{name}.csv"
+    """Every table of the directory by name; the ones a section reads are there, empty, if absent."""
+    out = {name: pd.DataFrame() for name in TABLES}
+    for path in sorted(tables.glob("*.csv")):
         try:
-            out[name] = pd.read_csv(path) if path.exists() else pd.DataFrame()
+            out[path.stem] = pd.read_csv(path)
         except pd.errors.EmptyDataError:
-            out[name] = pd.DataFrame()
+            pass
     for name in ("environment", "figures"):
         path = tables / f"{name}.json"
         out[name] = json.loads(path.read_text()) if path.exists() else {}
@@ -89,6 +91,8 @@ def summary_table(runs: pd.DataFrame, tuning: pd.DataFrame, steptime: pd.DataFra
         rows.append({
             "task": task, "optimizer": opt,
             "lr": fmt(g["lr"].iloc[0], 3) + (" (edge)" if edge else ""),
+            # tuned with lr where the entry's search space has it; the entry's default otherwise
+            "weight decay": fmt(g["weight_decay"].iloc[0], 3) if "weight_decay" in g else "–",
             f"final {g['metric'].iloc[0]} (95% CI)": f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]",
             "diverged": f"{int(g['diverged'].sum())}/{len(g)}",
             "steps to target": f"{fmt(float(reached.median()))} ({len(reached)}/{len(g)})" if len(reached) else f"– (0/{len(g)})",
@@ -386,8 +390,8 @@ def write_report(tables_dir, out_dir) -> Path:
     profile = out.name
     lines = [f"# optbench report: `{profile}` profile", "",
              f"Generated from `results/tables/{profile}/` alone (CSV files beside the figures). Each "
-             "final run uses the learning rate selected by the tuning sweep on seeds disjoint from the "
-             "final seeds; confidence intervals are 95 % percentile bootstraps of the mean over "
+             "final run uses the hyperparameters selected by the tuning sweep (see Tuning) on seeds disjoint "
+             "from the final seeds, under the profile's schedule; confidence intervals are 95 % percentile bootstraps of the mean over "
              "non-diverged seeds; diverged runs are counted, not dropped.", "",
              "## Environment", ""] + environment_block(t["environment"]) + [""]
     if runs.empty:
@@ -428,18 +432,11 @@ def write_report(tables_dir, out_dir) -> Path:
     if len(t["skipped"]):
         lines += ["## Pairs not run", "", md_table(t["skipped"]), ""]
     if len(tuning):
-        lines += ["## Tuning", "", "Learning rates tried (the same budget for every optimizer: a log "
-                  "grid over the entry's lr range, then rounds of log-midpoints around the best) and "
-                  "the selection on the tuning seeds; `edge` marks a selection at an end of the range, "
-                  "where a wider range might find better.", ""]
-        sel = tuning[tuning.selected].groupby(["task", "optimizer"]).agg(lr=("lr", "first"), at_edge=("at_edge", "first"))
-        grid = tuning.groupby(["task", "optimizer"])["lr"].agg(lambda s: f"{fmt(s.min(), 2)} … {fmt(s.max(), 2)} ({s.nunique()})")
-        tab = sel.join(grid.rename("grid")).reset_index()
-        tab["lr"] = tab["lr"].map(lambda x: fmt(x, 3))
-        tab["at_edge"] = tab["at_edge"].map({True: "edge", False: ""})
-        lines += [md_table(tab), ""]
+        lines += tuning_report.section(t, out)
     if len(st):
         lines += stability_section(st, out)
+    if len(t["precision"]):
+        lines += precision.section(t, out)
     if len(steptime):
         base = baseline_name(steptime)
         tab = steptime.assign(**{

@@ -56,7 +56,7 @@ LEAVES = list(numeric_leaves(SCHEMA))
 def test_the_schema_has_numbers_in_lists_and_mappings():
     paths = [p for p, _ in LEAVES]
     assert ("final_seeds", 0) in paths and ("tuning", "seeds", 0) in paths and ("stability", "scales", 0) in paths
-    assert ("tuning", "grid_points") in paths and ("threads",) in paths
+    assert ("tuning", "trials") in paths and ("threads",) in paths and ("precision", "static_scales", 0) in paths
 
 
 @pytest.mark.parametrize("path, integer", LEAVES, ids=lambda x: ".".join(map(str, x)) if isinstance(x, tuple) else "")
@@ -74,7 +74,7 @@ def test_every_numeric_key_is_coerced_from_a_string(path, integer):
 
 def test_the_readme_override_validates():
     cfg = profile_config.coerce(smoke() | {"final_seeds": ["0", "1", "2"], "tuning": {
-        "grid_points": "3", "refine": "1", "seeds": ["100"], "steps_fraction": "0.5"}}, SCHEMA)
+        "trials": "4", "seeds": ["100", "101"], "steps_fraction": "0.5"}}, SCHEMA)
     assert cfg["final_seeds"] == [0, 1, 2] and cfg["tuning"]["steps_fraction"] == 0.5
     assert profile_config.schema_errors(cfg, SCHEMA) == []
     assert profile_config.coerce({"final_seeds": ["1.5"]}, SCHEMA)["final_seeds"] == ["1.5"]  # not an integer
@@ -105,10 +105,12 @@ def test_nan_is_refused_and_a_scale_past_float32_is_a_measurement():
 
 
 def test_defaults_come_from_the_schema():
-    cfg = filled({k: v for k, v in smoke().items() if k != "loop_options"}
-                 | {"tuning": {"grid_points": 2, "seeds": [100]}})
+    cfg = filled({k: v for k, v in smoke().items() if k not in ("loop_options", "precision")}
+                 | {"tuning": {"trials": 2, "seeds": [100, 101]}})
     assert cfg["steptime"]["baseline"] == "adamw"
-    assert cfg["tuning"]["refine"] == 0 and cfg["tuning"]["steps_fraction"] == 1.0
+    assert cfg["tuning"]["steps_fraction"] == 1.0 and cfg["tuning"]["search"] == {}
+    assert cfg["schedule"] == {"name": "cosine", "warmup": 0.05, "floor": 0.1, "decay": 0.2}
+    assert cfg["precision"] == {"tasks": [], "steps_fraction": 1.0, "overrides": {}}
     assert cfg["loop_options"] == {"tasks": [], "optimizer": "adamw", "steps": 30, "rounds": 3,
                                   "monitor_every": 10}
     assert cfg["stability"]["dtype"] == "float64" and cfg["task_optimizers"] == {}

@@ -42,7 +42,7 @@ def config(**over):
 
     from snakemake.utils import validate
     base = dict(profile="t", size="smoke", device="cpu", threads=1, tasks=["quadratic-k1e2"],
-                optimizers=["adam"], tuning={"grid_points": 2, "seeds": [100]}, final_seeds=[0],
+                optimizers=["adam"], tuning={"trials": 2, "seeds": [100, 101]}, final_seeds=[0],
                 stability={"tasks": [], "scales": [1.0]},
                 steptime={"tasks": [], "steps": 1, "warmup": 0, "rounds": 1})
     cfg = base | over

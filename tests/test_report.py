@@ -14,10 +14,11 @@ def tables(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
     paths = []
     for opt in ("sgd", "adam"):
-        sweep = measure.tune("quadratic-k1e2", opt, "smoke", seeds=[100], grid_points=2, steps_fraction=0.2)
+        sweep = measure.tune("quadratic-k1e2", opt, "smoke", {"trials": 2, "seeds": [100, 101], "steps_fraction": 0.2},
+                             schedule={"name": "cosine", "warmup": 0.1, "floor": 0.1})
         paths.append(records.write(sweep, root / f"tune-{opt}.json"))
         for seed in (0, 1):
-            r = measure.final("quadratic-k1e2", opt, "smoke", seed=seed, lr=sweep["selection"]["lr"],
+            r = measure.final("quadratic-k1e2", opt, "smoke", seed=seed, hparams=sweep["selection"]["hparams"],
                               monitor_every=10)
             paths.append(records.write(r, root / f"final-{opt}-{seed}.json"))
         st = measure.stability("quadratic-k1e2", opt, "smoke", lr=0.01, scales=[0.1, 1.0, 10.0], dtype="float64")
@@ -26,7 +27,8 @@ def tables(tmp_path_factory):
                                    root / f"steptime-{opt}.json"))
     # the pictures: a path through Rosenbrock's valley, a GAN's samples
     for task, lr in (("rosenbrock", 1e-2), ("gan-ring8", 1e-3)):
-        paths.append(records.write(measure.final(task, "adam", "smoke", seed=0, lr=lr), root / f"final-{task}.json"))
+        paths.append(records.write(measure.final(task, "adam", "smoke", seed=0, hparams={"lr": lr}),
+                                   root / f"final-{task}.json"))
     lo = measure.loop_options("cnn-digits", "sgd", "smoke", steps=4, rounds=1, monitor_every=2)
     paths.append(records.write(lo, root / "loop-options.json"))
     return aggregate.write_tables(paths, root / "tables" / "fixture")
@@ -40,7 +42,7 @@ def test_tables_are_tidy(tables):
     sgd = st[(st.optimizer == "sgd") & (st.axis == "loss")]
     assert sgd.gap_to_lr_scaled.max() < 1e-9  # SGD: loss x c and lr x c are the same trajectory
     assert set(pd.read_csv(tables / "steptime.csv").optimizer) == {"sgd", "adam"}
-    assert len(pd.read_csv(tables / "tuning.csv")) == 4
+    assert len(pd.read_csv(tables / "tuning.csv")) == 8   # 2 optimizers × 2 trials × 2 tuning seeds
     samples = pd.read_csv(tables / "samples.csv")
     assert set(samples.task) == {"gan-ring8"} and len(samples) > 100
     lo = pd.read_csv(tables / "loop_options.csv").set_index("option")

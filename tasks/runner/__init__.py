@@ -7,7 +7,7 @@ only), and nothing under optimizers/ or the task files imports it. The report pa
 
 - harness: one training run (`train(RunConfig(...))`) -> a result record
 - measure: one function per pipeline measurement (tune, final, stability, steptime, loop_options)
-- protocol: the tuning protocol (grid, refinement, selection)
+- protocol: the tuning protocol (quasi-random trials over a search space, selection over seeds)
 - config: a profile's config checked before any job runs
 - records: the result record, written atomically; aggregate: records -> results/tables/
 - environment, monitor, roofline: where a result came from; the training monitor; bandwidth

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 
 import tasks
-from tasks.runner import records
+from tasks.runner import precision, protocol, records
 
 # tables filled from the records' rows (`_rows`), then those written from the profile and the registry
-ROW_TABLES = ("runs", "curves", "tuning", "stability", "steptime", "loop_options", "monitor")
+ROW_TABLES = ("runs", "curves", "tuning", "stability", "steptime", "loop_options", "monitor", "precision",
+              "precision_scale")
 TABLES = tuple(f"{name}.csv" for name in ROW_TABLES) + (
     "samples.csv", "skipped.csv", "memory_model.csv", "figures.json", "environment.json")
 CURVE_POINTS = 200  # per run: enough for a figure, small enough to publish
@@ -28,7 +29,8 @@ def run_row(r: dict) -> dict:
     c, t, o = r["config"], r["task"], r["optimizer"]
     return {
         "task": t["name"], "task_family": t["family"], "track": r.get("track", "tuned"), "optimizer": o["name"], "family": o["family"], "implementation": o["implementation"],
-        "seed": c["seed"], "lr": o["hparams"]["lr"], "metric": t["metric"], "direction": t["direction"],
+        "seed": c["seed"], "lr": o["hparams"]["lr"],
+        "weight_decay": o["hparams"].get("weight_decay"), "metric": t["metric"], "direction": t["direction"],
         "target": t["target"], "final_metric": r["final_metric"], "final_loss": r["final_loss"],
         "diverged": r["diverged"], "diverge_reason": r["diverge_reason"] or "",
         "steps": r["steps_done"], "steps_to_target": r["steps_to_target"],
@@ -79,7 +81,7 @@ def stability_rows(r: dict) -> list[dict]:
 
 # results/runs/<profile>/<directory>/<task>/<optimizer>[/seed<N>].json holds a record of this kind
 LAYOUT = {"final": "run", "defaults": "run", "tune": "sweep", "stability": "stability", "steptime": "steptime",
-          "loop_options": "loop_options"}
+          "loop_options": "loop_options", "precision": "precision"}
 TRACKS = {"final": "tuned", "defaults": "defaults"}   # run records: tuned lr, or the entry's defaults
 
 
@@ -180,7 +182,7 @@ def _rows(r: dict) -> dict:
             found["samples"] = {(key["task"], key["optimizer"], key["seed"]): r["samples"]}
         found["compute_seconds"] = r["train_seconds"]
     elif r["kind"] == "sweep":
-        found["tuning"] = tuning_rows(r)
+        found["tuning"] = protocol.trial_rows(r)
         found["compute_seconds"] = sum(run["train_seconds"] for run in r["runs"])
     elif r["kind"] == "stability":
         found["stability"] = stability_rows(r)
@@ -196,17 +198,11 @@ def _rows(r: dict) -> dict:
         c = r["config"]
         found["loop_options"] = [{"task": c["task"], "optimizer": c["optimizer"], "n_params": r["n_params"], **row}
                                  for row in r["options"]]
+    elif r["kind"] == "precision":
+        found["precision"] = precision.table_rows(r)
+        found["precision_scale"] = precision.scale_rows(r)
+        found["compute_seconds"] = sum(run["train_seconds"] for run in r["runs"])
     return found
-
-
-def tuning_rows(r: dict) -> list[dict]:
-    sel = r["selection"]
-    rows = []
-    for run in r["runs"]:
-        row = run_row({**run, "environment": None})
-        rows.append({k: row[k] for k in ("task", "optimizer", "seed", "lr", "final_metric", "diverged")}
-                    | {"selected": row["lr"] == sel["lr"], "at_edge": sel["at_edge"]})
-    return rows
 
 
 def _write(out, rows, samples, environment, compute_seconds, skipped, optimizer_names) -> None:

@@ -10,6 +10,7 @@ import math
 
 import optimizers
 import tasks
+from tasks.runner import protocol, schedule
 
 
 class ConfigError(ValueError):
@@ -140,7 +141,34 @@ def check_config(config: dict) -> None:
     if overlap:
         raise ConfigError(f"config tuning.seeds and final_seeds share {overlap}: tuning seeds must be "
                           f"disjoint from the seeds the report is computed on")
+    run = sorted({o for t in config["tasks"] for o in config["task_optimizers"].get(t, config["optimizers"])})
+    try:
+        protocol.check_tuning(config["tuning"], run)
+        schedule.check_profile(config["schedule"])
+    except ValueError as e:
+        raise ConfigError(f"config {e}") from None
+    check_precision(config, known)
     for name in config["optimizers"]:
         fallback = optimizers.get(name).fallback
         if fallback and fallback not in optimizers.names():
             raise ConfigError(f"optimizer {name!r} falls back to unknown {fallback!r}")
+
+
+def check_precision(config: dict, known) -> None:
+    """The precision measurement's tasks run in the profile and can autocast; its optimizers are
+    tuned there (it runs at their selected hyperparameters); a task's overrides name such a task."""
+    p = config["precision"]
+    if not p["tasks"]:
+        return
+    missing = [k for k in ("optimizers", "static_scales", "seeds") if k not in p]
+    if missing:
+        raise ConfigError(f"config precision: missing {', '.join(missing)} (needed when precision.tasks is set)")
+    known("precision.tasks", p["tasks"], config["tasks"])
+    known("precision.overrides keys", list(p.get("overrides", {})), p["tasks"])
+    autocast = [t for t in tasks.names() if "autocast" in tasks.get(t).provides]
+    for task in p["tasks"]:
+        if "autocast" not in tasks.get(task).provides:
+            raise ConfigError(f"config precision.tasks: task {task!r} cannot run in fp16/bf16 autocast; "
+                              f"valid: {', '.join(autocast)}")
+        names_ = p.get("overrides", {}).get(task, {}).get("optimizers", p["optimizers"])
+        known(f"precision.optimizers of {task}", names_, config["task_optimizers"].get(task, config["optimizers"]))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 SCHEMA_VERSION = 1
 REQUIRED = ("schema_version", "kind", "config", "config_hash", "environment")
-KINDS = ("run", "sweep", "steptime", "stability", "loop_options")
+KINDS = ("run", "sweep", "steptime", "stability", "loop_options", "precision")
 
 
 class RecordError(ValueError):
