@@ -35,7 +35,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from report import stats  # noqa: E402
-from report.claims import _fmt, _row  # noqa: E402
 
 PNG = {"metadata": {"Software": None}, "dpi": 110}   # no date or version: same tables, same bytes
 QK_OPTIMIZERS = ("adamw", "muon", "muonclip")
@@ -43,6 +42,15 @@ QK_SERIES = "max_attn_logit"
 SCALE_NAME = re.compile(r"^(?P<base>.+)-scale-x(?P<multiple>\d+)$")
 BASELINE = "adamw"
 ROUNDING = 1e-4   # relative slack on tau: the clip's own float rounding is ~1e-5 of tau (muon.py)
+
+
+def _fmt(x, digits=3):
+    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
+
+
+def _row(claim, source, verdict, evidence):
+    """A claim row in report.claims' format (not imported from there: claims.table may list ours)."""
+    return {"claim": claim, "source": source, "verdict": verdict, "evidence": evidence}
 
 
 def _save(fig, out: Path, name: str) -> str:
