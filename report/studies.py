@@ -274,20 +274,29 @@ def scale_section(tables: dict, out: Path) -> list[str]:
         if t.empty:
             continue
         target = t.target.iloc[0]
-        fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+        sp = speedups(tables, tasks)
+        fig, axes = plt.subplots(1, 4, figsize=(18, 4.2), gridspec_kw={"wspace": 0.3})
         for opt, g in t.groupby("optimizer"):
             g = g.sort_values("n_params")
             for ax, col in zip(axes, ("steps_to_target", "seconds_to_target", "final")):
                 mean, lo, hi = (np.array([v[k] for v in g[col]]) for k in range(3))
                 ax.errorbar(g.n_params, mean, yerr=[mean - lo, hi - mean], marker="o", capsize=3, label=opt)
+        axes[3].plot([], [])   # keep each optimizer's colour: the baseline has no speed-up line
+        for opt, g in sp.groupby("optimizer") if not sp.empty else []:
+            g = g.sort_values("n_params")
+            axes[3].errorbar(g.n_params, g.speedup, yerr=[g.speedup - g.low, g.high - g.speedup], marker="o",
+                             capsize=3, label=opt)
+        axes[3].axhline(1, color="k", linewidth=0.8)
+        params = sorted(t.n_params.unique())
         for ax, label in zip(axes, (f"steps to val_loss {target:g}", f"seconds to val_loss {target:g}",
-                                    "final val_loss")):
+                                    "final val_loss", f"speed-up over {BASELINE} at matched loss")):
             ax.set_xscale("log")
+            ax.set_xticks(params, [f"{n:,}" for n in params], minor=False)
+            ax.set_xticks([], minor=True)
             ax.set_xlabel("parameters")
             ax.set_ylabel(label)
         axes[0].legend(fontsize=8)
         fig.suptitle(f"{base}: {len(tasks)} model sizes, tokens in proportion to parameters, each tuned at its size")
-        sp = speedups(tables, tasks)
         shown = pd.DataFrame({
             "size": [f"x{m}" for m in t.multiple], "params": t.n_params.astype(str), "optimizer": t.optimizer,
             "lr": t.lr.map(lambda v: f"{v:.3g}"), "steps": t.steps.astype(str), "reached": t.reached,
