@@ -10,7 +10,7 @@ import math
 
 import pandas as pd
 
-from report import precision, stats
+from report import precision, stats, studies
 
 
 def _fmt(x, digits=3):
@@ -148,5 +148,5 @@ def table(t: dict) -> pd.DataFrame:
         gan_beta1(runs),
         toy_first_step(runs, curves),
     ]
-    rows += precision.claims(t)
+    rows += precision.claims(t) + studies.claims(t)
     return pd.DataFrame(rows)

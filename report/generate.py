@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from report import claims, precision, stats  # noqa: E402
+from report import claims, precision, stats, studies  # noqa: E402
 from report import tuning as tuning_report  # noqa: E402
 
 PNG = {"metadata": {"Software": None}, "dpi": 110}
@@ -427,6 +427,7 @@ def write_report(tables_dir, out_dir) -> Path:
             lines += trajectory_lines(curves, task, figure, out)
             lines += samples_lines(t["samples"], task, figure, out)
             lines += printed_lines(runs, curves, task, figure)
+    lines += studies.qk_section(t, out) + studies.scale_section(t, out)
     if len(t.get("defaults", [])):
         lines += defaults_section(t["defaults"], runs)
     if len(t["skipped"]):
