@@ -92,3 +92,19 @@ def test_routing_of_an_entry_without_weight_decay_says_none():
 def test_unknown_decay_policy_is_refused_naming_the_valid_ones():
     with pytest.raises(ValueError, match="decay policy 'biases'; valid: " + ", ".join(DECAY_POLICIES)):
         build_optimizer("adamw", Net().named_parameters(), decay="biases")
+
+
+@pytest.mark.parametrize("name", WITH_DECAY)
+def test_routing_states_what_the_built_optimizer_holds(name):
+    """The table the report prints is the optimizer's own param_groups: each parameter's lr and
+    weight_decay as routed equal those of the group that holds it."""
+    net = Net()
+    named = list(net.named_parameters())
+    hp = {"weight_decay": WD}
+    opt = build_optimizer(name, named, hp)
+    held = {id(p): g for g in opt.param_groups for p in g["params"]}
+    by_name = dict(named)
+    for row in routing(name, named, hp):
+        for n in row["names"]:
+            g = held[id(by_name[n])]
+            assert (g["lr"], g["weight_decay"]) == (row["lr"], row["weight_decay"]), (n, row)
