@@ -250,6 +250,7 @@ class OptimizerSpec:
     package: str = "torch"       # distribution whose version is reported
     self_tuning: bool = False    # learning-rate-free (Prodigy, D-Adaptation): run at defaults["lr"]
     takes_schedule: bool = True  # False: brings its own (schedule-free), runs at constant lr
+    decay: str = "matrices"      # which tensors weight decay reaches (optimizers.routing: "matrices" or "all")
     # as its authors intend, never tuned; its tuning sweep is that one value
 
     def __post_init__(self):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 import optimizers
-from optimizers.routing import DEFAULT_DECAY, plan, split_parameters, torch_groups
+from optimizers.routing import plan, split_parameters, torch_groups
 
 
 class Composite(torch.optim.Optimizer):
@@ -61,12 +61,13 @@ class Composite(torch.optim.Optimizer):
 
 
 def build_optimizer(name: str, named_params, hparams: dict | None = None,
-                    decay: str = DEFAULT_DECAY) -> torch.optim.Optimizer:
+                    decay: str | None = None) -> torch.optim.Optimizer:
     """Build registry entry `name` over `named_params` ((name, tensor) pairs, as model.named_parameters()).
 
     The parts and their parameter groups are `optimizers.routing.plan`'s: the fallback, if any,
     gets the entry's lr and weight_decay and its own other defaults, and under the `decay` policy
-    (default "matrices") tensors of fewer than two dimensions get weight_decay 0 in every part.
+    (None: the entry's `decay`, "matrices" unless it says otherwise) tensors of fewer than two
+    dimensions get weight_decay 0 in every part.
     """
     parts = plan(name, named_params, hparams, decay)
     built = {p["entry"]: optimizers.get(p["entry"]).build(torch_groups(p), **p["hparams"]) for p in parts}

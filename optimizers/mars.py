@@ -11,7 +11,7 @@ For each parameter of two or more dimensions, with :math:`g_{t-1}` the previous 
     \theta_t &= \theta_{t-1}(1 - \eta\lambda) - \eta\,\frac{m_t/(1-\beta_1^t)}{(\sqrt{v_t} + \epsilon)/\sqrt{1-\beta_2^t}}
 
 (the norm is per tensor). Parameters of one dimension (biases, norms) get plain AdamW with betas
-(0.9, 0.95) and weight decay 0.1 (fixed), at the same lr.
+(0.9, 0.95) at the same lr, decayed by their group's weight_decay (0 by default: optimizers.routing).
 
 Paper: Yuan, Liu, Wu, Huang & Gu, "MARS: Unleashing the Power of Variance Reduction for Training
 Large Models", 2024: MARS-AdamW in its approximate form (``is_approx``: :math:`g_{t-1}` is the
@@ -33,7 +33,7 @@ How it was checked: ``tests/test_update_rules.py`` computes three steps for a 3x
 1e-12 relative, and bounds the paper's :math:`\epsilon` placement against it.
 
 Defaults (the authors' and the library's): lr 3e-3, betas (0.95, 0.99), gamma 0.025, eps 1e-8,
-weight_decay 0 (for the MARS tensors; 0.1 for the 1-D AdamW branch, not exposed).
+weight_decay 0 (the library's 1-D branch has its own 0.1; this entry passes the group's instead).
 
 State per parameter: ``exp_avg``, ``exp_avg_sq`` and ``last_grad`` (the parameter's dtype and
 shape), for the 1-D parameters too (the library allocates ``last_grad`` for every parameter). The
@@ -48,7 +48,12 @@ def mars_state_bytes(shape, dtype):
 
 def build_mars(params, **hp):
     from pytorch_optimizer import MARS  # imported when used: pytorch_optimizer takes seconds to import
-    return MARS(params, mars_type="adamw", optimize_1d=False, lr_1d=hp["lr"], **hp)
+    params = list(params)
+    groups = params if params and isinstance(params[0], dict) else [{"params": params}]
+    # the library decays its 1-D AdamW branch by its own weight_decay_1d (0.1); each group's
+    # weight_decay instead, so optimizers.routing's groups (1-D tensors exempt by default) hold
+    groups = [{**g, "weight_decay_1d": g.get("weight_decay", hp["weight_decay"])} for g in groups]
+    return MARS(groups, mars_type="adamw", optimize_1d=False, lr_1d=hp["lr"], **hp)
 
 
 register(OptimizerSpec(

@@ -33,7 +33,6 @@ DECAY_POLICIES = {
                 "scalars do not",
     "all": "every parameter decays",
 }
-DEFAULT_DECAY = "matrices"
 
 
 def check_decay(policy: str) -> None:
@@ -71,21 +70,23 @@ def decay_groups(named_params, hp: dict, policy: str) -> list[dict]:
     return groups + [{"names": [n for n, _ in exempt], "params": [p for _, p in exempt], "weight_decay": 0.0}]
 
 
-def plan(name: str, named_params, hparams: dict | None = None, decay: str = DEFAULT_DECAY) -> list[dict]:
+def plan(name: str, named_params, hparams: dict | None = None, decay: str | None = None) -> list[dict]:
     """The parts of entry `name` over `named_params`: ``{"entry", "fallback", "hparams", "groups"}``,
     the entry's part first. The fallback, if any, gets the entry's lr and weight_decay and its own
     other defaults."""
-    check_decay(decay)
     spec = optimizers.get(name)
+    decay = spec.decay if decay is None else decay   # None: the entry's policy (a task may override it)
+    check_decay(decay)
     hp = spec.hparams(hparams)
     taken, rest = split_parameters(spec, list(named_params))
     parts = []
     if taken or not rest:
-        parts.append({"entry": name, "fallback": False, "hparams": hp, "groups": decay_groups(taken, hp, decay)})
+        parts.append({"entry": name, "fallback": False, "hparams": hp, "decay": decay,
+                      "groups": decay_groups(taken, hp, decay)})
     if rest:
         fb = optimizers.get(spec.fallback)
         fb_hp = fb.hparams({k: hp[k] for k in ("lr", "weight_decay") if k in hp and k in fb.defaults})
-        parts.append({"entry": spec.fallback, "fallback": True, "hparams": fb_hp,
+        parts.append({"entry": spec.fallback, "fallback": True, "hparams": fb_hp, "decay": decay,
                       "groups": decay_groups(rest, fb_hp, decay)})
     return parts
 
@@ -99,7 +100,7 @@ def torch_groups(part: dict):
     return [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in groups]
 
 
-def routing(name: str, named_params, hparams: dict | None = None, decay: str = DEFAULT_DECAY) -> list[dict]:
+def routing(name: str, named_params, hparams: dict | None = None, decay: str | None = None) -> list[dict]:
     """One row per parameter group of entry `name` over `named_params` (as ``model.named_parameters()``):
     ``part`` (the registry entry that updates it), ``fallback`` (True for the entry's fallback),
     ``tensors``, ``numel``, ``lr`` (the peak lr, before any schedule), ``weight_decay`` (None: the
@@ -111,5 +112,5 @@ def routing(name: str, named_params, hparams: dict | None = None, decay: str = D
                 continue
             rows.append({"part": part["entry"], "fallback": part["fallback"], "tensors": len(g["params"]),
                          "numel": sum(p.numel() for p in g["params"]), "lr": part["hparams"]["lr"],
-                         "weight_decay": g["weight_decay"], "decay": decay, "names": list(g["names"])})
+                         "weight_decay": g["weight_decay"], "decay": part["decay"], "names": list(g["names"])})
     return rows

@@ -24,7 +24,7 @@ from report import tuning as tuning_report  # noqa: E402
 
 PNG = {"metadata": {"Software": None}, "dpi": 110}
 TABLES = ("runs", "curves", "tuning", "stability", "steptime", "loop_options", "monitor", "samples", "skipped",
-          "memory_model", "precision", "precision_scale")
+          "memory_model", "precision", "precision_scale", "routing")
 
 
 def fmt(x, digits=4) -> str:
@@ -317,7 +317,34 @@ def monitor_section(mon: pd.DataFrame, out: Path) -> list[str]:
             if ax.get_legend() and ax is not axes[-1]:
                 ax.get_legend().remove()
         lines += [f"![monitor {task}]({save(fig, out, f'monitor-{task}')})", ""]
+    if {"m_from", "v_from"} <= set(mon.columns):
+        # what each optimizer's moment statistics are read from, or why it has none
+        src = (mon.groupby("optimizer")[["m_from", "v_from"]].agg(lambda s: " / ".join(sorted(set(map(str, s.dropna())))))
+               .reset_index().rename(columns={"m_from": "first moment from",
+                                              "v_from": "second moment from"}))
+        lines += ["Where each optimizer's moment statistics come from (its own state, dequantised or "
+                  "reconstructed where needed), or why it has none:", "", md_table(src), ""]
     return lines
+
+
+def routing_section(routing: pd.DataFrame) -> list[str]:
+    """Which optimizer updates which parameters, and which of them decay (one seed per pair: the
+    routing depends on the model and the entry, not the seed)."""
+    first = routing[routing.seed == routing.groupby(["task", "optimizer"]).seed.transform("min")]
+    rows = []
+    for (task, opt), g in first.groupby(["task", "optimizer"], sort=True):
+        parts = [f"{r.part}{' (fallback)' if r.fallback else ''}: {int(r.tensors)} tensors, {int(r.numel)} params, "
+                 f"lr {fmt(r.lr, 3)}, decay {fmt(r.weight_decay, 3) if pd.notna(r.weight_decay) else 'none'}"
+                 for r in g.itertuples()]
+        rows.append({"task": task, "optimizer": opt, "policy": g.decay.iloc[0], "groups": " · ".join(parts)})
+    return ["## Parameter groups", "",
+            "Weight decay reaches tensors of two or more dimensions (weights and embeddings, as nanoGPT "
+            "does); biases, norm gains and scalars get none, in every part of an entry (Muon's and "
+            "Shampoo's fallback too). An entry or a task can choose `all` instead. Each row: the "
+            "optimizer that updates a group, its tensors and parameters, its peak lr (before the "
+            "schedule) and its weight decay, from the first final seed.", "",
+            "<details><summary>Routing of every task × optimizer</summary>", "",
+            md_table(pd.DataFrame(rows)), "", "</details>", ""]
 
 
 def memory_section(mm: pd.DataFrame) -> list[str]:
@@ -398,8 +425,9 @@ def write_report(tables_dir, out_dir) -> Path:
         lines += ["_No final runs in the tables._"]
     else:
         summary = summary_table(runs, tuning, steptime)
-        lines += ["## Claims from the seed notes", "",
-                  "Each claim checked against this profile's runs at this scale: `reproduced`, `not "
+        lines += ["## Claims", "",
+                  "The seed notes' claims, and those of the studies below (mixed precision, QK-clip, "
+                  "scale), each checked against this profile's runs at this scale: `reproduced`, `not "
                   "reproduced`, `inconclusive` (confidence intervals overlap) or `not measured`.", "",
                   md_table(claims.table(t)), ""]
         lines += ["## Across tasks", ""]
@@ -471,6 +499,8 @@ def write_report(tables_dir, out_dir) -> Path:
                   "counted once) after the run, beside the registry's analytic model.", "", md_table(mem), ""]
     if len(t["memory_model"]):
         lines += memory_section(t["memory_model"])
+    if len(t["routing"]):
+        lines += routing_section(t["routing"])
     path = out / "README.md"
     path.write_text("\n".join(lines).rstrip() + "\n")
     return path

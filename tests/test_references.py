@@ -235,7 +235,7 @@ def test_adam8bit_small_params_are_adamw():
         return p.detach()
 
     hp = dict(lr=1e-2, weight_decay=0.5)
-    bnb = run_opt(lambda ps: build_optimizer("adam8bit", [("w", ps[0])], hp))
+    bnb = run_opt(lambda ps: build_optimizer("adam8bit", [("w", ps[0])], hp, decay="all"))
     adamw = run_opt(lambda ps: torch.optim.AdamW(ps, **hp))
     adam = run_opt(lambda ps: torch.optim.Adam(ps, **hp))
     assert torch.allclose(bnb, adamw, rtol=1e-5, atol=1e-6)

@@ -191,7 +191,12 @@ def test_a_few_steps_improve(name):
     assert not r["diverged"], r["diverge_reason"]
     losses, evals = r["curves"]["loss"], r["curves"]["eval"]
     metric = task.metric
-    assert metric.better(evals[-1][metric.name], evals[0][metric.name]), (evals[0], evals[-1])
+    if task.family == "gan":
+        # mode coverage stays 0 over a smoke run's 100 steps (no sample near a mode yet); the
+        # energy distance to the target mixture, lower is better, moves from the first steps
+        assert evals[-1]["energy_distance"] < evals[0]["energy_distance"], (evals[0], evals[-1])
+    else:
+        assert metric.better(evals[-1][metric.name], evals[0][metric.name]), (evals[0], evals[-1])
     if make(name).extras.get("loss_is_objective", True):
         assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
 

@@ -65,7 +65,7 @@ def test_ademamix_three_steps_match_the_paper():
     x = r.normal(size=5)
     (p,) = params64(x)
     opt = build_optimizer("ademamix", [("x", p)], dict(lr=lr, betas=(b1, b2, b3), alpha=alpha,
-                                                       t_alpha_beta3=T, eps=eps, weight_decay=wd))
+                                                       t_alpha_beta3=T, eps=eps, weight_decay=wd), decay="all")
     m1, m2, v = np.zeros(5), np.zeros(5), np.zeros(5)
     for t, g in enumerate(grads, start=1):
         alpha_t = min(t * alpha / T, alpha)
@@ -95,7 +95,7 @@ def test_mars_three_steps_match_the_paper():
     gb = [r.normal(size=4) for _ in range(3)]
     pW, pb = params64(W, b)
     opt = build_optimizer("mars", [("w", pW), ("b", pb)],
-                          dict(lr=lr, betas=(b1, b2), gamma=gamma, eps=eps, weight_decay=wd))
+                          dict(lr=lr, betas=(b1, b2), gamma=gamma, eps=eps, weight_decay=wd), decay="all")
 
     m, v, last = np.zeros_like(W), np.zeros_like(W), np.zeros_like(W)
     mb, vb = np.zeros_like(b), np.zeros_like(b)
@@ -169,7 +169,7 @@ def test_schedule_free_adamw_three_steps_match_the_equations(paper):
         opt = schedulefree.AdamWScheduleFreePaper([p], **hp)
         opt.train()
     else:
-        opt = build_optimizer("schedulefree-adamw", [("x", p)], hp)
+        opt = build_optimizer("schedulefree-adamw", [("x", p)], hp, decay="all")
     for _ in range(3):
         p.grad = torch.tensor(grad(p.detach().numpy()))   # the gradient at y, where p is
         opt.step()
@@ -206,7 +206,7 @@ def test_prodigy_four_steps_match_the_paper():
     grad = quadratic(H4, C4)
     (p,) = params64(X4)
     opt = build_optimizer("prodigy", [("x", p)], dict(lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd,
-                                                     decouple=True, d0=d0, d_coef=d_coef))
+                                                     decouple=True, d0=d0, d_coef=d_coef), decay="all")
     x, x0 = X4.copy(), X4.copy()
     d, r, s, m, v = d0, 0.0, np.zeros(4), np.zeros(4), np.zeros(4)
     grew = False
@@ -265,7 +265,7 @@ def test_dadapt_adam_four_steps_match_the_equations():
     grad2 = quadratic(np.array([2.0, 0.7]), np.array([0.3, -1.0]))
     px, py = params64(X4, y0)
     opt = build_optimizer("dadapt-adam", [("x", px), ("y", py)],
-                          dict(lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd, decouple=False, d0=d0))
+                          dict(lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd, decouple=False, d0=d0), decay="all")
     xs = [X4.copy(), y0.copy()]
     st = [dict(m=np.zeros_like(a), v=np.zeros_like(a), s=np.zeros_like(a)) for a in xs]
     d, r = d0, 0.0

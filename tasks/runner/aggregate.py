@@ -13,7 +13,7 @@ from tasks.runner import precision, protocol, records
 
 # tables filled from the records' rows (`_rows`), then those written from the profile and the registry
 ROW_TABLES = ("runs", "curves", "tuning", "stability", "steptime", "loop_options", "monitor", "precision",
-              "precision_scale")
+              "precision_scale", "routing")
 TABLES = tuple(f"{name}.csv" for name in ROW_TABLES) + (
     "samples.csv", "skipped.csv", "memory_model.csv", "figures.json", "environment.json")
 CURVE_POINTS = 200  # per run: enough for a figure, small enough to publish
@@ -178,6 +178,7 @@ def _rows(r: dict) -> dict:
         found["curves"] = curve_rows(r)
         key = dict(task=r["task"]["name"], optimizer=r["optimizer"]["name"], seed=r["config"]["seed"])
         found["monitor"] = [{**key, **row} for row in r.get("monitor", [])]
+        found["routing"] = [{**key, **row, "names": " ".join(row["names"])} for row in r["optimizer"]["routing"]]
         if r.get("samples"):
             found["samples"] = {(key["task"], key["optimizer"], key["seed"]): r["samples"]}
         found["compute_seconds"] = r["train_seconds"]

@@ -50,6 +50,7 @@ import torch
 
 import optimizers
 import tasks
+from optimizers.routing import routing
 from tasks.runner import amp, environment, records
 from tasks.runner.schedule import check as check_schedule, factor as lr_factor
 from tasks.runner.monitor import Monitor
@@ -288,7 +289,7 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
     named = list(model.named_parameters())
     hp = spec.hparams(task_defaults(task, spec, problem) | cfg.hparams)
     hp["lr"] = hp["lr"] * cfg.lr_scale
-    opt = optimizers.build_optimizer(cfg.optimizer, named, hp)
+    opt = optimizers.build_optimizer(cfg.optimizer, named, hp, decay=task.decay)
     base_lrs = [g["lr"] for g in opt.param_groups]
     timer = StepTimer(device)
     monitor = Monitor(cfg.monitor_every)
@@ -417,7 +418,8 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
                  "direction": metric.direction, "target": metric.target, "data_hash": problem.data_hash,
                  "n_params": n_params, "optimum": problem.optimum, "extras": problem.extras},
         "optimizer": {"name": spec.name, "family": spec.family, "implementation": spec.implementation,
-                      "version": spec.version, "hparams": {k: v for k, v in hp.items()}},
+                      "version": spec.version, "hparams": {k: v for k, v in hp.items()},
+                      "routing": routing(cfg.optimizer, named, hp, decay=task.decay)},
         "curves": {"loss": losses, "time": wall, "eval": evals},
         "monitor": monitor.rows,
         "final_metric": final,
