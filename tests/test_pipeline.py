@@ -37,7 +37,7 @@ def test_dry_run_of_every_profile(profile, tmp_path):
     ("threads=0", "config threads: 0 is less than the minimum of 1"),
     ("size=huge", "config size: 'huge' is not one of ['smoke', 'cpu', 'gpu']"),
     ("final_seeds=[0,a]", "config final_seeds[1]: 'a' is not of type 'integer'"),
-    ("tuning={grid_points: x}", "config tuning.grid_points: 'x' is not of type 'integer'"),
+    ("tuning={trials: x, seeds: [100, 101]}", "config tuning.trials: 'x' is not of type 'integer'"),
     ("stability={scales: [1, .nan]}", "config stability.scales[1]: '.nan' is not of type 'number'"),
     ("steptime={baseline: adamm}", "config steptime.baseline: unknown 'adamm'; valid:"),
 ])
@@ -61,7 +61,7 @@ def test_unknown_optimizer_in_config_file_names_valid_ones(tmp_path):
 def test_list_and_nested_overrides_from_the_command_line_are_numbers(tmp_path):
     """--config gives list items and nested values as strings; they are coerced from the schema."""
     proc = snakemake("-n", "--configfile", str(REPO / "workflows/config/smoke.yaml"), "--config",
-                     "final_seeds=[0,1,2,3]", "tuning={grid_points: 2, seeds: [100, 101]}",
+                     "final_seeds=[0,1,2,3]", "tuning={trials: 2, seeds: [100, 101]}",
                      "stability={scales: [1e-4, 1, 1.0e+4]}", cwd=tmp_path)
     assert "results/runs/smoke/final/quadratic-k1e2/sgd/seed3.json" in proc.stdout
 
@@ -87,7 +87,7 @@ def test_default_profile_applies_without_configfile(tmp_path):
 
 
 TINY = dict(profile="tiny", size="smoke", device="cpu", threads=1, tasks=["quadratic-k1e2"],
-            optimizers=["sgd", "adam"], tuning={"grid_points": 2, "seeds": [100], "steps_fraction": 0.3},
+            optimizers=["sgd", "adam"], tuning={"trials": 2, "seeds": [100, 101], "steps_fraction": 0.3},
             final_seeds=[0, 1], stability={"tasks": ["quadratic-k1e2"], "scales": [0.1, 1.0, 10.0]},
             steptime={"tasks": ["quadratic-k1e2"], "steps": 3, "warmup": 1, "rounds": 2}, checkpoint_every=2)
 TIMING = ["step_time_median", "train_seconds", "seconds_to_target"]
@@ -161,8 +161,9 @@ def test_end_to_end_add_an_optimizer_and_rerun_only_its_jobs(tiny_done, tmp_path
     args = RUN
     readme = (repo.root / "report/tiny/README.md").read_text()
     assert "| sgd " in readme and "| adam " in readme
-    for seed in (0, 1):   # one job per seed: a kill loses only the runs in flight
-        assert (repo.root / f"logs/tiny/final/quadratic-k1e2/adam/seed{seed}.log").exists()
+    # one job per task x optimizer runs its seeds; the store keeps each finished seed (the kill test)
+    assert (repo.root / "logs/tiny/final/quadratic-k1e2/adam.log").exists()
+    assert len(list((repo.root / "results/runs/tiny/store/final/quadratic-k1e2/adam").glob("*/seed*.json"))) == 2
     assert "Nothing to be done" in run("-n", *args)
 
     # Make every sgd result older than optimizers/sgd.py, as if the file had been edited after the
@@ -230,10 +231,12 @@ def test_missing_corrupt_or_misplaced_records_are_recomputed(tiny_done, tmp_path
 @pytest.mark.slow
 def test_a_kill_loses_only_the_runs_in_flight(tiny_done, tmp_path):
     """SIGKILL to the whole process group (Snakemake and its jobs) while a final run is in flight,
-    after another seed of the same pair has finished: no partial record is left, the README's
-    `snakemake --unlock --configfile ...` unlocks, the same command finishes the rest (the
-    in-flight run resuming from its checkpoint), the finished seed's record is never rewritten,
-    and the tables are the uninterrupted run's."""
+    after another seed of the same job has finished: the finished seed is in the store
+    (results/runs/<profile>/store/, not a declared output, so --rerun-incomplete does not delete
+    it), no partial record is left, the README's `snakemake --unlock --configfile ...` unlocks,
+    the same command finishes the rest (the in-flight run resuming from its checkpoint), the
+    finished seed's stored record is never rewritten and is the very file (hard link) the job
+    declares as its output, and the tables are the uninterrupted run's."""
     from tasks.runner import records
     repo = Repo(copy_repo(tmp_path / "repo"))
     (repo.root / "tiny.yaml").write_text(yaml.safe_dump(TINY))
@@ -242,11 +245,12 @@ def test_a_kill_loses_only_the_runs_in_flight(tiny_done, tmp_path):
     proc = repo.popen(*command, "--cores", "1")   # one job at a time: the next starts once one is done
 
     def finished_and_in_flight():
-        """A final record whose pair has another seed in flight (its checkpoint exists), and that seed's record."""
-        for done in runs.glob("final/*/*/seed*.json"):
-            ckpts = runs / "checkpoints" / done.parent.relative_to(runs / "final")
-            flying = [done.with_name(c.stem + ".json") for c in ckpts.glob("seed*.ckpt") if c.stem != done.stem]
-            if flying:
+        """A stored final seed whose job has another seed in flight (its checkpoint exists)."""
+        for done in runs.glob("store/final/*/*/*/seed*.json"):
+            task, optimizer = done.parts[-4], done.parts[-3]
+            ckpts = runs / "checkpoints" / task / optimizer
+            flying = [c.stem for c in ckpts.glob("seed*.ckpt") if c.stem != done.stem]
+            if flying and not (runs / "final" / task / optimizer / f"{done.stem}.json").exists():
                 return done, flying
         return None, []
 
@@ -256,12 +260,15 @@ def test_a_kill_loses_only_the_runs_in_flight(tiny_done, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     done, flying = found
-    assert done is not None, "no final run was ever in flight beside a finished seed of its pair"
+    assert done is not None, "no final run was ever in flight beside a finished seed of its job"
     assert not (repo.root / "results/tables/tiny/runs.csv").exists(), "the kill came too late to test anything"
-    # every record but the in-flight run's (which may have been written in the last instant) was
-    # written by a job Snakemake had finished: one job at a time, and the in-flight one started last
-    finished = {p: (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_ino)
-                for p in runs.glob("final/*/*/*.json") if p not in flying}
+    # every stored seed but the in-flight one (which may have been written in the last instant)
+    # (bytes, inode): records.write replaces a file by a new one (os.replace), so the same inode is
+    # the same write; the mtime is not compared: Snakemake touches a job's outputs as it finishes,
+    # and the declared output is a hard link to the stored file
+    finished = {p: (p.read_bytes(), p.stat().st_ino)
+                for p in runs.glob("store/final/*/*/*/seed*.json")
+                if not (p.parent.parent == done.parent.parent and p.stem in flying)}
     assert done in finished
     for path in runs.glob("**/*.json"):
         records.read(path)   # every record on disk is whole
@@ -271,9 +278,11 @@ def test_a_kill_loses_only_the_runs_in_flight(tiny_done, tmp_path):
     assert not (repo.root / ".snakemake/locks").exists() or not list((repo.root / ".snakemake/locks").iterdir())
     repo.snakemake(*command, "--cores", "2")
 
-    for path, (data, mtime, inode) in finished.items():
-        assert path.exists() and (path.read_bytes(), path.stat().st_mtime_ns, path.stat().st_ino) == (data, mtime, inode), \
+    for path, (data, inode) in finished.items():
+        assert (path.read_bytes(), path.stat().st_ino) == (data, inode), \
             f"{path} was recomputed after the kill"
+        task, optimizer = path.parts[-4], path.parts[-3]
+        assert (runs / "final" / task / optimizer / path.name).stat().st_ino == inode, "the output is not the stored run"
     assert len(list(runs.glob("final/*/*/seed*.json"))) == 4
     same_tables(tiny_done, repo.root)
 

@@ -3,7 +3,7 @@
     optbench list optimizers|tasks
     optbench memory --params 70e9 [--optimizer NAME] [--precision fp32|mixed]
     optbench new-optimizer NAME
-    optbench plan [--profile P | --configfile F] [--config K=V ...] [--cores N] [--calibrate] [--flops]
+    optbench plan [--profile P | --configfile F] [--config K=V ...] [--cores N] [--calibrate | --h100] [--flops]
     optbench run --task T --optimizer O [--seed S] [--steps N] [--lr X] [--hparam K=V ...]
                  [--loss-scale C] [--lr-scale C] [--size smoke|cpu|gpu] [--device D] [--out FILE]
 
@@ -251,12 +251,14 @@ def cmd_plan(args) -> int:
     config = plan_config(configfile, args.config or [])
     names = sorted({task for _, task, _ in plan.jobs(config)})
     calibration = step_costs = None
-    if args.calibrate:
+    if args.flops or args.h100:
+        from tasks.runner import flops
+        step_costs = {t: flops.estimated_step_cost(t, config["size"]) for t in names}
+    if args.h100:
+        calibration = plan.gpu_estimate(step_costs)
+    elif args.calibrate:
         check_device(config["device"])
         calibration = plan.calibrate(names, config["size"], config["device"], config["threads"])
-    if args.flops:
-        from tasks.runner import flops
-        step_costs = {t: flops.step_cost(t, config["size"]) for t in names}
     rows = plan.plan_rows(config, calibration, step_costs)
     table = pd.DataFrame(rows)
     n_jobs = int(table["jobs"].sum()) + len(plan.CLOSING)
@@ -265,9 +267,11 @@ def cmd_plan(args) -> int:
     print(table.to_markdown(index=False))
     if calibration:
         wall = plan.wall_seconds(rows, config["threads"], args.cores)
+        how = (f"one H100 at {plan.H100_FRACTION:.0%} of its bf16 peak, at least {plan.LAUNCH_FLOOR * 1e3:g} ms "
+               f"a step: an estimate from FLOPs, not a measurement" if args.h100
+               else f"calibrated here, {config['device']}")
         print(f"estimated: {table['estimated_seconds'].sum():,.0f} job-seconds, {wall:,.0f} s of wall time on "
-              f"{args.cores} core(s) at perfect packing (calibrated here, {config['device']}, "
-              f"start-up {plan.STARTUP_SECONDS} s a job)")
+              f"{args.cores} core(s) at perfect packing ({how}; start-up {plan.STARTUP_SECONDS} s a job)")
     return 0
 
 
@@ -301,7 +305,8 @@ def parser() -> argparse.ArgumentParser:
     pl.add_argument("--config", nargs="+", metavar="KEY=VALUE", help="overrides, as snakemake --config")
     pl.add_argument("--cores", type=whole(1, MAX_THREADS), default=os.cpu_count() or 1)
     pl.add_argument("--calibrate", action="store_true", help="time each task's step here: the estimate")
-    pl.add_argument("--flops", action="store_true", help="count FLOPs and bytes per step (slow for gpu sizes on CPU)")
+    pl.add_argument("--flops", action="store_true", help="FLOPs and bytes per step from each task's model")
+    pl.add_argument("--h100", action="store_true", help="estimate the time on one H100 from FLOPs (no GPU needed)")
     pl.set_defaults(func=cmd_plan)
     new = sub.add_parser("new-optimizer", help="write optimizers/NAME.py from a template")
     new.add_argument("name")

@@ -63,3 +63,25 @@ def step_cost(task: str, size: str, device: str = "cpu") -> dict:
     model.zero_grad(set_to_none=True)
     return {"params": sum(p.numel() for p in params), "flops_per_step": flops,
             "bytes_per_step": PARAMETER_PASSES * param_bytes + ACTIVATION_PASSES * activation_bytes}
+
+
+def lm_step_flops(size: dict, vocab: int) -> int:
+    """The LM's step FLOPs from its size alone, the count `step_flops` makes (the test checks them
+    equal): 6·N·tokens over the weights of the matrix products (attention, MLP, lm_head; the
+    embedding is a lookup) plus attention's 14·layers·seq²·dim per sequence (the module docstring).
+    For sizes whose counted step would take minutes on a CPU (the gpu sizes)."""
+    d, f, layers, seq, batch = size["dim"], size["ffn"], size["layers"], size["seq"], size["batch"]
+    n = layers * (4 * d * d + 3 * d * f) + vocab * d
+    return 6 * n * seq * batch + 14 * layers * seq * seq * d * batch
+
+
+def estimated_step_cost(task: str, size: str, device: str = "cpu") -> dict:
+    """`step_cost`, with an LM's FLOPs from `lm_step_flops` and its bytes from the parameters alone
+    (activations left out: a floor) when the size is not smoke: no model step is run for them."""
+    spec = tasks.get(task)
+    if spec.family != "lm" or size == "smoke":
+        return step_cost(task, size, device)
+    from tasks.lm import VOCAB, count_parameters
+    kw = spec.size(size)
+    params = count_parameters(kw)
+    return {"params": params, "flops_per_step": lm_step_flops(kw, VOCAB), "bytes_per_step": PARAMETER_PASSES * 4 * params}

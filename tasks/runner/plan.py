@@ -44,20 +44,12 @@ def jobs(config: dict) -> list[tuple[str, str, str]]:
             + [("loop_options", t, lo["optimizer"]) for t in lo["tasks"]])
 
 
-def tune_runs(config: dict, task: str, optimizer: str) -> int:
-    """The sweep's runs: the initial grid, and at most two new points a refinement round (none for a
-    one-point grid), for each tuning seed."""
-    tuning = config["tuning"]
-    grid = len(protocol.initial_grid(task, optimizer, tuning["grid_points"]))
-    return (grid + (2 * tuning["refine"] if grid > 1 else 0)) * len(tuning["seeds"])
-
-
 def runs_and_steps(config: dict, rule: str, task: str, optimizer: str) -> tuple[int, int]:
     """(runs, steps) of one job; steps are training steps, the step-time rule's optimizer steps."""
     steps = tasks.get(task).size(config["size"])["steps"]
     if rule == "tune":
-        runs = tune_runs(config, task, optimizer)
-        return runs, runs * max(1, int(steps * config["tuning"]["steps_fraction"]))
+        runs = protocol.runs_per_sweep(task, optimizer, config["tuning"])
+        return runs, runs * max(1, int(steps * config["tuning"].get("steps_fraction", 1.0)))
     if rule in ("final", "defaults"):
         return len(config["final_seeds"]), len(config["final_seeds"]) * steps
     if rule == "stability":
@@ -90,6 +82,19 @@ def calibrate(task_names, size: str, device: str = "cpu", threads: int = 1, step
         per_step = (clock[-1] - clock[1]) / (len(clock) - 2)
         found[task] = {"seconds_per_step": per_step, "run_overhead": max(0.0, wall - n * per_step)}
     return found
+
+
+H100_BF16_PEAK = 989e12   # FLOP/s, dense bf16 tensor cores (NVIDIA's H100 SXM datasheet)
+H100_FRACTION = 0.4       # of peak an eager PyTorch step of a mid-sized transformer reaches: an assumption
+LAUNCH_FLOOR = 0.003      # s a step: forward, backward and step of a small model are kernel launches
+GPU_RUN_OVERHEAD = 2.0    # s a run: build the task, move it to the device, evaluate
+
+
+def gpu_estimate(step_costs: dict, peak: float = H100_BF16_PEAK, fraction: float = H100_FRACTION) -> dict:
+    """A calibration without a GPU: {task: {"seconds_per_step", "run_overhead"}} with seconds per step
+    max(FLOPs / (fraction × peak), LAUNCH_FLOOR). An estimate, stated as one wherever it is printed."""
+    return {t: {"seconds_per_step": max(c["flops_per_step"] / (fraction * peak), LAUNCH_FLOOR),
+                "run_overhead": GPU_RUN_OVERHEAD} for t, c in step_costs.items()}
 
 
 def plan_rows(config: dict, calibration: dict | None = None, step_costs: dict | None = None) -> list[dict]:

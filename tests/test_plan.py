@@ -1,0 +1,98 @@
+"""The plan (`optbench plan`, tasks/runner/plan.py), FLOP counts and the cost tables' arithmetic."""
+import collections
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks.runner import cli, cost, plan
+
+REPO = Path(__file__).resolve().parent.parent
+PROFILES = sorted(p.stem for p in (REPO / "workflows" / "config").glob("*.yaml"))
+
+
+def test_lm_flops_equal_a_hand_count():
+    """Smoke LM: 2 layers, dim 32, 2 heads, ffn 64, seq 32, batch 8, 256 byte ids. The matrix
+    products hold N = layers·(4·d² + 3·d·f) + vocab·d (lm_head; the embedding is a lookup, no
+    product) weights, each used 2 FLOPs a token forward and 4 backward: 6·N·tokens. Attention per
+    layer and sequence: QKᵀ and AV, 2·seq²·d each forward (4), and backward's five products as
+    torch counts flash attention (the scores recomputed, dP, dV, dQ, dK: 10): 14·layers·seq²·d·batch.
+    Integers: the count must be exact."""
+    from tasks.lm import VOCAB
+    from tasks.runner import flops
+    layers, d, f, seq, batch = 2, 32, 64, 32, 8
+    n = layers * (4 * d * d + 3 * d * f) + VOCAB * d
+    hand = 6 * n * seq * batch + 14 * layers * seq * seq * d * batch
+    assert flops.step_cost("lm-stdlib", "smoke")["flops_per_step"] == hand
+
+
+def dag_counts(profile: str, cwd: Path) -> dict:
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(cwd), "-n",
+                          "--configfile", str(REPO / "workflows/config" / f"{profile}.yaml")],
+                         capture_output=True, text=True, check=True, cwd=cwd).stdout
+    stats = out[out.index("Job stats:"):]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m[1] != "total"}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_plan_job_counts_equal_the_dag(profile, tmp_path):
+    config = cli.plan_config(str(REPO / "workflows/config" / f"{profile}.yaml"), [])
+    planned = collections.Counter(rule for rule, _, _ in plan.jobs(config))
+    planned.update(plan.CLOSING)
+    assert dict(planned) == dag_counts(profile, tmp_path)
+
+
+def test_plan_counts_runs_and_steps_of_a_final_job():
+    config = cli.plan_config(str(REPO / "workflows/config/smoke.yaml"), ["final_seeds=[0,1,2,3]"])
+    rows = {(r["rule"], r["task"]): r for r in plan.plan_rows(config)}
+    quad = rows[("final", "quadratic-k1e2")]
+    from tasks import get
+    assert quad["jobs"] == 4 and quad["runs"] == 16            # sgd, adam, adamw, muon × 4 seeds
+    assert quad["steps"] == 16 * get("quadratic-k1e2").size("smoke")["steps"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--profile", "smok"], "--profile 'smok': unknown profile; valid: "),
+    (["--profile", "smoke", "--config", "threads=0"], "config threads: 0 is less than the minimum of 1"),
+    (["--profile", "smoke", "--config", "optimizers=[adam,adamm]"], "unknown 'adamm'; valid:"),
+    (["--configfile", "nope.yaml"], "--configfile nope.yaml: no such file"),
+])
+def test_plan_refuses_what_the_pipeline_refuses(args, message, capsys):
+    assert cli.main(["plan", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_invocations_pair_and_a_killed_one_ends_at_the_next_start(tmp_path):
+    lines = [{"event": "start", "time": 0.0, "cores": 2, "pid": 1},           # killed: no end
+             {"event": "start", "time": 100.0, "cores": 2, "pid": 2},
+             {"event": "success", "time": 130.0, "cores": 2, "pid": 2},
+             {"event": "start", "time": 200.0, "cores": 4, "pid": 3}]         # the one aggregating
+    path = tmp_path / "invocations.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    rows = cost.invocation_rows(path, now=210.0)
+    assert [(r["status"], r["wall_seconds"], r["cores"]) for r in rows] == \
+        [("killed", 100.0, 2), ("success", 30.0, 2), ("running", 10.0, 4)]
+    busy = [{"rule": "final", "task": "t", "optimizer": "o", "s": 1.0, "cpu_time": 120.0}]
+    u = cost.utilisation(busy, rows)
+    assert u["core_utilisation"] == pytest.approx(120.0 / (100 * 2 + 30 * 2 + 10 * 4))
+
+
+def test_longest_chain_follows_tune_into_its_final_job():
+    rows = [dict(rule=r, task=t, optimizer=o, s=s) for r, t, o, s in [
+        ("tune", "a", "x", 5.0), ("final", "a", "x", 4.0), ("stability", "a", "x", 1.0),
+        ("tune", "b", "y", 1.0), ("final", "b", "y", 7.0), ("steptime", "a", "x", 8.5),
+        ("aggregate", "", "", 2.0)]]
+    chain = cost.longest_chain(rows)
+    assert chain == {"seconds": 11.0, "jobs": ["tune:a/x", "final:a/x", "aggregate"]}
+
+
+def test_benchmark_rows_read_snakemakes_file(tmp_path):
+    path = tmp_path / "final" / "lm" / "adam.tsv"
+    path.parent.mkdir(parents=True)
+    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                    "12.5\t0:00:12\t300.1\t900\t280\t290\t0\t1\t95.0\t11.9\n")
+    (row,) = cost.benchmark_rows([path, tmp_path / "missing.tsv"], tmp_path)
+    assert (row["rule"], row["task"], row["optimizer"], row["s"], row["cpu_time"]) == ("final", "lm", "adam", 12.5, 11.9)
