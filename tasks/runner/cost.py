@@ -10,7 +10,7 @@ Core utilisation = busy core-seconds / (wall × cores), with busy core-seconds t
 `cpu_time`: a job reserving two cores and using one counts as one busy core. The longest chain is
 the longest path of the DAG in measured wall seconds: per task × optimizer, tune then the longest
 of the rules that read its selection (final, stability); aggregate and report follow all of them.
-Only the standard library and pandas-free code here: the Snakefile imports it at every start.
+The standard library only (write_tables imports the plan): the Snakefile imports this at every start.
 """
 from __future__ import annotations
 
