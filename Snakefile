@@ -24,7 +24,8 @@ include: "workflows/rules/train.smk"
 include: "workflows/rules/stability.smk"
 include: "workflows/rules/steptime.smk"
 include: "workflows/rules/loop_options.smk"
-# New measurement rule files go here (each defines its records' function, added to all_records).
+include: "workflows/rules/precision.smk"
+# A new measurement's rule file goes here; its jobs go into tasks.runner.plan.jobs.
 include: "workflows/rules/aggregate.smk"
 include: "workflows/rules/report.smk"
 

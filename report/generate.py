@@ -19,12 +19,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from report import claims, precision, stats, studies  # noqa: E402
+from report import claims, cost, precision, stats, studies  # noqa: E402
 from report import tuning as tuning_report  # noqa: E402
 
 PNG = {"metadata": {"Software": None}, "dpi": 110}
 TABLES = ("runs", "curves", "tuning", "stability", "steptime", "loop_options", "monitor", "samples", "skipped",
-          "memory_model", "precision", "precision_scale", "routing")
+          "memory_model", "precision", "precision_scale", "routing", "cost", "cost_summary", "plan")
 
 
 def fmt(x, digits=4) -> str:
@@ -501,6 +501,8 @@ def write_report(tables_dir, out_dir) -> Path:
         lines += memory_section(t["memory_model"])
     if len(t["routing"]):
         lines += routing_section(t["routing"])
+    if len(t["cost"]):
+        lines += cost.section(t, out)
     path = out / "README.md"
     path.write_text("\n".join(lines).rstrip() + "\n")
     return path

@@ -105,7 +105,7 @@ def test_nan_is_refused_and_a_scale_past_float32_is_a_measurement():
 
 
 def test_defaults_come_from_the_schema():
-    cfg = filled({k: v for k, v in smoke().items() if k not in ("loop_options", "precision")}
+    cfg = filled({k: v for k, v in smoke().items() if k not in ("loop_options", "precision", "task_optimizers")}
                  | {"tuning": {"trials": 2, "seeds": [100, 101]}})
     assert cfg["steptime"]["baseline"] == "adamw"
     assert cfg["tuning"]["steps_fraction"] == 1.0 and cfg["tuning"]["search"] == {}
@@ -113,7 +113,7 @@ def test_defaults_come_from_the_schema():
     assert cfg["precision"] == {"tasks": [], "steps_fraction": 1.0, "overrides": {}}
     assert cfg["loop_options"] == {"tasks": [], "optimizer": "adamw", "steps": 30, "rounds": 3,
                                   "monitor_every": 10}
-    assert cfg["stability"]["dtype"] == "float64" and cfg["task_optimizers"] == {}
+    assert cfg["stability"]["dtype"] == "float64" and cfg["stability"]["overrides"] == {} and cfg["task_optimizers"] == {}
     profile_config.check_config(cfg)
 
 

@@ -20,7 +20,7 @@ SMALL = dict(tasks=["quadratic-k1e2", "lm-stdlib"], optimizers=["adamw", "muon"]
              loop_options={**GPU["loop_options"], "steps": 4, "rounds": 1},
              precision={**GPU["precision"], "tasks": ["lm-stdlib"], "optimizers": ["adamw"], "seeds": [0],
                         "static_scales": [1.0]})
-RULES = ("tune", "final", "defaults", "stability", "steptime", "loop_options", "aggregate", "report")
+RULES = ("tune", "final", "defaults", "stability", "steptime", "loop_options", "precision", "aggregate", "report")
 
 
 def test_gpu_profile_dag_runs_on_cpu_at_smoke_size(tmp_path):

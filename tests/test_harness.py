@@ -243,7 +243,7 @@ def test_overflowing_lr_ends_the_run_as_diverged_and_the_record_is_written(tmp_p
 ])
 def test_stability_run_with_an_overflowing_scale_is_recorded(task, optimizer, tmp_path):
     from tasks.runner import measure, records
-    record = measure.stability(task, optimizer, "smoke", lr=1e-3, scales=[1e40])
+    record = measure.stability(task, optimizer, "smoke", hparams={"lr": 1e-3}, scales=[1e40])
     for row in record["runs"]:
         assert row["diverged"] and row["diverge_reason"], row
     loss_row = next(row for row in record["runs"] if row["axis"] == "loss")

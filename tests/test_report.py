@@ -21,7 +21,7 @@ def tables(tmp_path_factory):
             r = measure.final("quadratic-k1e2", opt, "smoke", seed=seed, hparams=sweep["selection"]["hparams"],
                               monitor_every=10)
             paths.append(records.write(r, root / f"final-{opt}-{seed}.json"))
-        st = measure.stability("quadratic-k1e2", opt, "smoke", lr=0.01, scales=[0.1, 1.0, 10.0], dtype="float64")
+        st = measure.stability("quadratic-k1e2", opt, "smoke", hparams={"lr": 0.01}, scales=[0.1, 1.0, 10.0], dtype="float64")
         paths.append(records.write(st, root / f"stability-{opt}.json"))
         paths.append(records.write(measure.steptime("quadratic-k1e2", opt, "smoke", steps=3, warmup=1, rounds=2),
                                    root / f"steptime-{opt}.json"))

@@ -148,6 +148,11 @@ def check_config(config: dict) -> None:
     except ValueError as e:
         raise ConfigError(f"config {e}") from None
     check_precision(config, known)
+    st = config["stability"]
+    known("stability.overrides keys", list(st.get("overrides", {})), st["tasks"])
+    for task, over in st.get("overrides", {}).items():
+        known(f"stability.overrides.{task}.optimizers", over.get("optimizers", []),
+              config["task_optimizers"].get(task, config["optimizers"]))
     for name in config["optimizers"]:
         fallback = optimizers.get(name).fallback
         if fallback and fallback not in optimizers.names():

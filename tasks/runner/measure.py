@@ -60,14 +60,18 @@ def final(task: str, optimizer: str, size: str, seed: int, hparams: dict | None,
     return {**record, "track": "defaults" if hparams is None else "tuned"}
 
 
-def stability(task: str, optimizer: str, size: str, lr: float, scales: list[float], seed: int = 0,
-              dtype: str = "float32", device="cpu", threads=1) -> dict:
-    """For each c: one run with loss × c (lr fixed), one with lr × c (loss fixed)."""
+def stability(task: str, optimizer: str, size: str, hparams: dict, scales: list[float], seed: int = 0,
+              dtype: str = "float32", device="cpu", threads=1, schedule: dict | None = None) -> dict:
+    """For each c: one run with loss × c (lr fixed), one with lr × c (loss fixed), at the tuned
+    `hparams` under the profile's `schedule`, as the final runs."""
+    steps = tasks.get(task).size(size)["steps"]
+    options = schedules.run_options(schedule or {}, steps, optimizers.get(optimizer).takes_schedule)
+    lr = hparams["lr"]
     rows = []
     for axis in ("loss", "lr"):
         for c in scales:
-            cfg = RunConfig(task, optimizer, size=size, seed=seed, hparams={"lr": lr}, dtype=dtype,
-                            device=device, **{f"{axis}_scale": c})
+            cfg = RunConfig(task, optimizer, size=size, seed=seed, hparams=hparams, dtype=dtype,
+                            device=device, **options, **{f"{axis}_scale": c})
             run = train(cfg, threads=threads)
             rows.append({"axis": axis, "scale": c, "final_metric": run["final_metric"],
                          "diverged": run["diverged"], "diverge_reason": run["diverge_reason"],

@@ -16,7 +16,7 @@ import tasks
 from tasks.runner import protocol
 
 STARTUP_SECONDS = 2.8   # python -c "import torch, transformers, tasks.runner.measure"
-RULES = ("tune", "final", "defaults", "stability", "steptime", "loop_options")
+RULES = ("tune", "final", "defaults", "stability", "steptime", "loop_options", "precision")
 CLOSING = ("aggregate", "report", "all")
 LOOP_VARIANTS = 6       # plain, monitor, clipping, warm-up, accumulation, activation checkpointing
 STEP_ONLY_SHARE = 0.1   # optimizer.step() alone against a whole training step
@@ -24,6 +24,15 @@ STEP_ONLY_SHARE = 0.1   # optimizer.step() alone against a whole training step
 
 def optimizers_for(config: dict, task: str) -> list[str]:
     return config["task_optimizers"].get(task, config["optimizers"])
+
+
+def settings(config: dict, measurement: str, task: str) -> dict:
+    """A measurement's settings for `task` (stability, precision): the task's entry in the
+    measurement's `overrides` over the common ones; `optimizers` defaults to the task's."""
+    common = dict(config.get(measurement) or {"tasks": []})
+    out = common | common.pop("overrides", {}).get(task, {})
+    out.setdefault("optimizers", optimizers_for(config, task))
+    return out
 
 
 def pairs(config: dict, task_list=None, optimizer_list=None) -> list[tuple[str, str]]:
@@ -39,7 +48,10 @@ def jobs(config: dict) -> list[tuple[str, str, str]]:
     return ([("tune", t, o) for t, o in pairs(config)]
             + [("final", t, o) for t, o in pairs(config)]
             + [("defaults", t, o) for t, o in pairs(config, config["defaults_track"]["tasks"])]
-            + [("stability", t, o) for t, o in pairs(config, config["stability"]["tasks"])]
+            + [("stability", t, o) for t0 in config["stability"]["tasks"]
+               for t, o in pairs(config, [t0], settings(config, "stability", t0)["optimizers"])]
+            + [("precision", t, o) for t0 in config.get("precision", {"tasks": []})["tasks"]
+               for t, o in pairs(config, [t0], settings(config, "precision", t0)["optimizers"])]
             + [("steptime", t, o) for t, o in pairs(config, st["tasks"], st.get("optimizers"))]
             + [("loop_options", t, lo["optimizer"]) for t in lo["tasks"]])
 
@@ -53,8 +65,14 @@ def runs_and_steps(config: dict, rule: str, task: str, optimizer: str) -> tuple[
     if rule in ("final", "defaults"):
         return len(config["final_seeds"]), len(config["final_seeds"]) * steps
     if rule == "stability":
-        runs = 2 * len(config["stability"]["scales"])
+        runs = 2 * len(settings(config, "stability", task)["scales"])
         return runs, runs * steps
+    if rule == "precision":
+        # fp32, bf16, fp16 unscaled, each static scale, dynamic; fp16 steps cost 10-15x fp32's on a
+        # CPU without native fp16 maths, which a calibration in fp32 does not see
+        p = settings(config, "precision", task)
+        runs = len(p["seeds"]) * (len(p["static_scales"]) + 4)
+        return runs, runs * max(1, int(steps * p.get("steps_fraction", 1.0)))
     if rule == "steptime":
         st = config["steptime"]
         return 0, 2 * (st["warmup"] + st["steps"] * st["rounds"])

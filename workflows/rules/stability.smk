@@ -12,7 +12,8 @@ rule stability:
     benchmark:
         f"{BENCHMARKS}/stability/{{task}}/{{optimizer}}.tsv"
     params:
-        stability=config["stability"],
+        stability=lambda w: plan.settings(config, "stability", w.task),
+        schedule=config["schedule"],
         size=config["size"],
         device=config["device"],
         runs=RUNS,

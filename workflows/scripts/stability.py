@@ -6,11 +6,11 @@ from tasks.runner import measure, records
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
 try:
-    lr = records.read_input(snakemake.input.summary, p.runs)["selection"]["hparams"]["lr"]  # noqa: F821
+    hparams = records.read_input(snakemake.input.summary, p.runs)["selection"]["hparams"]  # noqa: F821
 except records.RecordError as e:
     print(f"stability: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
     raise
-record = measure.stability(w.task, w.optimizer, p.size, lr=lr, scales=p.stability["scales"],
-                           dtype=p.stability["dtype"], device=p.device,
+record = measure.stability(w.task, w.optimizer, p.size, hparams=hparams, scales=p.stability["scales"],
+                           dtype=p.stability["dtype"], device=p.device, schedule=p.schedule,
                            threads=snakemake.threads)  # noqa: F821
 records.write(record, snakemake.output[0])  # noqa: F821
