@@ -6,6 +6,8 @@
     optbench plan [--profile P | --configfile F] [--config K=V ...] [--cores N] [--calibrate | --h100] [--flops]
     optbench run --task T --optimizer O [--seed S] [--steps N] [--lr X] [--hparam K=V ...]
                  [--loss-scale C] [--lr-scale C] [--size smoke|cpu|gpu] [--device D] [--out FILE]
+                 [--precision fp32|bf16|fp16] [--loss-scaling none|static|dynamic] [--static-scale C]
+                 [--schedule constant|cosine|wsd] [--warmup N] [--lr-floor F]
 
 Bad input is refused before any training starts, with one line on stderr that names the value and
 what is valid, and exit status 2. Only argparse and the standard library are imported here: torch,
@@ -188,7 +190,9 @@ def cmd_run(args) -> int:
     # config (RunConfig), the device and where the record goes.
     cfg = RunConfig(task=args.task, optimizer=args.optimizer, size=args.size, seed=args.seed, steps=args.steps,
                     hparams=hparams, loss_scale=args.loss_scale, lr_scale=args.lr_scale, device=args.device,
-                    dtype=args.dtype)
+                    dtype=args.dtype, precision=args.precision, loss_scaling=args.loss_scaling,
+                    static_scale=args.static_scale, schedule=args.schedule, warmup=args.warmup,
+                    lr_floor=args.lr_floor)
     check_device(args.device)
     if args.out is not None:
         check_writable(args.out)
@@ -293,6 +297,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--lr-scale", type=real(positive=True), default=1.0)
     run.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N")
     run.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    run.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast (fp32 master weights)")
+    run.add_argument("--loss-scaling", default="none", choices=["none", "static", "dynamic"])
+    run.add_argument("--static-scale", type=real(positive=True), default=1.0, help="with --loss-scaling static")
+    run.add_argument("--schedule", default="constant", choices=["constant", "cosine", "wsd"])
+    run.add_argument("--warmup", type=whole(0, MAX_STEPS), default=0, help="linear warm-up steps")
+    run.add_argument("--lr-floor", type=real(positive=False), default=0.0, help="the last step's lr / the peak")
     run.add_argument("--threads", type=whole(1, MAX_THREADS), help="torch threads")
     run.add_argument("--out", type=out_path, help="write the full result record (JSON) here")
     run.set_defaults(func=cmd_run)
