@@ -148,6 +148,12 @@ def check_config(config: dict) -> None:
     except ValueError as e:
         raise ConfigError(f"config {e}") from None
     check_precision(config, known)
+    known("train_precision keys", list(config["train_precision"]), config["tasks"])
+    for task, precision in config["train_precision"].items():
+        if precision != "fp32" and "autocast" not in tasks.get(task).provides:
+            autocast = [t for t in config["tasks"] if "autocast" in tasks.get(t).provides]
+            raise ConfigError(f"config train_precision.{task}: {precision!r} needs a task that runs under "
+                              f"autocast; valid tasks: {', '.join(autocast) or 'none in this profile'}")
     st = config["stability"]
     known("stability.overrides keys", list(st.get("overrides", {})), st["tasks"])
     for task, over in st.get("overrides", {}).items():

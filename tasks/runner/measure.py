@@ -27,7 +27,7 @@ def _compact(run: dict) -> dict:
 
 
 def tune(task: str, optimizer: str, size: str, tuning: dict, schedule: dict | None = None,
-         device: str = "cpu", threads: int = 1) -> dict:
+         device: str = "cpu", threads: int = 1, precision: str = "fp32") -> dict:
     """The search of `protocol`: every trial of the optimizer's design on every tuning seed, at
     `tuning["steps_fraction"]` of the task's steps, under the profile's `schedule` (stretched to
     those steps), then the selection on the mean over seeds."""
@@ -38,24 +38,26 @@ def tune(task: str, optimizer: str, size: str, tuning: dict, schedule: dict | No
     for i, hparams in enumerate(protocol.trials(task, optimizer, tuning)):
         for seed in tuning["seeds"]:
             cfg = RunConfig(task, optimizer, size=size, seed=seed, steps=steps, hparams=hparams, device=device,
-                            **options)
+                            precision=precision, **options)
             runs.append({**_compact(train(cfg, threads=threads)), "trial": i, "tuned": hparams})
     space = protocol.search_space(task, optimizer, tuning)
     config = dict(task=task, optimizer=optimizer, size=size, seeds=list(tuning["seeds"]), trials=tuning["trials"],
-                  space={k: list(v) for k, v in space.items()}, steps=steps, schedule=options, device=device)
+                  space={k: list(v) for k, v in space.items()}, steps=steps, schedule=options, device=device,
+                  precision=precision)
     return {**record_header("sweep", config, device, threads), "measurement": "tune",
             "selection": protocol.select(runs, task), "runs": runs}
 
 
 def final(task: str, optimizer: str, size: str, seed: int, hparams: dict | None, schedule: dict | None = None,
-          device="cpu", threads=1, progress=False, checkpoint=None, checkpoint_every=0, monitor_every=0) -> dict:
+          device="cpu", threads=1, progress=False, checkpoint=None, checkpoint_every=0, monitor_every=0,
+          precision: str = "fp32") -> dict:
     """One final run at the tuned `hparams` (the sweep's selection, lr included) under the
-    profile's `schedule`; with `hparams=None`, the self-tuning track's run: every hyperparameter
+    profile's `schedule`, in `precision` (autocast; the profile's `train_precision`); with `hparams=None`, the self-tuning track's run: every hyperparameter
     at the entry's (library's or paper's) defaults and the task's, no tuning, the same schedule."""
     steps = tasks.get(task).size(size)["steps"]
     options = schedules.run_options(schedule or {}, steps, optimizers.get(optimizer).takes_schedule)
     record = train(RunConfig(task, optimizer, size=size, seed=seed, hparams=dict(hparams or {}),
-                             device=device, monitor_every=monitor_every, **options),
+                             device=device, monitor_every=monitor_every, precision=precision, **options),
                    threads=threads, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     return {**record, "track": "defaults" if hparams is None else "tuned"}
 

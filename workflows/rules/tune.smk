@@ -1,4 +1,4 @@
-# Hyperparameter search: one in-process sweep per task x optimizer over the same grid budget.
+# Hyperparameter search: one in-process sweep per task x optimizer over the same trial budget.
 
 
 rule tune:
@@ -12,7 +12,8 @@ rule tune:
         f"{BENCHMARKS}/tune/{{task}}/{{optimizer}}.tsv"
     params:
         tuning=config["tuning"],
-        schedule=config.get("schedule"),
+        schedule=config["schedule"],
+        precision=lambda w: config["train_precision"].get(w.task, "fp32"),
         size=config["size"],
         device=config["device"],
     threads: config["threads"]

@@ -25,7 +25,8 @@ if p.track == "tuned":
         print(f"final: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
         raise
 
-depends = dict(hparams=hparams, schedule=p.schedule, size=p.size, device=p.device, monitor_every=p.monitor_every)
+depends = dict(hparams=hparams, schedule=p.schedule, size=p.size, device=p.device, monitor_every=p.monitor_every,
+               precision=p.precision)
 key = hashlib.sha256(json.dumps(depends, sort_keys=True, default=str).encode()).hexdigest()[:16]
 store = Path(p.store) / key
 newest_input = max(os.stat(f).st_mtime for f in snakemake.input)  # noqa: F821
@@ -53,7 +54,7 @@ for seed, out in zip(p.seeds, snakemake.output):  # noqa: F821
     record = measure.final(w.task, w.optimizer, p.size, seed=seed, hparams=hparams, schedule=p.schedule,
                            device=p.device, threads=snakemake.threads, progress=True,  # noqa: F821
                            checkpoint=checkpoint, checkpoint_every=p.checkpoint_every,
-                           monitor_every=p.monitor_every)
+                           monitor_every=p.monitor_every, precision=p.precision)
     records.write(record, path)  # atomic: a killed job leaves no partial file
     checkpoint.unlink(missing_ok=True)
 

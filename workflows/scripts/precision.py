@@ -11,7 +11,7 @@ try:
 except records.RecordError as e:
     print(f"precision: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
     raise
-hparams = selection.get("hparams", {"lr": selection["lr"]})
+hparams = selection["hparams"]
 cfg = p.precision
 steps = max(1, int(get_task(w.task).size(p.size)["steps"] * cfg["steps_fraction"]))
 record = precision.measure(w.task, w.optimizer, p.size, hparams=hparams, seeds=cfg["seeds"],

@@ -6,7 +6,7 @@ from tasks.runner import measure, records
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
 record = measure.tune(w.task, w.optimizer, p.size, tuning=p.tuning, schedule=p.schedule,
-                      device=p.device, threads=snakemake.threads)  # noqa: F821
+                      precision=p.precision, device=p.device, threads=snakemake.threads)  # noqa: F821
 selection = record["selection"]
 print(f"selected {selection['hparams']} (edge: {selection['at_edge']})", file=sys.stderr)
 records.write(record, snakemake.output[0])  # noqa: F821
