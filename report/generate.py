@@ -455,7 +455,9 @@ def write_report(tables_dir, out_dir) -> Path:
             lines += trajectory_lines(curves, task, figure, out)
             lines += samples_lines(t["samples"], task, figure, out)
             lines += printed_lines(runs, curves, task, figure)
-    lines += studies.qk_section(t, out) + studies.scale_section(t, out)
+    study = studies.qk_section(t, out) + studies.scale_section(t, out)
+    if study:
+        lines += ["## LM studies: MuonClip where QK-clip acts, and scale", ""] + study
     if len(t.get("defaults", [])):
         lines += defaults_section(t["defaults"], runs)
     if len(t["skipped"]):
