@@ -361,6 +361,36 @@ def memory_section(mm: pd.DataFrame) -> list[str]:
             "`optbench memory --params 70e9` prints the breakdown.", "", md_table(total), ""]
 
 
+def schedule_ablation_section(runs: pd.DataFrame) -> list[str]:
+    """Tasks that are the same problem (data hash and parameter count) run under different
+    schedules: the schedule ablation, per optimizer each at its own tuned hyperparameters."""
+    if "schedule" not in runs or runs.schedule.nunique() < 2:
+        return []
+    lines = []
+    for (_, _), g in runs.groupby(["data_hash", "n_params"]):
+        by_schedule = {s: sorted(h.task.unique()) for s, h in g.groupby("schedule")}
+        if len(by_schedule) < 2:
+            continue
+        direction = g.direction.iloc[0]
+        rows = []
+        for opt, h in g.groupby("optimizer"):
+            row = {"optimizer": opt}
+            for s, ts in by_schedule.items():
+                ok = h[(h.schedule == s) & ~h.diverged]
+                mean, lo, hi = stats.bootstrap_ci(ok.final_metric.tolist())
+                row[f"{s} ({', '.join(ts)})"] = f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]" if len(ok) else "–"
+            if all(v != "–" for k, v in row.items() if k != "optimizer"):
+                rows.append(row)
+        metric = g.metric.iloc[0]
+        lines += [f"Final {metric} ({'lower' if direction == 'min' else 'higher'} is better; 95 % CI over the final "
+                  "seeds), each schedule tuned separately with the same budget:", "", md_table(pd.DataFrame(rows)), ""]
+    if not lines:
+        return []
+    return ["## Schedule ablation", "",
+            "The profile's schedule against a constant learning rate on the same problem (same data hash and "
+            "model), every optimizer tuned for each schedule with the same trials and seeds.", ""] + lines
+
+
 def defaults_section(defaults: pd.DataFrame, tuned: pd.DataFrame) -> list[str]:
     """The self-tuning track beside the tuned runs: what tuning buys each optimizer."""
     lines = ["## Self-tuning track: library defaults, no tuning", "",
@@ -458,6 +488,7 @@ def write_report(tables_dir, out_dir) -> Path:
     study = studies.qk_section(t, out) + studies.scale_section(t, out)
     if study:
         lines += ["## LM studies: MuonClip where QK-clip acts, and scale", ""] + study
+    lines += schedule_ablation_section(runs)
     if len(t.get("defaults", [])):
         lines += defaults_section(t["defaults"], runs)
     if len(t["skipped"]):

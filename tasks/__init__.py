@@ -81,6 +81,7 @@ class Task:
     requires: frozenset = frozenset()   # what an optimizer must declare to run it: "sparse"
     hparam_defaults: dict = field(default_factory=dict)  # task-specific optimizer defaults, e.g. the
     # GAN's betas=(0.5, 0.999): applied to every entry that has the key, before tuning overrides
+    schedule: dict | None = None    # a task that fixes its runs' schedule (an ablation of the profile's)
     decay: str | None = None        # which tensors weight decay reaches (optimizers.routing); None: the entry's
     fixed_lr: float | None = None   # a task that reproduces a published setting (seed 003's toy at
     # lr 0.1) is not tuned: its sweep is this one value for every optimizer

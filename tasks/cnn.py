@@ -149,11 +149,16 @@ SIZES = {
     "gpu": dict(widths=(64, 128, 256), upsample=4, batch=512, steps=3000),
 }
 
-for _name, _bn in (("cnn-digits", False), ("cnn-digits-bn", True)):
+# cnn-digits-constant-lr is the protocol's schedule ablation: the same problem at a constant lr
+# (after no warm-up), tuned and run as any task, against the profile's schedule on cnn-digits
+for _name, _bn, _schedule in (("cnn-digits", False, None), ("cnn-digits-bn", True, None),
+                              ("cnn-digits-constant-lr", False, {"name": "constant"})):
     register(Task(
         name=_name, family="cnn",
         description=f"3-conv CNN{' with BatchNorm' if _bn else ''} on sklearn digits (8x8), "
-                    "1-pixel translation augmentation; fixed 1500/297 split",
+                    "1-pixel translation augmentation; fixed 1500/297 split"
+                    + ("; constant lr whatever the profile's schedule (the schedule ablation)" if _schedule else ""),
+        schedule=_schedule,
         metric=Metric("val_accuracy", "max", target=0.95),
         sizes=SIZES,
         build=functools.partial(build, batchnorm=_bn),

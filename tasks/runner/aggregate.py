@@ -30,7 +30,8 @@ def run_row(r: dict) -> dict:
     return {
         "task": t["name"], "task_family": t["family"], "track": r.get("track", "tuned"), "optimizer": o["name"], "family": o["family"], "implementation": o["implementation"],
         "seed": c["seed"], "lr": o["hparams"]["lr"],
-        "weight_decay": o["hparams"].get("weight_decay"), "metric": t["metric"], "direction": t["direction"],
+        "weight_decay": o["hparams"].get("weight_decay"),
+        "schedule": c.get("schedule", "constant"), "metric": t["metric"], "direction": t["direction"],
         "target": t["target"], "final_metric": r["final_metric"], "final_loss": r["final_loss"],
         "diverged": r["diverged"], "diverge_reason": r["diverge_reason"] or "",
         "steps": r["steps_done"], "steps_to_target": r["steps_to_target"],

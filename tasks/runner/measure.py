@@ -33,7 +33,7 @@ def tune(task: str, optimizer: str, size: str, tuning: dict, schedule: dict | No
     those steps), then the selection on the mean over seeds."""
     spec = optimizers.get(optimizer)
     steps = max(1, int(tasks.get(task).size(size)["steps"] * tuning.get("steps_fraction", 1.0)))
-    options = schedules.run_options(schedule or {}, steps, spec.takes_schedule)
+    options = schedules.run_options(schedules.for_task(task, schedule), steps, spec.takes_schedule)
     runs = []
     for i, hparams in enumerate(protocol.trials(task, optimizer, tuning)):
         for seed in tuning["seeds"]:
@@ -55,7 +55,7 @@ def final(task: str, optimizer: str, size: str, seed: int, hparams: dict | None,
     profile's `schedule`, in `precision` (autocast; the profile's `train_precision`); with `hparams=None`, the self-tuning track's run: every hyperparameter
     at the entry's (library's or paper's) defaults and the task's, no tuning, the same schedule."""
     steps = tasks.get(task).size(size)["steps"]
-    options = schedules.run_options(schedule or {}, steps, optimizers.get(optimizer).takes_schedule)
+    options = schedules.run_options(schedules.for_task(task, schedule), steps, optimizers.get(optimizer).takes_schedule)
     record = train(RunConfig(task, optimizer, size=size, seed=seed, hparams=dict(hparams or {}),
                              device=device, monitor_every=monitor_every, precision=precision, **options),
                    threads=threads, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
@@ -67,7 +67,7 @@ def stability(task: str, optimizer: str, size: str, hparams: dict, scales: list[
     """For each c: one run with loss × c (lr fixed), one with lr × c (loss fixed), at the tuned
     `hparams` under the profile's `schedule`, as the final runs."""
     steps = tasks.get(task).size(size)["steps"]
-    options = schedules.run_options(schedule or {}, steps, optimizers.get(optimizer).takes_schedule)
+    options = schedules.run_options(schedules.for_task(task, schedule), steps, optimizers.get(optimizer).takes_schedule)
     lr = hparams["lr"]
     rows = []
     for axis in ("loss", "lr"):

@@ -16,7 +16,7 @@ import math
 import optimizers
 import tasks
 from tasks.runner.harness import RunConfig, record_header, train
-from tasks.runner.schedule import run_options
+from tasks.runner.schedule import for_task, run_options
 
 
 def variants(static_scales: list[float]) -> list[dict]:
@@ -34,7 +34,7 @@ def measure(task: str, optimizer: str, size: str, hparams: dict, seeds: list[int
     runs use it, stretched to `steps`. `probe_every`: None gives 10 probes a run."""
     steps = steps or tasks.get(task).size(size)["steps"]
     probe_every = probe_every or max(1, steps // 10)
-    options = run_options(schedule or {}, steps, optimizers.get(optimizer).takes_schedule)
+    options = run_options(for_task(task, schedule), steps, optimizers.get(optimizer).takes_schedule)
     configs = [RunConfig(task, optimizer, size=size, seed=seed, steps=steps, hparams=dict(hparams), device=device,
                          probe_every=0 if v["precision"] == "fp32" else probe_every, **options, **v)
                for v in variants(static_scales) for seed in seeds]   # all checked before the first run

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 
+import tasks
+
 SCHEDULES = ("constant", "cosine", "wsd")
 
 
@@ -51,6 +53,12 @@ def factor(step: int, steps: int, warmup: int = 0, schedule: str = "constant", f
         progress = min(1.0, (step - start + 1) / max(1, steps - start))
         return 1.0 - (1.0 - floor) * progress
     raise ValueError(f"schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
+
+
+def for_task(task: str, profile_schedule: dict | None) -> dict:
+    """The schedule a task's runs take: the task's own where it fixes one (the schedule ablation,
+    cnn-digits-constant-lr), else the profile's."""
+    return tasks.get(task).schedule or profile_schedule or {}
 
 
 def run_options(profile_schedule: dict, steps: int, takes_schedule: bool = True) -> dict:
