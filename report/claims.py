@@ -45,30 +45,40 @@ def _compare(runs, task_family, a, b, claim, source):
     return _row(claim, source, "not measured", f"no {task_family} task with both {a} and {b} in this profile")
 
 
+def stability_task(st, needed=("adam", "sgd")):
+    """The stability claims read one task: the first (by name) with every optimizer they need, so
+    that the scales of different tasks never mix."""
+    found = sorted(t for t, g in st.groupby("task") if set(needed) <= set(g.optimizer)) if not st.empty else []
+    return found[0] if found else None
+
+
 def loss_scale_invariance(st):
     claim = "Adam's trajectory is unchanged by loss × c (until c·|g| nears ε); SGD's is not"
     src = "seed 004"
-    if st.empty or not {"adam", "sgd"} <= set(st.optimizer):
-        return _row(claim, src, "not measured", "needs adam and sgd in the stability sweep")
+    task = stability_task(st)
+    if task is None:
+        return _row(claim, src, "not measured", "needs adam and sgd in one task's stability sweep")
+    st = st[st.task == task]
     out = []
     for opt in ("adam", "sgd"):
         g = st[(st.optimizer == opt) & (st.axis == "loss")]
         out.append(stats.stable_decades(g.scale, g.gap_to_unscaled < 1e-3))
     ok = out[0] >= 4 and (math.isnan(out[1]) or out[1] < 1)
     return _row(claim, src, "reproduced" if ok else "not reproduced",
-                f"decades of c with the c = 1 curve kept (rel. 1e-3): adam {_fmt(out[0])}, sgd {_fmt(out[1])}")
+                f"{task}: decades of c with the c = 1 curve kept (rel. 1e-3): adam {_fmt(out[0])}, sgd {_fmt(out[1])}")
 
 
 def sgd_loss_equals_lr(st):
     claim = "For SGD, loss × c and lr × c give the same trajectory"
     src = "seed 004"
-    g = st[(st.optimizer == "sgd") & (st.axis == "loss")] if not st.empty else st
-    if g.empty:
+    task = stability_task(st, ("sgd",))
+    if task is None:
         return _row(claim, src, "not measured", "needs sgd in the stability sweep")
+    g = st[(st.task == task) & (st.optimizer == "sgd") & (st.axis == "loss")]
     gaps = g.gap_to_lr_scaled.replace(float("inf"), float("nan")).dropna()
     worst = float(gaps.max()) if len(gaps) else math.inf
     return _row(claim, src, "reproduced" if worst < 1e-4 else "not reproduced",
-                f"largest relative gap between the loss curves over {len(g)} values of c: {_fmt(worst)}")
+                f"{task}: largest relative gap between the loss curves over {len(g)} values of c: {_fmt(worst)}")
 
 
 def state_ratio(runs, opt, base, claim, source, expect):

@@ -182,12 +182,19 @@ def no_fixed_scale_is_safe(pr: pd.DataFrame) -> dict:
         if g.seed.nunique() < 2:
             per_task.append(f"{task}: one seed, no interval to compare")
             continue
+        # a pair whose fp32 reference diverged has no interval to be safe against: left out
+        lost = [o for o, h in g.groupby("optimizer") if h[variant(h) == "fp32"].diverged.any()]
+        g = g[~g.optimizer.isin(lost)]
+        if g.empty:
+            per_task.append(f"{task}: fp32 diverged for every optimizer")
+            continue
         grid = sorted(g.loc[g.loss_scaling == "static", "scale"].unique())
         common = set(grid)
         for _, h in g.groupby("optimizer"):
             common &= set(safe_scales(h))
         empty.append(not common)
-        per_task.append(f"{task} ({g.optimizer.nunique()} optimizers): safe for all {window(sorted(common), grid)}")
+        per_task.append(f"{task} ({g.optimizer.nunique()} optimizers): safe for all {window(sorted(common), grid)}"
+                        + (f" (fp32 diverged, left out: {', '.join(lost)})" if lost else ""))
     verdict = ("inconclusive" if not empty or (any(empty) and not all(empty))
                else "reproduced" if all(empty) else "not reproduced")
     return _row(claim, src, verdict, "; ".join(per_task))
@@ -197,10 +204,13 @@ def _matches(pr: pd.DataFrame, name: str, claim: str) -> dict:
     """`name` runs against fp32: a pair matches when the intervals overlap; the claim fails on a
     pair where `name` is separated and worse (or diverged). Pairs with one seed are left out."""
     src = SOURCE
-    matched, compared, worse, single = 0, 0, [], []
+    matched, compared, worse, single, lost = 0, 0, [], [], []
     for (task, opt), g in pr.groupby(["task", "optimizer"]):
         if g.seed.nunique() < 2:
             single.append(f"{task}/{opt}")
+            continue
+        if g[variant(g) == "fp32"].diverged.any():   # no reference interval
+            lost.append(f"{task}/{opt}")
             continue
         compared += 1
         v = variant(g)
@@ -215,10 +225,12 @@ def _matches(pr: pd.DataFrame, name: str, claim: str) -> dict:
     evidence = f"{matched}/{compared} task × optimizer pairs within fp32's interval"
     evidence += f"; worse: {', '.join(worse)}" if worse else ""
     evidence += f"; one seed, left out: {', '.join(single)}" if single else ""
+    evidence += f"; fp32 diverged, left out: {', '.join(lost)}" if lost else ""
     if name == "bf16":
         u_bf, u_fp = (float(pr.loc[variant(pr) == n, "underflow_share"].mean()) for n in ("bf16", "fp16 unscaled"))
         evidence += f"; mean underflow share bf16 {_fmt(u_bf, 2)}, fp16 unscaled {_fmt(u_fp, 2)}"
-    verdict = "inconclusive" if not compared else "not reproduced" if worse else "reproduced"
+    verdict = ("inconclusive" if not compared else "not reproduced" if worse
+               else "reproduced" if matched == compared else "inconclusive")
     return _row(claim, src, verdict, evidence)
 
 

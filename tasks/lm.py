@@ -380,7 +380,7 @@ register(Task(
 SCALE_TOKENS_PER_PARAM = {"smoke": 0.1, "cpu": 2.4, "gpu": 5.0}
 """Training tokens per parameter, the same for the three sizes of a profile. Chinchilla's 20 is out
 of reach on 2 CPU cores: 2.4 keeps the cpu study (3 optimizers x 3 sizes, 8 tuning trials x 2 seeds
-at half length + 3 final seeds) near 8 CPU-minutes (one run at 1 thread, measured on a shared
+at 0.3 of the steps + 3 final seeds) near 8 CPU-minutes (one run at 1 thread, measured on a shared
 2-core machine: x1 0.2-0.3 s, x4 1.5-2.2 s, x16 11-15 s of training at 2.8 tokens per parameter);
 5 on a GPU keeps the largest at 4000 steps."""
 

@@ -2,6 +2,7 @@ import math
 
 import pytest
 
+import optimizers
 from tasks.runner import config as profile_config, protocol
 
 
@@ -87,10 +88,10 @@ def fake_tune(monkeypatch, optimum):
 
 def test_a_sweep_runs_every_trial_on_every_seed_under_the_schedule(monkeypatch):
     measure, configs = fake_tune(monkeypatch, {"lr": 3e-3, "weight_decay": 0.03})
-    sweep = measure.tune("quadratic-k1e2", "adamw", "smoke", tuning=TUNING, schedule=SCHEDULE)
-    steps = 50   # half of the smoke size's 100 steps
+    sweep = measure.tune("lm-stdlib", "adamw", "smoke", tuning=TUNING, schedule=SCHEDULE)
+    steps = 10   # half of the smoke size's 20 steps
     assert len(configs) == 8 * 2 and {c.seed for c in configs} == {100, 101}
-    assert {(c.schedule, c.warmup, c.lr_floor, c.steps) for c in configs} == {("cosine", 5, 0.1, steps)}
+    assert {(c.schedule, c.warmup, c.lr_floor, c.steps) for c in configs} == {("cosine", 1, 0.1, steps)}
     assert sweep["config"]["space"] == {"lr": [1e-5, 1.0], "weight_decay": [1e-3, 1.0]}
     # the selected trial is the best of the design: nothing else scores better
     scores = {r["trial"]: r["final_metric"] for r in sweep["runs"] if r["config"]["seed"] == 100}
@@ -98,7 +99,13 @@ def test_a_sweep_runs_every_trial_on_every_seed_under_the_schedule(monkeypatch):
     rows = protocol.trial_rows(sweep)
     assert len(rows) == 16 and sum(r["selected"] for r in rows) == 2
     assert {"lr", "weight_decay", "final_metric", "seed", "trial", "at_edge"} <= set(rows[0])
-    assert rows[0]["schedule"] == "cosine, warm-up 5, floor 0.1"
+    assert rows[0]["schedule"] == "cosine, warm-up 1, floor 0.1"
+
+
+def test_weight_decay_is_not_tuned_where_it_reaches_no_parameter():
+    # the quadratic's one parameter is a vector: the default policy decays matrices only
+    assert protocol.search_space("quadratic-k1e2", "adamw") == {"lr": optimizers.get("adamw").lr_range}
+    assert set(protocol.search_space("cnn-digits", "adamw")) == {"lr", "weight_decay"}
 
 
 def test_an_entry_that_brings_its_own_schedule_runs_at_constant_lr(monkeypatch):
@@ -144,7 +151,7 @@ def test_the_tuning_section_reads_the_tuning_table(tmp_path):
     tuning = {"trials": 3, "seeds": [100, 101], "steps_fraction": 0.2}
     rows = []
     for opt in ("adamw", "sgd", "prodigy"):
-        rows += protocol.trial_rows(measure.tune("quadratic-k1e2", opt, "smoke", tuning=tuning, schedule=SCHEDULE))
+        rows += protocol.trial_rows(measure.tune("cnn-digits", opt, "smoke", tuning=tuning, schedule=SCHEDULE))
     pd.DataFrame(rows).to_csv(tmp_path / "tuning.csv", index=False)
     table = pd.read_csv(tmp_path / "tuning.csv")   # as the report reads it
     scores = section.trial_scores(table)
@@ -152,6 +159,6 @@ def test_the_tuning_section_reads_the_tuning_table(tmp_path):
     lines = section.section({"tuning": table}, tmp_path)
     text = "\n".join(lines)
     assert "lr 1e-05…1, weight_decay 0.001…1" in text and "Not tuned (one trial at the entry's defaults): prodigy" in text
-    assert "cosine, warm-up 2, floor 0.1" in text
-    assert (tmp_path / "figures/tuning-sensitivity-quadratic-k1e2.png").exists()
-    assert (tmp_path / "figures/tuning-budget-quadratic-k1e2.png").exists()
+    assert "cosine, warm-up 1, floor 0.1" in text   # 10 % of the 6 tuning steps, rounded
+    assert (tmp_path / "figures/tuning-sensitivity-cnn-digits.png").exists()
+    assert (tmp_path / "figures/tuning-budget-cnn-digits.png").exists()

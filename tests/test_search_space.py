@@ -27,10 +27,10 @@ def test_every_optimizer_gets_the_same_number_of_trials_inside_its_ranges():
 
 
 def test_decoupled_decay_is_tuned_with_lr_and_lr_alone_elsewhere():
-    assert set(protocol.search_space("quadratic-k1e2", "adamw", TUNING)) == {"lr", "weight_decay"}
-    assert set(protocol.search_space("quadratic-k1e2", "muon", TUNING)) == {"lr", "weight_decay"}
-    assert set(protocol.search_space("quadratic-k1e2", "lion", TUNING)) == {"lr", "weight_decay"}
-    assert set(protocol.search_space("quadratic-k1e2", "sgd", TUNING)) == {"lr"}
+    assert set(protocol.search_space("cnn-digits", "adamw", TUNING)) == {"lr", "weight_decay"}
+    assert set(protocol.search_space("cnn-digits", "muon", TUNING)) == {"lr", "weight_decay"}
+    assert set(protocol.search_space("cnn-digits", "lion", TUNING)) == {"lr", "weight_decay"}
+    assert set(protocol.search_space("cnn-digits", "sgd", TUNING)) == {"lr"}
 
 
 def test_the_design_is_deterministic_and_stratified_on_every_axis():

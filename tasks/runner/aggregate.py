@@ -124,6 +124,14 @@ def check_place(path, r: dict, runs_dir, size=None) -> None:
             + " (a record copied or moved over another?)", records.RECOMPUTE)
 
 
+def check(path, r: dict, runs_dir, size=None) -> dict:
+    """The table rows of record `r` read from `path`, after the checks aggregation makes: its place
+    under `runs_dir` and its size (`check_place`), and rows it can be read into. Raises RecordError
+    for a record aggregation would refuse (the final job's store uses it before taking a record)."""
+    check_place(path, r, runs_dir, size)
+    return check_rows(path, r)
+
+
 def write_tables(paths, out_dir, skipped=(), optimizer_names=(), runs_dir=None, size=None) -> Path:
     """`skipped`: (task, optimizer, why) of the pairs the profile names but cannot run;
     `optimizer_names`: the profile's optimizers, for the large-model memory table (default: all).
@@ -139,19 +147,11 @@ def write_tables(paths, out_dir, skipped=(), optimizer_names=(), runs_dir=None, 
     for path in sorted(map(str, paths)):
         try:
             r = records.read(path)
-            if runs_dir is not None:
-                check_place(path, r, runs_dir, size)
-            found = _rows(r)
+            found = check(path, r, runs_dir, size) if runs_dir is not None else check_rows(path, r)
         except records.RecordError as e:
             if runs_dir is None:
                 raise
             refused.append(f"{path}: {e.problem}; moved to {records.set_aside(path, runs_dir)}")
-            continue
-        except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
-            problem = f"malformed {r.get('kind')} record ({type(e).__name__}: {e})"
-            if runs_dir is None:
-                raise records.RecordError(path, problem, records.RECOMPUTE) from e
-            refused.append(f"{path}: {problem}; moved to {records.set_aside(path, runs_dir)}")
             continue
         for name in ROW_TABLES:
             rows[name] += found.get(name, [])
@@ -165,6 +165,15 @@ def write_tables(paths, out_dir, skipped=(), optimizer_names=(), runs_dir=None, 
             + f"\n{records.AGAIN[0].upper()}{records.AGAIN[1:]}.")
     _write(out, rows, samples, environment, compute_seconds, skipped, optimizer_names)
     return out
+
+
+def check_rows(path, r: dict) -> dict:
+    """`r`'s table rows; RecordError if it cannot be read into them."""
+    try:
+        return _rows(r)
+    except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
+        raise records.RecordError(path, f"malformed {r.get('kind')} record ({type(e).__name__}: {e})",
+                                  records.RECOMPUTE) from e
 
 
 def _rows(r: dict) -> dict:

@@ -157,8 +157,7 @@ def check_config(config: dict) -> None:
     st = config["stability"]
     known("stability.overrides keys", list(st.get("overrides", {})), st["tasks"])
     for task, over in st.get("overrides", {}).items():
-        known(f"stability.overrides.{task}.optimizers", over.get("optimizers", []),
-              config["task_optimizers"].get(task, config["optimizers"]))
+        known(f"stability.overrides.{task}.optimizers", over.get("optimizers", []), optimizers.names())
     for name in config["optimizers"]:
         fallback = optimizers.get(name).fallback
         if fallback and fallback not in optimizers.names():
@@ -167,7 +166,8 @@ def check_config(config: dict) -> None:
 
 def check_precision(config: dict, known) -> None:
     """The precision measurement's tasks run in the profile and can autocast; its optimizers are
-    tuned there (it runs at their selected hyperparameters); a task's overrides name such a task."""
+    registered (it runs those the profile tunes on the task: tasks.runner.plan.settings); a task's
+    overrides name such a task."""
     p = config["precision"]
     if not p["tasks"]:
         return
@@ -182,4 +182,4 @@ def check_precision(config: dict, known) -> None:
             raise ConfigError(f"config precision.tasks: task {task!r} cannot run in fp16/bf16 autocast; "
                               f"valid: {', '.join(autocast)}")
         names_ = p.get("overrides", {}).get(task, {}).get("optimizers", p["optimizers"])
-        known(f"precision.optimizers of {task}", names_, config["task_optimizers"].get(task, config["optimizers"]))
+        known(f"precision.optimizers of {task}", names_, optimizers.names())

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 EVENTS = ("start", "success", "error")
-AFTER_TUNE = ("final", "stability")   # the rules whose jobs read a tune job's selection
+AFTER_TUNE = ("final", "stability", "precision")   # the rules whose jobs read a tune job's selection
 CLOSING = ("aggregate", "report")     # one job each, after every other job
 
 

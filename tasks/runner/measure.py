@@ -78,8 +78,10 @@ def stability(task: str, optimizer: str, size: str, hparams: dict, scales: list[
             rows.append({"axis": axis, "scale": c, "final_metric": run["final_metric"],
                          "diverged": run["diverged"], "diverge_reason": run["diverge_reason"],
                          "loss": run["curves"]["loss"]})
-    config = dict(task=task, optimizer=optimizer, size=size, lr=lr, scales=scales, seed=seed,
-                  dtype=dtype, device=device)
+    # in fp32 (or fp64) whatever the profile's train_precision: this is the algebra of loss x c,
+    # the precision measurement is the mixed-precision one
+    config = dict(task=task, optimizer=optimizer, size=size, lr=lr, hparams=dict(hparams), scales=scales,
+                  seed=seed, dtype=dtype, device=device, schedule=options)
     return {**record_header("stability", config, device, threads), "runs": rows,
             "metric": tasks.get(task).metric.name}
 

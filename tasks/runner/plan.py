@@ -28,11 +28,20 @@ def optimizers_for(config: dict, task: str) -> list[str]:
 
 def settings(config: dict, measurement: str, task: str) -> dict:
     """A measurement's settings for `task` (stability, precision): the task's entry in the
-    measurement's `overrides` over the common ones; `optimizers` defaults to the task's."""
+    measurement's `overrides` over the common ones. Its optimizers are those of its list that the
+    profile runs on the task (it runs at their tuned hyperparameters), all of them by default: a
+    `--config optimizers=[...]` narrows the measurements with the rest."""
     common = dict(config.get(measurement) or {"tasks": []})
     out = common | common.pop("overrides", {}).get(task, {})
-    out.setdefault("optimizers", optimizers_for(config, task))
+    run = optimizers_for(config, task)
+    out["optimizers"] = [o for o in out.get("optimizers", run) if o in run]
     return out
+
+
+def job_settings(config: dict, measurement: str, task: str) -> dict:
+    """What one job of the measurement runs with: its settings less the task and optimizer lists,
+    which choose the jobs and change none (a job's params are part of what reruns it)."""
+    return {k: v for k, v in settings(config, measurement, task).items() if k not in ("tasks", "optimizers")}
 
 
 def pairs(config: dict, task_list=None, optimizer_list=None) -> list[tuple[str, str]]:

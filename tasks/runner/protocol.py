@@ -29,10 +29,14 @@ refinement reached 1/4 of the coarse spacing around the best lr. The sensitivity
 flat the optimum is, and the edge flag says when the range, not the optimizer, chose.
 
 Self-tuning entries (Prodigy, D-Adaptation) run one trial at their defaults, and a task with a
-fixed lr (reproducing a published setting) one trial at that lr: neither is tuned.
+fixed lr (reproducing a published setting) one trial at that lr: neither is tuned. An entry's
+weight decay leaves its search space on a task where the decay policy reaches no parameter (the
+convex problems' single vector, under the default "matrices" policy): tuning a setting with no
+effect would spend half the design on noise.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -54,9 +58,21 @@ def search_space(task: str, optimizer: str, tuning: dict | None = None) -> dict[
         return {}
     given = (tuning or {}).get("search", {}).get(optimizer)
     if given is None:
-        return spec.search_space()
+        space = spec.search_space()
+        if "weight_decay" in space and not decays_a_parameter(task, optimizer):
+            del space["weight_decay"]
+        return space
     keys = (["lr"] if "lr" in given else []) + sorted(k for k in given if k != "lr")
     return {k: (float(given[k][0]), float(given[k][1])) for k in keys}
+
+
+@functools.lru_cache(maxsize=None)
+def decays_a_parameter(task: str, optimizer: str) -> bool:
+    """Whether weight decay reaches any parameter of `task` (built at the smoke size: the tensors'
+    ranks are the same at every size) under the task's decay policy, else the entry's."""
+    from optimizers.routing import decays
+    policy = tasks.get(task).decay or optimizers.get(optimizer).decay
+    return any(decays(policy, p) for p in tasks.get(task).make("smoke", seed=0).model.parameters())
 
 
 def design(space: dict[str, tuple[float, float]], trials: int) -> list[dict]:

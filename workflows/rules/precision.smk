@@ -13,7 +13,7 @@ rule precision:
     benchmark:
         f"{BENCHMARKS}/precision/{{task}}/{{optimizer}}.tsv"
     params:
-        precision=lambda w: plan.settings(config, "precision", w.task),
+        precision=lambda w: plan.job_settings(config, "precision", w.task),
         size=config["size"],
         device=config["device"],
         schedule=config["schedule"],

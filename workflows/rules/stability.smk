@@ -12,7 +12,7 @@ rule stability:
     benchmark:
         f"{BENCHMARKS}/stability/{{task}}/{{optimizer}}.tsv"
     params:
-        stability=lambda w: plan.settings(config, "stability", w.task),
+        stability=lambda w: plan.job_settings(config, "stability", w.task),
         schedule=config["schedule"],
         size=config["size"],
         device=config["device"],

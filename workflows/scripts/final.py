@@ -3,11 +3,13 @@ hyperparameters or (the self-tuning track) at the entry's defaults.
 
 Each finished seed goes to the store, <runs>/store/<track>/<task>/<optimizer>/<key>/seed<s>.json,
 where <key> hashes what the runs depend on besides the input files (hyperparameters, schedule,
-size, device, monitor interval). The store is not a declared output, so it survives a kill (and
+size, device, monitor interval, precision, and the engine's code: a record written by another
+harness, schedule or parameter routing is not taken). The store is not a declared output, so it survives a kill (and
 --rerun-incomplete's deletion of the job's outputs). A stored seed is taken again only when it is
 newer than every input file (Snakemake's own test of an up-to-date output), whole, and in the
-place its record says; the declared outputs are hard links to the store's files, made at the end."""
+place its record says, and readable into the tables; the declared outputs are hard links to the store's files, made at the end."""
 import hashlib
+import importlib
 import json
 import os
 import sys
@@ -25,8 +27,12 @@ if p.track == "tuned":
         print(f"final: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
         raise
 
+# the code a run's numbers depend on beyond the task's and the optimizer's files (the job's inputs)
+ENGINE = ("tasks", "optimizers", "optimizers._build", "optimizers.routing",
+          *(f"tasks.runner.{m}" for m in ("harness", "schedule", "amp", "measure", "monitor")))
+engine = hashlib.sha256(b"".join(Path(importlib.import_module(m).__file__).read_bytes() for m in ENGINE)).hexdigest()
 depends = dict(hparams=hparams, schedule=p.schedule, size=p.size, device=p.device, monitor_every=p.monitor_every,
-               precision=p.precision)
+               precision=p.precision, engine=engine)
 key = hashlib.sha256(json.dumps(depends, sort_keys=True, default=str).encode()).hexdigest()[:16]
 store = Path(p.store) / key
 newest_input = max(os.stat(f).st_mtime for f in snakemake.input)  # noqa: F821
@@ -34,11 +40,11 @@ newest_input = max(os.stat(f).st_mtime for f in snakemake.input)  # noqa: F821
 
 def stored(path: Path, out: str):
     """The stored record for output `out`, or None when it must be computed (missing, older than an
-    input, refused by the reader or by the aggregator's place check)."""
+    input, refused by the reader or by the aggregator's checks)."""
     if not path.exists() or path.stat().st_mtime <= newest_input:
         return None
     try:
-        aggregate.check_place(out, records.read(path), p.runs, size=p.size)
+        aggregate.check(out, records.read(path), p.runs, size=p.size)
     except records.RecordError as e:
         print(f"recomputing: {e}", file=sys.stderr)
         return None
