@@ -45,9 +45,13 @@ def section(tables: dict, out: Path) -> list[str]:
     s = summary.iloc[0]
     lines += [f"Wall time {_s(s['wall_seconds'])} s over {int(s['invocations'])} invocation(s) on "
               f"{int(s['cores'])} core(s) (from the first job's start to aggregation, the tables and this "
-              f"report excluded); the jobs were busy {_s(s['busy_core_seconds'])} core-seconds: core "
-              f"utilisation {100 * s['core_utilisation']:.0f} %. The plan estimated "
-              f"{_s(s['planned_wall_seconds'])} s of wall time at perfect packing.",
+              f"report excluded). The jobs held their cores for {_s(s['held_core_seconds'])} core-seconds: "
+              f"core occupancy {100 * s['core_occupancy']:.0f} % (how well the jobs were packed). Their "
+              f"CPU time, as Snakemake's benchmark samples it, was {_s(s['busy_core_seconds'])} "
+              f"core-seconds: core utilisation {100 * s['core_utilisation']:.0f} %, a lower bound (the "
+              "benchmark samples a job every 30 s after its first 15 s and misses the rest of a long "
+              "job's CPU time; Snakemake's own scheduling is not a job and is not counted). The plan "
+              f"estimated {_s(s['planned_wall_seconds'])} s of wall time at perfect packing.",
               "",
               f"The longest chain of jobs took {_s(s['longest_chain_seconds'])} s: {s['longest_chain']}.",
               "", "Per rule, measured beside the plan (seconds are the jobs' summed wall time):", ""]

@@ -148,8 +148,9 @@ def write_tables(jobs, benchmarks_dir, out_dir, plan_rows: list[dict], threads: 
     """The cost tables from the benchmark files of `jobs` ((rule, task, optimizer) of this profile:
     files of jobs no longer in it are left out) and the invocations:
     - cost.csv: one row per job: rule, task, optimizer, s, cpu_time, max_rss, mean_load;
-    - cost_summary.csv: one row: wall_seconds, cores, busy_core_seconds, core_utilisation,
-      invocations, longest_chain_seconds, longest_chain (jobs joined by " -> "), planned_wall_seconds;
+    - cost_summary.csv: one row: wall_seconds, cores, busy_core_seconds, core_utilisation (busy
+      over wall × cores; busy is the benchmark's sampled cpu_time, a lower bound), held_core_seconds,
+      core_occupancy (the jobs' wall time × the cores they held, over wall × cores), invocations, longest_chain_seconds, longest_chain (jobs joined by " -> "), planned_wall_seconds;
     - plan.csv: `PLAN_COLUMNS`, one row per rule and task (tasks.runner.plan.plan_rows); its wall
       time on the cores the invocations had, jobs holding `threads` cores (timing jobs: all)."""
     from tasks.runner import plan
@@ -159,9 +160,16 @@ def write_tables(jobs, benchmarks_dir, out_dir, plan_rows: list[dict], threads: 
     rows = benchmark_rows(paths, benchmarks_dir)
     invocations = invocation_rows(benchmarks_dir / "invocations.jsonl", now)
     chain = longest_chain(rows)
-    summary = {**utilisation(rows, invocations), "invocations": len(invocations),
+    cores = summary_cores(invocations)
+    # the cores the jobs held for their wall time, over the capacity: how well the jobs were packed
+    # (Snakemake's cpu_time samples a job every 30 s after its first 15 s, so it misses up to 30 s
+    # of each long job's CPU time: busy_core_seconds is a lower bound)
+    held = sum(r["s"] * plan.held_cores(r["rule"], threads, cores) for r in rows if r["s"] == r["s"])
+    capacity = sum(i["wall_seconds"] * i["cores"] for i in invocations)
+    summary = {**utilisation(rows, invocations), "held_core_seconds": held,
+               "core_occupancy": held / capacity if capacity else float("nan"), "invocations": len(invocations),
                "longest_chain_seconds": chain["seconds"], "longest_chain": " -> ".join(chain["jobs"]),
-               "planned_wall_seconds": plan.wall_seconds(plan_rows, threads, summary_cores(invocations))}
+               "planned_wall_seconds": plan.wall_seconds(plan_rows, threads, cores)}
     written = [out_dir / name for name in TABLES]
     _write_csv(written[0], rows, ("rule", "task", "optimizer", "s", "cpu_time", "max_rss", "mean_load"))
     _write_csv(written[1], [summary], summary)

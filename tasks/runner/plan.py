@@ -148,12 +148,19 @@ def plan_rows(config: dict, calibration: dict | None = None, step_costs: dict | 
     return list(rows.values())
 
 
+TIMING_RULES = ("steptime", "loop_options")   # their jobs hold every core (a quiet machine)
+
+
+def held_cores(rule: str, threads: int, cores: int) -> int:
+    """The cores a job of `rule` holds: every core for a timing rule, else the profile's threads."""
+    return cores if rule in TIMING_RULES else min(cores, threads)
+
+
 def wall_seconds(rows: list[dict], threads: int, cores: int) -> float:
     """The plan's wall time: timing rules hold every core, the others the profile's threads."""
     total = 0.0
     for row in rows:
         if row["estimated_seconds"] is None:
             continue
-        held = cores if row["rule"] in ("steptime", "loop_options") else min(cores, threads)
-        total += row["estimated_seconds"] * held / cores
+        total += row["estimated_seconds"] * held_cores(row["rule"], threads, cores) / cores
     return total
