@@ -44,8 +44,8 @@ def section(tables: dict, out: Path) -> list[str]:
         return lines + ["_no benchmark files: the cost is measured by the pipeline's own runs_", ""]
     s = summary.iloc[0]
     lines += [f"Wall time {_s(s['wall_seconds'])} s over {int(s['invocations'])} invocation(s) on "
-              f"{int(s['cores'])} core(s) (from the first job's start to aggregation, the tables and this "
-              f"report excluded). The jobs held their cores for {_s(s['held_core_seconds'])} core-seconds: "
+              f"{int(s['cores'])} core(s) (each from Snakemake's start to its end; the invocation that "
+              f"aggregates, up to its aggregation). The jobs held their cores for {_s(s['held_core_seconds'])} core-seconds: "
               f"core occupancy {100 * s['core_occupancy']:.0f} % (how well the jobs were packed). Their "
               f"CPU time, as Snakemake's benchmark samples it, was {_s(s['busy_core_seconds'])} "
               f"core-seconds: core utilisation {100 * s['core_utilisation']:.0f} %, a lower bound (the "
