@@ -46,10 +46,12 @@ def _compare(runs, task_family, a, b, claim, source):
 
 
 def stability_task(st, needed=("adam", "sgd")):
-    """The stability claims read one task: the first (by name) with every optimizer they need, so
-    that the scales of different tasks never mix."""
-    found = sorted(t for t, g in st.groupby("task") if set(needed) <= set(g.optimizer)) if not st.empty else []
-    return found[0] if found else None
+    """The stability claims read one task, so that the scales of different tasks never mix: of the
+    tasks with every optimizer they need, the one swept over the most scales (then by name)."""
+    if st.empty:
+        return None
+    found = [(-g.scale.nunique(), t) for t, g in st.groupby("task") if set(needed) <= set(g.optimizer)]
+    return min(found)[1] if found else None
 
 
 def loss_scale_invariance(st):
