@@ -364,16 +364,18 @@ def memory_section(mm: pd.DataFrame) -> list[str]:
 
 
 def schedule_ablation_section(runs: pd.DataFrame) -> list[str]:
-    """Tasks that are the same problem (data hash and parameter count) run under different
+    """Tasks that are the same problem (the data hashes of every seed, and the model's size) run under different
     schedules: the schedule ablation, per optimizer each at its own tuned hyperparameters. A task's
     schedule is its runs' most common one (an entry that takes none, schedule-free, runs constant
     inside any task)."""
     if "schedule" not in runs:
         return []
     lines = []
-    for _, g in runs.groupby(["data_hash", "n_params"]):
+    for _, g in runs.groupby(["task_family", "metric", "n_params"]):
         schedule = {t: h.schedule.mode().iloc[0] for t, h in g.groupby("task")}
-        if len(set(schedule.values())) < 2:
+        # the same problem: every seed's data hash equal between the tasks (a hash covers its seed)
+        same_data = len({frozenset(h.data_hash) for _, h in g.groupby("task")}) == 1
+        if len(set(schedule.values())) < 2 or not same_data:
             continue
         rows = []
         for opt, h in g.groupby("optimizer"):
