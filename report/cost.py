@@ -9,10 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-
-
-def _md(df: pd.DataFrame) -> str:
-    return df.to_markdown(index=False, disable_numparse=True) if len(df) else "_no rows_"
+from report.output import md_table
 
 
 def _s(x) -> str:
@@ -59,8 +56,8 @@ def section(tables: dict, out: Path) -> list[str]:
                     pd.DataFrame(columns=["rule", "jobs", "steps", "estimated_seconds"]))
     for col in ("seconds", "cpu_seconds", "max_rss_mb", "planned_seconds", "measured / plan"):
         rule[col] = rule[col].map(_s)
-    lines += [_md(rule), "", "Per task:", ""]
+    lines += [md_table(rule), "", "Per task:", ""]
     task = per_task(cost[cost["task"] != ""])
     for col in ("seconds", "cpu_seconds"):
         task[col] = task[col].map(_s)
-    return lines + [_md(task), ""]
+    return lines + [md_table(task), ""]

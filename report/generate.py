@@ -20,9 +20,9 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from report import claims, cost, precision, stats, studies  # noqa: E402
+from report.output import md_table, save  # noqa: E402
 from report import tuning as tuning_report  # noqa: E402
 
-PNG = {"metadata": {"Software": None}, "dpi": 110}
 TABLES = ("runs", "curves", "tuning", "stability", "steptime", "loop_options", "monitor", "samples", "skipped",
           "memory_model", "precision", "precision_scale", "routing", "cost", "cost_summary", "plan")
 
@@ -49,18 +49,6 @@ def read_tables(tables: Path) -> dict:
         path = tables / f"{name}.json"
         out[name] = json.loads(path.read_text()) if path.exists() else {}
     return out
-
-
-def md_table(df: pd.DataFrame) -> str:
-    return df.to_markdown(index=False, disable_numparse=True) if len(df) else "_no rows_"
-
-
-def save(fig, out: Path, name: str) -> str:
-    path = out / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight", **PNG)
-    plt.close(fig)
-    return f"figures/{name}.png"
 
 
 def baseline_name(steptime: pd.DataFrame) -> str:

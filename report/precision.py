@@ -21,8 +21,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from report import stats  # noqa: E402
+from report.output import save  # noqa: E402
 
-PNG = {"metadata": {"Software": None}, "dpi": 110}
 REFERENCES = {"fp32": "-", "bf16": "--", "fp16 dynamic": ":", "fp16 unscaled": "-."}
 
 
@@ -35,14 +35,6 @@ def _fmt(x, digits=3) -> str:
 
 def _row(claim, source, verdict, evidence):
     return {"claim": claim, "source": source, "verdict": verdict, "evidence": evidence}
-
-
-def _save(fig, out: Path, name: str) -> str:
-    path = out / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight", **PNG)
-    plt.close(fig)
-    return f"figures/{name}.png"
 
 
 def _pow2(c: float) -> str:
@@ -124,7 +116,7 @@ def metric_figure(pr: pd.DataFrame, task: str, out: Path) -> str:
         ax.set(title=opt, xlabel="static loss scale c", ylabel=metric)
         ax.legend(fontsize=7)
     fig.suptitle(f"{task}: final {metric} against the static scale (gaps: diverged)", y=1.03)
-    return _save(fig, out, f"precision-{task}")
+    return save(fig, out, f"precision-{task}")
 
 
 def shares_figure(pr: pd.DataFrame, task: str, out: Path) -> str:
@@ -135,7 +127,7 @@ def shares_figure(pr: pd.DataFrame, task: str, out: Path) -> str:
                        height=3.2, aspect=1.3, errorbar=None)
     grid.set(xscale="log")
     grid.figure.suptitle(f"{task}: share of gradient entries lost in fp16, against c (mean over probes)", y=1.04)
-    return _save(grid.figure, out, f"precision-shares-{task}")
+    return save(grid.figure, out, f"precision-shares-{task}")
 
 
 def scale_figure(sc: pd.DataFrame, task: str, out: Path) -> str | None:
@@ -149,7 +141,7 @@ def scale_figure(sc: pd.DataFrame, task: str, out: Path) -> str | None:
     ax.set_yscale("log", base=2)
     ax.set(xlabel="step", ylabel="dynamic scale", title=f"{task}: GradScaler's scale (every seed)")
     ax.legend(fontsize=7)
-    return _save(fig, out, f"precision-scale-{task}")
+    return save(fig, out, f"precision-scale-{task}")
 
 
 def section(tables: dict[str, pd.DataFrame], out: Path) -> list[str]:

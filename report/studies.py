@@ -35,8 +35,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from report import stats  # noqa: E402
+from report.output import save  # noqa: E402
 
-PNG = {"metadata": {"Software": None}, "dpi": 110}   # no date or version: same tables, same bytes
 QK_OPTIMIZERS = ("adamw", "muon", "muonclip")
 QK_SERIES = "max_attn_logit"
 SCALE_NAME = re.compile(r"^(?P<base>.+)-scale-x(?P<multiple>\d+)$")
@@ -51,14 +51,6 @@ def _fmt(x, digits=3):
 def _row(claim, source, verdict, evidence):
     """A claim row in report.claims' format (not imported from there: claims.table may list ours)."""
     return {"claim": claim, "source": source, "verdict": verdict, "evidence": evidence}
-
-
-def _save(fig, out: Path, name: str) -> str:
-    path = Path(out) / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight", **PNG)
-    plt.close(fig)
-    return f"figures/{name}.png"
 
 
 def _runs(tables: dict) -> pd.DataFrame:
@@ -138,7 +130,7 @@ def qk_section(tables: dict, out: Path) -> list[str]:
                   "guarantee is per step, on the step's own batch: layer 0 at or below τ in any forward, "
                   "every layer on the inputs it received; later layers in a fresh forward and other text "
                   "can exceed τ (optimizers/muon.py), which is what the held-out curve shows.", "",
-                  f"![max logit {task}]({_save(fig, out, f'qk-max-logit-{task}')})", "",
+                  f"![max logit {task}]({save(fig, out, f'qk-max-logit-{task}')})", "",
                   table.to_markdown(index=False, disable_numparse=True), ""]
     return lines
 
@@ -317,7 +309,7 @@ def scale_section(tables: dict, out: Path) -> list[str]:
                   "the batch being the same at every size), interpolated between evaluations, and the final "
                   "loss, against parameter count. Mean over seeds with 95 % bootstrap intervals; a blank means "
                   "some seed missed the target.", "",
-                  f"![scale {base}]({_save(fig, out, f'scale-{base}')})", "",
+                  f"![scale {base}]({save(fig, out, f'scale-{base}')})", "",
                   shown.to_markdown(index=False, disable_numparse=True), "",
                   f"Speed-up over {BASELINE} at matched loss (Wen et al.'s measure: {BASELINE}'s steps to the worse "
                   "of the two optimizers' final losses over the optimizer's steps to it; intervals from the two "

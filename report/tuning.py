@@ -27,8 +27,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from report.output import md_table, save  # noqa: E402
 
-PNG = {"metadata": {"Software": None}, "dpi": 110}   # as report.generate: no date, same bytes
 
 
 def expected_best(scores, k: int, direction: str) -> float:
@@ -70,18 +70,6 @@ def _g(x) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
 
 
-def _save(fig, out: Path, name: str) -> str:
-    path = out / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight", **PNG)
-    plt.close(fig)
-    return f"figures/{name}.png"
-
-
-def _md(df: pd.DataFrame) -> str:
-    return df.to_markdown(index=False, disable_numparse=True) if len(df) else "_no rows_"
-
-
 def palette(optimizers: list[str]) -> dict:
     """One colour an optimizer, the same in both figures of a task."""
     cmap = plt.cm.tab10 if len(optimizers) <= 10 else plt.cm.tab20
@@ -110,7 +98,7 @@ def sensitivity_figure(task: str, scores: pd.DataFrame, out: Path) -> str:
         ax.set_ylabel(f"{scores.metric.iloc[0]} (mean over tuning seeds)")
     axes[0][0].set_title(f"{task}: sensitivity (★ selected; diverged trials not drawn)", fontsize=9)
     axes[0][0].legend(fontsize=7, ncol=2, loc="best")   # lr: every tuned optimizer is on it
-    return _save(fig, out, f"tuning-sensitivity-{task}")
+    return save(fig, out, f"tuning-sensitivity-{task}")
 
 
 def budget_figure(task: str, scores: pd.DataFrame, out: Path) -> str:
@@ -131,7 +119,7 @@ def budget_figure(task: str, scores: pd.DataFrame, out: Path) -> str:
     ax.set_ylabel(f"expected best {scores.metric.iloc[0]} after k trials")
     ax.set_title(f"{task}: tuning budget (Dodge et al. 2019)", fontsize=9)
     ax.legend(fontsize=7, ncol=2)
-    return _save(fig, out, f"tuning-budget-{task}")
+    return save(fig, out, f"tuning-budget-{task}")
 
 
 def section(tables: dict, out: Path) -> list[str]:
@@ -158,7 +146,7 @@ def section(tables: dict, out: Path) -> list[str]:
     untuned = sorted(set(tuning.optimizer) - set(tuned.optimizer))
     fixed = sorted(set(tuning.task) - set(tuned.task))
     lines += ["Search space per optimizer (lr, and weight decay where it is decoupled):", "",
-              _md(space.rename(columns={"search_space": "search space"})), "",
+              md_table(space.rename(columns={"search_space": "search space"})), "",
               "Not tuned (one trial at the entry's defaults): " + (", ".join(untuned) or "none")
               + "; tasks with a fixed lr (one trial at it): " + (", ".join(fixed) or "none") + ".", ""]
 
@@ -172,7 +160,7 @@ def section(tables: dict, out: Path) -> list[str]:
                      "trials": str(len(s)), "diverged trials": str(int(s.mean_metric.isna().sum())),
                      "at edge": sel.edge if isinstance(sel.edge, str) else ""})
     lines += ["Selected hyperparameters (mean over the tuning seeds; `at edge`: the selected value is the "
-              "smallest or largest tried, the optimum may lie outside the range):", "", _md(pd.DataFrame(rows)), ""]
+              "smallest or largest tried, the optimum may lie outside the range):", "", md_table(pd.DataFrame(rows)), ""]
 
     for task, s in scores.groupby("task"):
         if not tuned_names(s):   # one trial each (a fixed lr, self-tuning entries): nothing to draw
