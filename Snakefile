@@ -25,7 +25,7 @@ include: "workflows/rules/stability.smk"
 include: "workflows/rules/steptime.smk"
 include: "workflows/rules/loop_options.smk"
 include: "workflows/rules/precision.smk"
-# A new measurement's rule file goes here; its jobs go into tasks.runner.plan.jobs.
+# A new measurement's rule file goes here; its jobs go into workflows.engine.plan.jobs.
 include: "workflows/rules/aggregate.smk"
 include: "workflows/rules/report.smk"
 

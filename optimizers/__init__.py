@@ -237,7 +237,7 @@ class OptimizerSpec:
     state_bytes: Callable[[tuple, torch.dtype], int]   # analytic state bytes of one parameter
     lr_range: tuple[float, float] = (1e-4, 1e-1)       # log-spaced tuning range
     search: dict = field(default_factory=dict)   # hyperparameters tuned beyond lr: key -> (lo, hi),
-    # a log range (tasks.runner.protocol samples lr_range × these); empty: lr alone matters
+    # a log range (workflows.engine.protocol samples lr_range × these); empty: lr alone matters
     takes: Callable[[str, torch.Tensor], bool] | None = None   # None: every parameter
     fallback: str | None = None  # registry name for the parameters `takes` refuses
     needs: frozenset = field(default_factory=frozenset)

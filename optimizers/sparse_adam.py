@@ -24,7 +24,7 @@ so this entry is for tasks that require sparse gradients: on a task with a dense
 SparseAdam raises at its first step ("SparseAdam does not support dense gradients"), and an
 embedding named otherwise goes to Adam, which raises on a sparse gradient. On a model with no
 embedding table the entry is torch.optim.Adam. (The registry's need "sparse" means *accepts*
-sparse gradients, so ``tasks.compatible`` cannot yet keep this entry off dense-embedding tasks.)
+sparse gradients, so ``workflows.engine.pairs.compatible`` cannot yet keep this entry off dense-embedding tasks.)
 
 Seed 000 says Adam "handles sparse gradients" by its per-coordinate second moment; dense Adam
 still decays every row's moments every step. The lazy update here is the sparse-gradient form.

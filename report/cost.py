@@ -2,7 +2,7 @@
 
 Compute is the jobs' summed wall seconds (`s` of Snakemake's benchmark files) and CPU seconds;
 core utilisation is busy core-seconds (CPU seconds) over wall time × cores, summed over the
-profile's invocations; the plan's estimate (tasks/runner/plan.py, calibrated on the same machine)
+profile's invocations; the plan's estimate (workflows/engine/plan.py, calibrated on the same machine)
 sits beside the measured seconds, per rule, with their ratio."""
 from __future__ import annotations
 

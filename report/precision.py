@@ -1,6 +1,6 @@
 """The report's mixed-precision section and its claims, from the precision tables alone.
 
-`tables["precision"]`: one row per run (tasks.runner.precision.table_rows): task, optimizer, seed,
+`tables["precision"]`: one row per run (workflows.engine.precision.table_rows): task, optimizer, seed,
 precision, loss_scaling, scale, final_metric, diverged, skipped_steps, underflow_share,
 overflow_share, ... `tables["precision_scale"]`: the dynamic scale's trajectory (scale_rows).
 

@@ -1,5 +1,5 @@
 """The tuning section of the report, from the tuning table alone (one row per trial × tuning seed,
-written by tasks.runner.protocol.trial_rows): the protocol as the sweeps ran it, the selected
+written by workflows.engine.protocol.trial_rows): the protocol as the sweeps ran it, the selected
 hyperparameters with their edge flags, and per task a sensitivity figure (the validation metric
 against each tuned hyperparameter, per optimizer, the selected trial marked) and a tuning-budget
 figure (the expected best validation metric after k trials).

@@ -140,21 +140,6 @@ def get(name: str) -> Task:
         raise KeyError(f"unknown task {name!r}; valid: {', '.join(names())}") from None
 
 
-def compatible(task: "Task | str", spec) -> str | None:
-    """None if the optimizer `spec` can run `task`; otherwise why not (the pipeline skips the pair
-    and the report says so)."""
-    task = get(task) if isinstance(task, str) else task
-    missing = (set(spec.needs) & {"hessian", "attention_logits"}) - set(task.provides)
-    if missing:
-        return f"{spec.name} needs {', '.join(sorted(missing))}, which task {task.name} does not provide"
-    if "sparse_only" in spec.needs and "sparse" not in task.requires:
-        return f"{spec.name} needs sparse gradients, which task {task.name} does not produce"
-    lacking = set(task.requires) - set(spec.needs)
-    if lacking:
-        return f"task {task.name} requires {', '.join(sorted(lacking))}, which {spec.name} does not accept"
-    return None
-
-
 class Shipped(NamedTuple):
     """A floating-point tensor exactly as read from a data set an installed package ships (parsing a
     file is exact), before any arithmetic: `hash_data` accepts it."""
@@ -254,7 +239,7 @@ _loaded = False
 
 
 def _load_all() -> None:
-    """Import every task module (not the subpackages: tasks/runner/ is the engine) on first use, so
+    """Import every task module  on first use, so
     that `import tasks` alone stays cheap."""
     global _loaded
     if _loaded:

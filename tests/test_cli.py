@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tasks.runner import cli
+from workflows.engine import cli
 
 
 def test_list_optimizers_and_tasks(capsys):
@@ -40,7 +40,7 @@ def test_unknown_names_are_refused_with_the_valid_ones(capsys):
 @pytest.fixture
 def no_training(monkeypatch):
     """Training must not start: the harness's train is replaced by one that fails the test."""
-    from tasks.runner import harness
+    from workflows.engine import harness
 
     def train(*args, **kwargs):
         raise AssertionError("training started")
@@ -140,7 +140,7 @@ def test_memory_refuses_a_fractional_parameter_count(capsys):
 
 
 def test_a_diverged_run_prints_its_summary_as_json(capsys, monkeypatch):
-    from tasks.runner import harness
+    from workflows.engine import harness
     diverged = {"final_metric": float("nan"), "final_loss": float("inf"), "steps_to_target": None,
                 "diverged": True, "diverge_reason": "non-finite loss at step 1",
                 "task": {"metric": "suboptimality"}, "step_time": {"median": None}, "state_bytes": {"measured": 0}}
@@ -159,11 +159,11 @@ def test_help_imports_nothing_heavy_of_its_own():
     # `optbench --help` must not build registries or import pandas: everything beyond what the
     # `tasks` package itself imports is loaded inside the command that needs it.
     code = ("import sys, tasks; before = set(sys.modules)\n"
-            "from tasks.runner import cli\n"
+            "from workflows.engine import cli\n"
             "assert cli.main(['--help']) == 0 and cli.main(['run', '--help']) == 0\n"
             "print(' '.join(sorted(set(sys.modules) - before)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     loaded = out.split("\n")[-2].split()
     heavy = [m for m in loaded if m.split(".")[0] in ("pandas", "optimizers", "scipy", "matplotlib")
-             or m in ("tasks.runner.harness", "tasks.runner.records", "tasks.quadratic")]
+             or m in ("workflows.engine.harness", "workflows.engine.records", "tasks.quadratic")]
     assert not heavy, heavy

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.runner import config as profile_config
+from workflows.engine import config as profile_config
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflows/schemas/config.schema.yaml"
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import optimizers
-from tasks.runner.harness import RunConfig, StepTimer, train
+from workflows.engine.harness import RunConfig, StepTimer, train
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

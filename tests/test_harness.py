@@ -5,8 +5,9 @@ import torch
 
 import optimizers
 import tasks
-from tasks.runner import harness
-from tasks.runner.harness import RunConfig, train
+from workflows.engine import pairs
+from workflows.engine import harness
+from workflows.engine.harness import RunConfig, train
 
 
 def test_same_seed_gives_bit_identical_curves():
@@ -206,7 +207,7 @@ def test_monitor_records_norms_every_k_steps():
 
 
 def test_activation_checkpointing_keeps_the_trajectory_and_fewer_activations():
-    from tasks.runner import measure
+    from workflows.engine import measure
     plain = train(RunConfig("lm-stdlib", "adamw", size="smoke", seed=0, steps=3))
     ckpt = train(RunConfig("lm-stdlib", "adamw", size="smoke", seed=0, steps=3, activation_checkpointing=True))
     assert ckpt["curves"]["loss"] == plain["curves"]["loss"]   # recomputation gives the same values
@@ -226,7 +227,7 @@ def test_activation_checkpointing_is_refused_where_the_task_has_none():
 def test_overflowing_lr_ends_the_run_as_diverged_and_the_record_is_written(tmp_path, capsys):
     """`optbench run ... --lr 1e38`: Adam's first step size lr / (1 - β1) = 1e39 does not fit in
     float32, and torch refuses it inside step(); the run ends as diverged, cleanly."""
-    from tasks.runner import cli, records
+    from workflows.engine import cli, records
     out = tmp_path / "run.json"
     assert cli.main(["run", "--task", "quadratic-k1e2", "--optimizer", "adam", "--lr", "1e38",
                      "--out", str(out)]) == 0
@@ -242,7 +243,7 @@ def test_overflowing_lr_ends_the_run_as_diverged_and_the_record_is_written(tmp_p
     ("cnn-digits", "sophia"),         # used to raise from sampling labels of NaN logits
 ])
 def test_stability_run_with_an_overflowing_scale_is_recorded(task, optimizer, tmp_path):
-    from tasks.runner import measure, records
+    from workflows.engine import measure, records
     record = measure.stability(task, optimizer, "smoke", hparams={"lr": 1e-3}, scales=[1e40])
     for row in record["runs"]:
         assert row["diverged"] and row["diverge_reason"], row
@@ -255,7 +256,7 @@ def test_stability_run_with_an_overflowing_scale_is_recorded(task, optimizer, tm
 def _hook_task(name):
     spec = optimizers.get(name)
     return next(t for t in ("quadratic-k1e2", "cnn-digits", "embeddings-zipf-sparse", "lm-stdlib")
-                if tasks.compatible(t, spec) is None)
+                if pairs.compatible(t, spec) is None)
 
 
 @pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarning")

@@ -1,5 +1,6 @@
-"""The layers import one way: optimizers <- tasks <- tasks.runner (the engine) <- tasks.runner.cli
-and workflows/scripts; the report reads results/tables/ and imports none of them."""
+"""The layers import one way: optimizers and tasks are independent leaves; the engine
+(workflows.engine) joins them; the command line (workflows.engine.cli) and workflows/scripts stand
+on the engine; the report reads results/tables/ and imports none of them."""
 import ast
 import subprocess
 import sys
@@ -8,14 +9,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-OURS = ("optimizers", "tasks", "report")
+OURS = ("optimizers", "tasks", "report", "workflows")
 
 
 def layer(module: str) -> str:
     """The layer a dotted module name of ours belongs to."""
-    if module == "tasks.runner.cli" or module.startswith("workflows"):
+    if module == "workflows.engine.cli" or module.startswith("workflows.scripts"):
         return "entry"
-    if module.startswith("tasks.runner"):
+    if module.startswith("workflows"):
         return "engine"
     return module.split(".")[0]
 
@@ -23,7 +24,7 @@ def layer(module: str) -> str:
 # what each layer may import, besides itself
 ALLOWED = {
     "optimizers": set(),
-    "tasks": {"optimizers"},
+    "tasks": set(),
     "engine": {"optimizers", "tasks"},
     "entry": {"optimizers", "tasks", "engine", "report"},
     "report": set(),
@@ -44,7 +45,7 @@ def imported(source: str) -> list[tuple[int, str]]:
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            # `from tasks.runner import records` names a submodule: the finer name decides the layer
+            # `from workflows.engine import records` names a submodule: the finer name decides the layer
             found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
     return [(line, m) for line, m in found if m.split(".")[0] in OURS]
 
@@ -56,8 +57,7 @@ def violations(module: str, source: str) -> list[str]:
 
 
 def sources() -> list[Path]:
-    files = [p for pkg in OURS for p in (REPO / pkg).rglob("*.py")]
-    return sorted(files + list((REPO / "workflows" / "scripts").glob("*.py")))
+    return sorted(p for pkg in OURS for p in (REPO / pkg).rglob("*.py"))
 
 
 def test_the_walk_sees_every_layer():
@@ -74,13 +74,14 @@ def test_imports_run_one_way(path):
 
 
 def test_a_backward_import_is_caught():
-    assert violations("tasks.lm", "def f():\n    from tasks.runner import harness\n") == \
-        ["line 2: tasks.runner.harness (engine)"]
+    assert violations("tasks.lm", "def f():\n    from workflows.engine import harness\n") == \
+        ["line 2: workflows.engine.harness (engine)"]
     assert violations("report.generate", "import tasks\n") == ["line 1: tasks (tasks)"]
     assert violations("optimizers.adam", "from tasks import generator\n") == ["line 1: tasks.generator (tasks)"]
-    assert violations("tasks.runner.measure", "from tasks.runner import cli\n") == \
-        ["line 1: tasks.runner.cli (entry)"]
-    assert violations("tasks.runner.cli", "from tasks.runner import harness\nimport optimizers\n") == []
+    assert violations("tasks.cnn", "import optimizers\n") == ["line 1: optimizers (optimizers)"]
+    assert violations("workflows.engine.measure", "from workflows.engine import cli\n") == \
+        ["line 1: workflows.engine.cli (entry)"]
+    assert violations("workflows.engine.cli", "from workflows.engine import harness\nimport optimizers\n") == []
 
 
 def test_report_imports_neither_torch_nor_a_task():
@@ -102,3 +103,20 @@ def test_importing_the_registries_loads_no_entry():
             "print(before, heavy, 'tasks.lm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] [] True", out.stdout
+
+
+def test_argparse_lives_in_the_command_line_alone():
+    """One command line: no other module of ours builds an argument parser."""
+    found = [str(p.relative_to(REPO)) for p in sources()
+             if module_name(p) != "workflows.engine.cli" and "argparse" in {m for _, m in _all_imports(p.read_text())}]
+    assert not found, found
+
+
+def _all_imports(source: str) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found

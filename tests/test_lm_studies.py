@@ -9,7 +9,7 @@ import torch
 import tasks
 from report import studies
 from tasks import lm
-from tasks.runner.harness import RunConfig, train
+from workflows.engine.harness import RunConfig, train
 
 # Same float32 argument as tests/test_training_hooks.py (ROUNDING there): the replayed max can
 # exceed tau by about 1e-5 x kappa (kappa = how much the max logit's terms cancel, O(1) where a

@@ -178,7 +178,7 @@ def test_end_to_end_add_an_optimizer_and_rerun_only_its_jobs(tiny_done, tmp_path
     run(*args)
 
     # Add an optimizer the documented way: the scaffold, then its name in the profile.
-    repo.cmd(sys.executable, "-m", "tasks.runner.cli", "new-optimizer", "my-momentum")
+    repo.cmd(sys.executable, "-m", "workflows.engine.cli", "new-optimizer", "my-momentum")
     assert (repo.root / "optimizers/my_momentum.py").exists()
     (repo.root / "tiny.yaml").write_text(yaml.safe_dump(TINY | {"optimizers": ["sgd", "adam", "my-momentum"]}))
     plan = run("-n", *args)
@@ -237,7 +237,7 @@ def test_a_kill_loses_only_the_runs_in_flight(tiny_done, tmp_path):
     the same command finishes the rest (the in-flight run resuming from its checkpoint), the
     finished seed's stored record is never rewritten and is the very file (hard link) the job
     declares as its output, and the tables are the uninterrupted run's."""
-    from tasks.runner import records
+    from workflows.engine import records
     repo = Repo(copy_repo(tmp_path / "repo"))
     (repo.root / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     runs = repo.root / "results/runs/tiny"

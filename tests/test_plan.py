@@ -1,4 +1,4 @@
-"""The plan (`optbench plan`, tasks/runner/plan.py), FLOP counts and the cost tables' arithmetic."""
+"""The plan (`optbench plan`, workflows/engine/plan.py), FLOP counts and the cost tables' arithmetic."""
 import collections
 import json
 import re
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.runner import cli, cost, plan
+from workflows.engine import cli, cost, plan
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = sorted(p.stem for p in (REPO / "workflows" / "config").glob("*.yaml"))
@@ -22,7 +22,7 @@ def test_lm_flops_equal_a_hand_count():
     torch counts flash attention (the scores recomputed, dP, dV, dQ, dK: 10): 14·layers·seq²·d·batch.
     Integers: the count must be exact."""
     from tasks.lm import VOCAB
-    from tasks.runner import flops
+    from workflows.engine import flops
     layers, d, f, seq, batch = 2, 32, 64, 32, 8
     n = layers * (4 * d * d + 3 * d * f) + VOCAB * d
     hand = 6 * n * seq * batch + 14 * layers * seq * seq * d * batch

@@ -1,4 +1,4 @@
-"""Mixed precision and loss scaling in the harness (tasks.runner.amp), and the precision measurement.
+"""Mixed precision and loss scaling in the harness (workflows.engine.amp), and the precision measurement.
 
 The constructed task `fp16-limits` has a gradient known entry by entry: its loss is
 s1 · (a @ w1) + s2 · (b @ w2), so under autocast the fp16 matmul's backward gives the w1 gradient
@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import tasks
-from tasks.runner import amp, harness, precision
-from tasks.runner.harness import RunConfig, train
+from workflows.engine import amp, harness, precision
+from workflows.engine.harness import RunConfig, train
 
 A = [2.0 ** -14, 2.0 ** -14, 2.0 ** -12, 1.0]   # × 2^-12: 2^-26, 2^-26 (→ 0), 2^-24 (fp16's least), 2^-12
 B = [2.0 ** 7, 65504 / 2 ** 8, 2.0 ** 8, 2.0 ** 9]  # × 2^8: 2^15, 65504 (fp16's largest), 2^16, 2^17 (→ inf)

@@ -3,7 +3,7 @@ import math
 import pytest
 
 import optimizers
-from tasks.runner import config as profile_config, protocol
+from workflows.engine import config as profile_config, protocol
 
 
 def run(trial, metric, diverged=False, lr=None, wd=0.1):
@@ -73,7 +73,7 @@ SCHEDULE = {"name": "cosine", "warmup": 0.1, "floor": 0.1}
 def fake_tune(monkeypatch, optimum):
     """measure.tune with a training run replaced by a score of the distance (in decades) from
     `optimum`; returns the RunConfigs it was given."""
-    from tasks.runner import measure
+    from workflows.engine import measure
     configs = []
 
     def fake_train(cfg, threads=1):
@@ -115,7 +115,7 @@ def test_an_entry_that_brings_its_own_schedule_runs_at_constant_lr(monkeypatch):
 
 
 def test_the_final_run_takes_the_selection_and_the_schedule():
-    from tasks.runner import measure
+    from workflows.engine import measure
     record = measure.final("quadratic-k1e2", "adamw", "smoke", seed=0, hparams={"lr": 0.01, "weight_decay": 0.2},
                            schedule={"name": "wsd", "warmup": 0.05, "floor": 0.0, "decay": 0.3})
     c = record["config"]
@@ -147,7 +147,7 @@ def test_the_tuning_section_reads_the_tuning_table(tmp_path):
     import pandas as pd
 
     from report import tuning as section
-    from tasks.runner import measure
+    from workflows.engine import measure
     tuning = {"trials": 3, "seeds": [100, 101], "steps_fraction": 0.2}
     rows = []
     for opt in ("adamw", "sgd", "prodigy"):

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from tasks.runner import records
-from tasks.runner.harness import RunConfig, train
+from workflows.engine import records
+from workflows.engine.harness import RunConfig, train
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_write_is_atomic_under_sigkill(tmp_path):
     """A writer killed mid-way leaves the old file or none, never a partial one."""
     target = tmp_path / "r.json"
     code = (
-        "import os, signal, json, tasks.runner.records as r\n"
+        "import os, signal, json, workflows.engine.records as r\n"
         "big = {'schema_version': 1, 'kind': 'run', 'config': {}, 'config_hash': '', 'environment': {},"
         " 'x': list(range(2_000_000))}\n"
         "real = os.fsync\n"
@@ -83,7 +83,7 @@ def test_unreadable_record_is_refused_with_its_path_and_what_to_do(tmp_path, con
 def test_a_record_in_the_wrong_place_is_refused_and_set_aside(tmp_path, record):
     """Seed 0's record copied as seed 1's: aggregation names the path, what it says and what the
     record holds, moves the file to refused/ (the next run recomputes it) and writes no table."""
-    from tasks.runner import aggregate
+    from workflows.engine import aggregate
     runs = tmp_path / "runs" / "p"
     good = records.write(dict(record, config=dict(record["config"], seed=0)),
                          runs / "final/quadratic-k1e2/adam/seed0.json")
@@ -111,7 +111,7 @@ def test_a_record_in_the_wrong_place_is_refused_and_set_aside(tmp_path, record):
 
 
 def test_a_malformed_record_is_refused_not_a_traceback(tmp_path, record):
-    from tasks.runner import aggregate
+    from workflows.engine import aggregate
     path = records.write({k: v for k, v in record.items() if k != "curves"}, tmp_path / "r.json")
     with pytest.raises(records.RecordError, match=r"r.json: malformed run record \(KeyError: 'curves'\)"):
         aggregate.write_tables([path], tmp_path / "t")

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from report import generate
-from tasks.runner import aggregate
-from tasks.runner import measure, records
+from workflows.engine import aggregate
+from workflows.engine import measure, records
 
 
 @pytest.fixture(scope="module")

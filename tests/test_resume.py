@@ -3,7 +3,7 @@ started again gives the uninterrupted run's record (losses, evaluations, monitor
 metric, state bytes, everything but wall-clock times). Same machine, same process: bit-equality
 is the right test here.
 
-Each optimizer runs on the first of these tasks it can run (`tasks.compatible`), chosen so that
+Each optimizer runs on the first of these tasks it can run (`workflows.engine.pairs.compatible`), chosen so that
 its hooks and its kinds of parameters are exercised: the GAN has 2-D hidden matrices beside
 biases and heads (so Muon's and the AdamW fallback's state are both saved); Sophia needs the
 Hessian hook (the CNN with BatchNorm, whose running statistics are buffers of the checkpoint,
@@ -16,8 +16,9 @@ import pytest
 
 import optimizers
 import tasks
-from tasks.runner import harness
-from tasks.runner.harness import RunConfig, train
+from workflows.engine import pairs
+from workflows.engine import harness
+from workflows.engine.harness import RunConfig, train
 
 TASKS = ("gan-ring8", "cnn-digits-bn", "embeddings-zipf-sparse", "lm-stdlib")
 STEPS, EVERY, KILLED_AT = 12, 5, 5   # checkpoints at 5 and 10; Sophia's Hessian at 0 and 10
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Sparse invariant checks:UserWarn
 
 def task_for(name: str) -> str:
     spec = optimizers.get(name)
-    return next(t for t in TASKS if tasks.compatible(t, spec) is None)
+    return next(t for t in TASKS if pairs.compatible(t, spec) is None)
 
 
 class Killed(Exception):

@@ -8,8 +8,9 @@ import pytest
 
 import optimizers
 import tasks
-from tasks.runner import schedule
-from tasks.runner.harness import RunConfig, train
+from workflows.engine import pairs
+from workflows.engine import schedule
+from workflows.engine.harness import RunConfig, train
 
 CANDIDATES = ("quadratic-k1e2", "embeddings-zipf-sparse", "lm-stdlib")
 
@@ -19,7 +20,7 @@ def task_for(name: str) -> str:
     parameters (the LM's hidden matrices and the rest), so both parts' groups are checked."""
     spec = optimizers.get(name)
     candidates = ("lm-stdlib",) if spec.fallback and "sparse" not in spec.needs else CANDIDATES
-    return next(t for t in candidates if tasks.compatible(tasks.get(t), spec) is None)
+    return next(t for t in candidates if pairs.compatible(tasks.get(t), spec) is None)
 
 
 def cosine(step, steps, warmup, floor):
@@ -101,7 +102,7 @@ def test_an_entry_that_brings_its_own_schedule_runs_at_constant_lr():
 def test_a_task_that_fixes_its_schedule_overrides_the_profiles():
     """The schedule ablation (cnn-digits-constant-lr) runs at constant lr under a cosine profile;
     its base task follows the profile."""
-    from tasks.runner import measure
+    from workflows.engine import measure
     profile = {"name": "cosine", "warmup": 0.1, "floor": 0.1}
     ablation = measure.final("cnn-digits-constant-lr", "sgd", "smoke", seed=0, hparams={"lr": 0.05},
                              schedule=profile)

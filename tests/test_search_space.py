@@ -6,14 +6,15 @@ import pytest
 
 import optimizers
 import tasks
-from tasks.runner import protocol, schedule
+from workflows.engine import pairs
+from workflows.engine import protocol, schedule
 
 TUNING = {"trials": 8, "seeds": [100, 101]}
 
 
 def tunable(task):
     return [n for n in optimizers.names() if not optimizers.get(n).self_tuning
-            and tasks.compatible(tasks.get(task), optimizers.get(n)) is None]
+            and pairs.compatible(tasks.get(task), optimizers.get(n)) is None]
 
 
 def test_every_optimizer_gets_the_same_number_of_trials_inside_its_ranges():

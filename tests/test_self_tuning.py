@@ -3,7 +3,7 @@ every entry at its defaults; its records carry their track and are checked again
 import pytest
 
 import optimizers
-from tasks.runner import aggregate, measure, protocol, records
+from workflows.engine import aggregate, measure, protocol, records
 
 
 def test_a_self_tuning_entry_runs_at_its_default_lr_only():

@@ -15,8 +15,9 @@ import torch
 
 import optimizers
 import tasks
+from workflows.engine import pairs
 from tasks import Problem, generator
-from tasks.runner.harness import RunConfig, train
+from workflows.engine.harness import RunConfig, train
 
 NAMES = tasks.names()
 
@@ -63,7 +64,7 @@ def trainer_for(task):
     """Adam where the task allows it, else the first registered optimizer that can run it."""
     candidates = ["adam"] + optimizers.names()
     for name in candidates:
-        if tasks.compatible(task, optimizers.get(name)) is None:
+        if pairs.compatible(task, optimizers.get(name)) is None:
             spec = optimizers.get(name)
             lo, hi = spec.lr_range
             return name, (3e-3 if name == "adam" else math.sqrt(lo * hi))
@@ -260,7 +261,7 @@ def _hook_pairs():
         task = tasks.get(name)
         for need in sorted(set(task.provides) | set(task.requires)):
             users = [o for o in optimizers.names() if need in optimizers.get(o).needs
-                     and tasks.compatible(task, optimizers.get(o)) is None]
+                     and pairs.compatible(task, optimizers.get(o)) is None]
             if users:
                 pairs.append((name, users[0]))
     return pairs
@@ -323,8 +324,8 @@ def test_embedding_buckets_and_sampling():
 def test_sparse_embedding_gradients_and_optimizers():
     task = tasks.get("embeddings-zipf-sparse")
     assert task.requires == {"sparse"}
-    assert tasks.compatible(task, optimizers.get("adam")) is not None
-    assert tasks.compatible(task, optimizers.get("sgd")) is None
+    assert pairs.compatible(task, optimizers.get("adam")) is not None
+    assert pairs.compatible(task, optimizers.get("sgd")) is None
     p = task.make("smoke", 0)
     p.loss(p.model, p.batch(0)).backward()
     grads = dict(p.model.named_parameters())

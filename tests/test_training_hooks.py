@@ -8,9 +8,10 @@ import torch
 
 import optimizers
 import tasks
+from workflows.engine import pairs
 from tasks.lm import replay_attention_logits
-from tasks.runner import harness
-from tasks.runner.harness import RunConfig, train
+from workflows.engine import harness
+from workflows.engine.harness import RunConfig, train
 
 TAU = 0.3
 LM = dict(task="lm-stdlib", size="smoke", seed=0, steps=12)
@@ -108,7 +109,7 @@ def monitored(name, steps=3):
     """Rows of a short monitored run of entry `name` on the smoke LM (every entry can run it but
     the sparse-only ones, which get the sparse embedding task)."""
     spec = optimizers.get(name)
-    task = "lm-stdlib" if tasks.compatible("lm-stdlib", spec) is None else "embeddings-zipf-sparse"
+    task = "lm-stdlib" if pairs.compatible("lm-stdlib", spec) is None else "embeddings-zipf-sparse"
     record = train(RunConfig(task=task, optimizer=name, size="smoke", steps=steps, monitor_every=1))
     assert not record["diverged"], record["diverge_reason"]
     return record["monitor"]
@@ -150,7 +151,7 @@ def test_monitor_dequantises_8bit_state_as_bitsandbytes_does():
     """An 8-bit Adam state (a tensor of 4096+ elements) read by the monitor equals bitsandbytes'
     own dequantize_blockwise, to float32 rounding of one product (code × absmax)."""
     from bitsandbytes.functional import dequantize_blockwise
-    from tasks.runner.monitor import BNB_BLOCK, moments
+    from workflows.engine.monitor import BNB_BLOCK, moments
     p = torch.nn.Parameter(torch.randn(64, 100, generator=torch.Generator().manual_seed(0)))
     opt = optimizers.build_optimizer("adam8bit", [("w", p)])
     for k in range(3):
@@ -170,7 +171,7 @@ def test_monitor_dequantises_8bit_state_as_bitsandbytes_does():
 def test_monitor_factored_adafactor_mean_is_the_reconstruction_mean():
     """torch Adafactor's v̂ = row_var·col_var / mean(row_var); the monitor's mean is mean(col_var),
     which must equal the mean of the full reconstruction (to float32 summation rounding)."""
-    from tasks.runner.monitor import moments
+    from workflows.engine.monitor import moments
     p = torch.nn.Parameter(torch.randn(6, 9))
     opt = optimizers.build_optimizer("adafactor", [("w", p)])
     for k in range(2):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from optimizers.memory import format_count
-from tasks.runner.roofline import bandwidth_bytes_per_s
+from workflows.engine.roofline import bandwidth_bytes_per_s
 
 BASELINE = "torch-adamw-foreach"
 BANDWIDTH_BUFFER_BYTES = 256 * 2**20   # each of a and b: far beyond the last-level cache

@@ -7,7 +7,7 @@ steps; the ratio of their medians is the overhead (printed in the benchmark tabl
 """
 import pytest
 
-from tasks.runner.harness import RunConfig, train
+from workflows.engine.harness import RunConfig, train
 
 STEPS = 60
 

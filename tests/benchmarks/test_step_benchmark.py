@@ -28,7 +28,7 @@ import torch
 
 import optimizers
 from optimizers.memory import parse_count
-from tasks.runner.roofline import bytes_moved_per_step
+from workflows.engine.roofline import bytes_moved_per_step
 
 # Environment: OPTBENCH_BENCH_SIZES ("10M" or "10M,50M"), OPTBENCH_BENCH_ROUNDS (timed rounds, 10),
 # OPTBENCH_BENCH_THREADS (torch threads; default the suite's 1, see tests/conftest.py).

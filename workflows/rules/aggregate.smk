@@ -1,8 +1,8 @@
 # Every result record of the profile into tidy CSV tables: the report reads these alone.
-from tasks.runner.aggregate import TABLES as TABLE_NAMES
+from workflows.engine.aggregate import TABLES as TABLE_NAMES
 
 
-# The jobs of the profile (tasks.runner.plan.jobs: `optbench plan` counts the same list); the
+# The jobs of the profile (workflows.engine.plan.jobs: `optbench plan` counts the same list); the
 # records each writes. A new measurement adds its jobs to plan.jobs and its records here.
 JOBS = plan.jobs(config)
 

@@ -7,8 +7,8 @@ from snakemake.utils import validate
 
 import optimizers
 import tasks
-from tasks.runner import cost, plan
-from tasks.runner.config import check_config, check_profile_given, check_schema, coerce
+from workflows.engine import cost, pairs, plan
+from workflows.engine.config import check_config, check_profile_given, check_schema, coerce
 
 # Every error of a config is raised here, before any job runs, naming the key and the bad value.
 check_profile_given(config, workflow.overwrite_configfiles)
@@ -46,17 +46,12 @@ def sources(w):
     return found
 
 
-def pairs(task_list=None, optimizer_list=None):
-    """(task, optimizer) pairs to run; pairs that cannot run go to SKIPPED, with why."""
-    return plan.pairs(config, task_list, optimizer_list)
-
-
 def optimizers_for(task):
-    return plan.optimizers_for(config, task)
+    return pairs.optimizers_for(config, task)
 
 
 SKIPPED = [(t, o, why) for t in config["tasks"] for o in optimizers_for(t)
-           if (why := tasks.compatible(t, optimizers.get(o)))]
+           if (why := pairs.compatible(t, optimizers.get(o)))]
 
 
 def tune_summary(w):

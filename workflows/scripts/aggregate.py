@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from tasks.runner import aggregate, cost, flops, plan, records
+from workflows.engine import aggregate, cost, flops, plan, records
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 p = snakemake.params  # noqa: F821

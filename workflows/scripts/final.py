@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from tasks.runner import aggregate, measure, records
+from workflows.engine import aggregate, measure, records
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
@@ -29,7 +29,7 @@ if p.track == "tuned":
 
 # the code a run's numbers depend on beyond the task's and the optimizer's files (the job's inputs)
 ENGINE = ("tasks", "optimizers", "optimizers._build", "optimizers.routing",
-          *(f"tasks.runner.{m}" for m in ("harness", "schedule", "amp", "measure", "monitor")))
+          *(f"workflows.engine.{m}" for m in ("harness", "schedule", "amp", "measure", "monitor")))
 engine = hashlib.sha256(b"".join(Path(importlib.import_module(m).__file__).read_bytes() for m in ENGINE)).hexdigest()
 depends = dict(hparams=hparams, schedule=p.schedule, size=p.size, device=p.device, monitor_every=p.monitor_every,
                precision=p.precision, engine=engine)

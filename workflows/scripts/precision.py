@@ -1,8 +1,8 @@
-"""Snakemake job: the precision measurement of one optimizer on one task (tasks.runner.precision)."""
+"""Snakemake job: the precision measurement of one optimizer on one task (workflows.engine.precision)."""
 import sys
 
 from tasks import get as get_task
-from tasks.runner import precision, records
+from workflows.engine import precision, records
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821

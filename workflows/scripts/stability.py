@@ -1,7 +1,7 @@
 """Snakemake job: loss-scale and lr-scale sweeps of one optimizer on one task."""
 import sys
 
-from tasks.runner import measure, records
+from workflows.engine import measure, records
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821

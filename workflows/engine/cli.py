@@ -181,8 +181,8 @@ def summary(record: dict) -> dict:
 
 
 def cmd_run(args) -> int:
-    from tasks.runner import records
-    from tasks.runner.harness import RunConfig, train
+    from workflows.engine import records
+    from workflows.engine.harness import RunConfig, train
     hparams = dict(args.hparam or [])
     if args.lr is not None:
         hparams["lr"] = args.lr
@@ -222,7 +222,7 @@ def plan_config(configfile: str | None, overrides: list[str]) -> dict:
     import yaml
     from snakemake.utils import validate
 
-    from tasks.runner.config import check_config, check_profile_given, check_schema, coerce
+    from workflows.engine.config import check_config, check_profile_given, check_schema, coerce
     path = Path(configfile) if configfile else CONFIGS / "cpu.yaml"
     if not path.is_file():
         raise ValueError(f"--configfile {configfile}: no such file; valid: a YAML file, e.g. "
@@ -245,7 +245,7 @@ def plan_config(configfile: str | None, overrides: list[str]) -> dict:
 def cmd_plan(args) -> int:
     import pandas as pd
 
-    from tasks.runner import plan
+    from workflows.engine import plan
     configfile = args.configfile
     if args.profile:
         valid = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
@@ -256,7 +256,7 @@ def cmd_plan(args) -> int:
     names = sorted({task for _, task, _ in plan.jobs(config)})
     calibration = step_costs = None
     if args.flops or args.h100:
-        from tasks.runner import flops
+        from workflows.engine import flops
         step_costs = {t: flops.estimated_step_cost(t, config["size"]) for t in names}
     if args.h100:
         calibration = plan.gpu_estimate(step_costs)

@@ -1,5 +1,5 @@
 """The `precision` measurement: one optimizer on one task at its tuned hyperparameters, trained
-as practitioners train in mixed precision (see `tasks.runner.amp`), against fp32.
+as practitioners train in mixed precision (see `workflows.engine.amp`), against fp32.
 
 Variants, each for every seed: fp32; bf16 without loss scaling; fp16 without loss scaling; fp16
 with a static scale c for each c of `static_scales`; fp16 with dynamic scaling (GradScaler). Every
@@ -15,8 +15,8 @@ import math
 
 import optimizers
 import tasks
-from tasks.runner.harness import RunConfig, record_header, train
-from tasks.runner.schedule import for_task, run_options
+from workflows.engine.harness import RunConfig, record_header, train
+from workflows.engine.schedule import for_task, run_options
 
 
 def variants(static_scales: list[float]) -> list[dict]:
@@ -30,7 +30,7 @@ def measure(task: str, optimizer: str, size: str, hparams: dict, seeds: list[int
             device: str = "cpu", threads: int = 1, steps: int | None = None, schedule: dict | None = None,
             probe_every: int | None = None) -> dict:
     """Every variant × seed at `hparams` (the tuned lr, and whatever else the tuning selected).
-    `schedule`: the profile's `schedule:` mapping (tasks.runner.schedule.run_options), as the final
+    `schedule`: the profile's `schedule:` mapping (workflows.engine.schedule.run_options), as the final
     runs use it, stretched to `steps`. `probe_every`: None gives 10 probes a run."""
     steps = steps or tasks.get(task).size(size)["steps"]
     probe_every = probe_every or max(1, steps // 10)

@@ -22,7 +22,7 @@ from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 import tasks
-from tasks.runner.measure import saved_activation_bytes
+from workflows.engine.measure import saved_activation_bytes
 
 PARAMETER_PASSES = 5
 ACTIVATION_PASSES = 2

@@ -17,8 +17,8 @@ import torch
 
 import optimizers
 import tasks
-from tasks.runner import protocol, schedule as schedules
-from tasks.runner.harness import RunConfig, StepTimer, record_header, split_batch, summarise_times, train
+from workflows.engine import protocol, schedule as schedules
+from workflows.engine.harness import RunConfig, StepTimer, record_header, split_batch, summarise_times, train
 
 
 def _compact(run: dict) -> dict:
@@ -120,7 +120,7 @@ def steptime(task: str, optimizer: str, size: str, steps: int, warmup: int, roun
     summary = {n: summarise_times(t, warmup=0) for n, t in times.items()}   # warmed up above
     med = {n: s["median"] for n, s in summary.items()}
     # The roofline: the bytes the step must move over the bandwidth measured here, now.
-    from tasks.runner import roofline
+    from workflows.engine import roofline
     bandwidth = roofline.bandwidth_bytes_per_s(dev, n_bytes=(64 if dev.type == "cpu" else 1024) * 2**20)
     floor = roofline.floor_seconds(optimizer, 0, bandwidth, named_params=list(model.named_parameters()))
     config = dict(task=task, optimizer=optimizer, size=size, steps=steps, warmup=warmup, rounds=rounds,

@@ -10,7 +10,8 @@ import math
 
 import optimizers
 import tasks
-from tasks.runner import protocol, schedule
+from workflows.engine import pairs
+from workflows.engine import protocol, schedule
 
 
 class ConfigError(ValueError):
@@ -134,7 +135,7 @@ def check_config(config: dict) -> None:
     name = config["loop_options"]["optimizer"]
     known("loop_options.optimizer", [name], optimizers.names())
     for task in config["loop_options"]["tasks"]:
-        why = tasks.compatible(tasks.get(task), optimizers.get(name))
+        why = pairs.compatible(tasks.get(task), optimizers.get(name))
         if why:
             raise ConfigError(f"config loop_options: {why}")
     overlap = sorted(set(config["tuning"]["seeds"]) & set(config["final_seeds"]))
@@ -166,7 +167,7 @@ def check_config(config: dict) -> None:
 
 def check_precision(config: dict, known) -> None:
     """The precision measurement's tasks run in the profile and can autocast; its optimizers are
-    registered (it runs those the profile tunes on the task: tasks.runner.plan.settings); a task's
+    registered (it runs those the profile tunes on the task: workflows.engine.plan.settings); a task's
     overrides name such a task."""
     p = config["precision"]
     if not p["tasks"]:

@@ -151,9 +151,9 @@ def write_tables(jobs, benchmarks_dir, out_dir, plan_rows: list[dict], threads: 
     - cost_summary.csv: one row: wall_seconds, cores, busy_core_seconds, core_utilisation (busy
       over wall × cores; busy is the benchmark's sampled cpu_time, a lower bound), held_core_seconds,
       core_occupancy (the jobs' wall time × the cores they held, over wall × cores), invocations, longest_chain_seconds, longest_chain (jobs joined by " -> "), planned_wall_seconds;
-    - plan.csv: `PLAN_COLUMNS`, one row per rule and task (tasks.runner.plan.plan_rows); its wall
+    - plan.csv: `PLAN_COLUMNS`, one row per rule and task (workflows.engine.plan.plan_rows); its wall
       time on the cores the invocations had, jobs holding `threads` cores (timing jobs: all)."""
-    from tasks.runner import plan
+    from workflows.engine import plan
     benchmarks_dir, out_dir = Path(benchmarks_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [benchmarks_dir / rule / task / f"{optimizer}.tsv" for rule, task, optimizer in jobs]

@@ -1,6 +1,6 @@
 """The run harness: one training run of a task by an optimizer, measured.
 
-`train(RunConfig(...))` returns a result record (a dict, see `tasks.runner.records`). The loop is meant
+`train(RunConfig(...))` returns a result record (a dict, see `workflows.engine.records`). The loop is meant
 to be read top to bottom:
 
     for step in range(steps):
@@ -18,7 +18,7 @@ logits, or a float overflow raised inside the step or a hook (torch refusing a s
 overflows float32, an SVD of an overflowed statistic, nothing to sample from in the Hessian
 loss). Any other exception is a bug and propagates.
 
-Mixed precision (`precision` bf16 / fp16, `loss_scaling`; see `tasks.runner.amp`): the forward
+Mixed precision (`precision` bf16 / fp16, `loss_scaling`; see `workflows.engine.amp`): the forward
 runs under autocast and the loss is scaled before backward; the gradients are unscaled, and with
 a loss scaling a step whose gradients are not finite is skipped (counted, not divergence: the
 scaler's answer to it is to lower c). Every `probe_every` steps a second, fp32 backward of the same
@@ -50,10 +50,11 @@ import torch
 
 import optimizers
 import tasks
+from workflows.engine import pairs
 from optimizers.routing import routing
-from tasks.runner import amp, environment, records
-from tasks.runner.schedule import check as check_schedule, factor as lr_factor
-from tasks.runner.monitor import Monitor
+from workflows.engine import amp, environment, records
+from workflows.engine.schedule import check as check_schedule, factor as lr_factor
+from workflows.engine.monitor import Monitor
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -74,11 +75,11 @@ class RunConfig:
     clip_norm: float | None = None
     clip_value: float | None = None
     warmup: int = 0                     # linear warm-up steps
-    schedule: str = "constant"          # after warm-up: tasks.runner.schedule.SCHEDULES
+    schedule: str = "constant"          # after warm-up: workflows.engine.schedule.SCHEDULES
     lr_floor: float = 0.0               # the schedule's last lr, as a share of the peak
     decay: float = 0.2                  # wsd: the share of the steps that decay
     diverge_factor: float = 1e4         # loss above initial + factor*(|initial|+1) counts as diverged
-    monitor_every: int = 0              # record norms and moments every k steps (tasks.runner.monitor); 0: off
+    monitor_every: int = 0              # record norms and moments every k steps (workflows.engine.monitor); 0: off
     accumulate: int = 1                 # micro-batches per step: the batch is split along dim 0
     activation_checkpointing: bool = False  # recompute activations in backward (tasks that provide it)
     precision: str = "fp32"             # autocast dtype of the forward: amp.PRECISIONS; weights stay fp32
@@ -90,7 +91,7 @@ class RunConfig:
         task = tasks.get(self.task)
         spec = optimizers.get(self.optimizer)
         spec.hparams(self.hparams)
-        why = tasks.compatible(task, spec)
+        why = pairs.compatible(task, spec)
         if why:
             raise ValueError(why)
         if self.size not in tasks.SIZES:
@@ -205,7 +206,7 @@ def summarise_times(seconds: list[float], warmup: int) -> dict:
 def record_header(kind: str, config: dict, device, threads: int) -> dict:
     """The keys every result record starts with (`records.REQUIRED`): schema version, kind, the
     config and its hash, the environment. One definition for the run records `train` writes and
-    the sweep / stability / steptime / loop_options records of `tasks.runner.measure`."""
+    the sweep / stability / steptime / loop_options records of `workflows.engine.measure`."""
     return {"schema_version": records.SCHEMA_VERSION, "kind": kind, "config": config,
             "config_hash": environment.config_hash(config),
             "environment": environment.environment(torch.device(device), threads)}

@@ -13,17 +13,14 @@ import time
 
 import optimizers
 import tasks
-from tasks.runner import protocol
+from workflows.engine import protocol
+from workflows.engine.pairs import compatible, optimizers_for, pairs
 
-STARTUP_SECONDS = 2.8   # python -c "import torch, transformers, tasks.runner.measure"
+STARTUP_SECONDS = 2.8   # python -c "import torch, transformers, workflows.engine.measure"
 RULES = ("tune", "final", "defaults", "stability", "steptime", "loop_options", "precision")
 CLOSING = ("aggregate", "report", "all")
 LOOP_VARIANTS = 6       # plain, monitor, clipping, warm-up, accumulation, activation checkpointing
 STEP_ONLY_SHARE = 0.1   # optimizer.step() alone against a whole training step
-
-
-def optimizers_for(config: dict, task: str) -> list[str]:
-    return config["task_optimizers"].get(task, config["optimizers"])
 
 
 def settings(config: dict, measurement: str, task: str) -> dict:
@@ -42,13 +39,6 @@ def job_settings(config: dict, measurement: str, task: str) -> dict:
     """What one job of the measurement runs with: its settings less the task and optimizer lists,
     which choose the jobs and change none (a job's params are part of what reruns it)."""
     return {k: v for k, v in settings(config, measurement, task).items() if k not in ("tasks", "optimizers")}
-
-
-def pairs(config: dict, task_list=None, optimizer_list=None) -> list[tuple[str, str]]:
-    """(task, optimizer) pairs to run: the pairs that can run (tasks.compatible)."""
-    tasks_ = config["tasks"] if task_list is None else task_list
-    return [(t, o) for t in tasks_ for o in (optimizer_list or optimizers_for(config, t))
-            if tasks.compatible(t, optimizers.get(o)) is None]
 
 
 def jobs(config: dict) -> list[tuple[str, str, str]]:
@@ -96,11 +86,11 @@ def calibrate(task_names, size: str, device: str = "cpu", threads: int = 1, step
     """{task: {"seconds_per_step", "run_overhead"}} from one timed run of `steps` steps of each task
     (AdamW, or the task's first optimizer that can run): seconds per step from the run's own step
     clock (from step 2: the first steps warm up), overhead = the run's wall time less its steps."""
-    from tasks.runner.harness import RunConfig, train
+    from workflows.engine.harness import RunConfig, train
     found = {}
     for task in task_names:
         optimizer = next(o for o in ["adamw", *optimizers.names()]
-                         if tasks.compatible(task, optimizers.get(o)) is None)
+                         if compatible(task, optimizers.get(o)) is None)
         n = max(3, min(steps, tasks.get(task).size(size)["steps"]))
         t0 = time.perf_counter()
         run = train(RunConfig(task, optimizer, size=size, seed=0, steps=n, device=device), threads=threads)

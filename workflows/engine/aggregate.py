@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 import tasks
-from tasks.runner import precision, protocol, records
+from workflows.engine import precision, protocol, records
 
 # tables filled from the records' rows (`_rows`), then those written from the profile and the registry
 ROW_TABLES = ("runs", "curves", "tuning", "stability", "steptime", "loop_options", "monitor", "precision",

@@ -1,7 +1,7 @@
 """The engine: runs tasks with optimizers, measures, and writes result records.
 
-Layers import one way: optimizers <- tasks <- this package (tasks.runner) <- workflows/ and the
-command line (tasks.runner.cli). The task loader skips this subpackage (it imports task modules
+Layers import one way: optimizers <- tasks <- this package (workflows.engine) <- workflows/ and the
+command line (workflows.engine.cli). The task loader skips this subpackage (it imports task modules
 only), and nothing under optimizers/ or the task files imports it. The report package
 (report/) reads results/tables/ alone.
 
