@@ -38,16 +38,22 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imported(source: str) -> list[tuple[int, str]]:
-    """(line, module) of every import of ours in the source, lazy ones inside functions included."""
+def imports(source: str, submodules: bool = True) -> list[tuple[int, str]]:
+    """(line, module) of every import in the source, lazy ones inside functions included; with
+    `submodules`, `from a import b` counts as a.b (a submodule: the finer name decides the layer)."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            # `from workflows.engine import records` names a submodule: the finer name decides the layer
-            found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names]
-    return [(line, m) for line, m in found if m.split(".")[0] in OURS]
+            found += ([(node.lineno, f"{node.module}.{a.name}") for a in node.names] if submodules
+                      else [(node.lineno, node.module)])
+    return found
+
+
+def imported(source: str) -> list[tuple[int, str]]:
+    """(line, module) of every import of ours in the source."""
+    return [(line, m) for line, m in imports(source) if m.split(".")[0] in OURS]
 
 
 def violations(module: str, source: str) -> list[str]:
@@ -108,15 +114,6 @@ def test_importing_the_registries_loads_no_entry():
 def test_argparse_lives_in_the_command_line_alone():
     """One command line: no other module of ours builds an argument parser."""
     found = [str(p.relative_to(REPO)) for p in sources()
-             if module_name(p) != "workflows.engine.cli" and "argparse" in {m for _, m in _all_imports(p.read_text())}]
+             if module_name(p) != "workflows.engine.cli" and "argparse" in {m for _, m in imports(p.read_text(), submodules=False)}]
     assert not found, found
 
-
-def _all_imports(source: str) -> list[tuple[int, str]]:
-    found = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, a.name) for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.append((node.lineno, node.module))
-    return found
