@@ -3,7 +3,7 @@ r"""How much memory training a large model takes: parameters, gradients, optimiz
     breakdown(70e9, "adam", "mixed")   # bytes per component
     table()                            # tidy DataFrame over sizes x optimizers x components
     seed_table_70b()                   # seed 001's 70B table, row by row, against ours
-    optbench memory --params 70e9 [--optimizer NAME] [--precision fp32|mixed]
+    optbench memory --params 70e9 [--optimizer NAME] [--precision fp32|mixed]   # workflows.engine.cli
 
 Conventions (bytes per parameter; GB = 1e9 bytes):
 
@@ -51,11 +51,9 @@ Neither does this calculator count them; every figure here is a lower bound on a
 """
 from __future__ import annotations
 
-import argparse
 import decimal
 import math
 import numbers
-import sys
 
 import torch
 
@@ -63,6 +61,7 @@ import optimizers
 
 GB = 1e9
 PRECISIONS = ("fp32", "mixed")
+DEFAULT_PRECISION = "mixed"
 REPRESENTATIVE = (4096, 4096)                  # a hidden matrix of a 7B-class transformer
 REPRESENTATIVE_NAME = "layers.0.mlp.fc1.weight"  # what a parameter policy (`takes`) sees
 PROBES = {"(1024, 1024)": (1024, 1024), "(16384, 16384)": (16384, 16384), "(1024,) vector": (1024,)}
@@ -122,7 +121,7 @@ def state_rate(optimizer: str, dtype: torch.dtype = torch.float32) -> dict:
             "note": "; ".join(notes)}
 
 
-def breakdown(n_params: float, optimizer: str, precision: str = "mixed") -> dict:
+def breakdown(n_params: float, optimizer: str, precision: str = DEFAULT_PRECISION) -> dict:
     """Bytes of each component of training an `n_params`-parameter model with `optimizer`.
 
     Keys: ``params``, ``grads``, ``state``, ``master`` and ``total`` (their sum), in bytes;
@@ -154,7 +153,7 @@ def breakdown(n_params: float, optimizer: str, precision: str = "mixed") -> dict
     return out
 
 
-def table(sizes=SIZES, optimizers=None, precision: str = "mixed"):
+def table(sizes=SIZES, optimizers=None, precision: str = DEFAULT_PRECISION):
     """Tidy DataFrame: one row per (size, optimizer, component) with ``bytes`` and ``GB``.
 
     Components are params, grads, state, master; their sum per (size, optimizer) is the total.
@@ -207,7 +206,7 @@ def seed_table_70b():
 
 def parse_count(text: str) -> int:
     """A parameter count, a whole number >= 1: 70e9, 7000000000, 70B, 1.3b, 125M, 350k (decimal
-    arithmetic, so 1.1B is 1100000000 exactly)."""
+    arithmetic, so 1.1B is 1100000000 exactly); ValueError names the text and what is valid."""
     valid = f"a whole number from 1 to {MAX_PARAMS:.0e}, e.g. 70e9, 70B, 1.3B, 125M"
     scale = {"k": 3, "m": 6, "b": 9, "g": 9, "t": 12}
     t = text.strip().lower().replace("_", "")
@@ -215,11 +214,11 @@ def parse_count(text: str) -> int:
     try:
         value = decimal.Decimal(t[:-1] if exponent else t).scaleb(exponent)
     except decimal.InvalidOperation:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a parameter count; valid: {valid}") from None
+        raise ValueError(f"{text!r} is not a parameter count; valid: {valid}") from None
     if not value.is_finite() or value != value.to_integral_value():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of parameters; valid: {valid}")
+        raise ValueError(f"{text!r} is not a whole number of parameters; valid: {valid}")
     if not 1 <= value <= MAX_PARAMS:
-        raise argparse.ArgumentTypeError(f"{text!r} is out of range; valid: {valid}")
+        raise ValueError(f"{text!r} is out of range; valid: {valid}")
     return int(value)
 
 
@@ -229,61 +228,3 @@ def format_count(n: float) -> str:
         if n >= scale:
             return f"{n / scale:.4g}{suffix}"
     return f"{n:.4g}"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line, without the usage block (as `optbench` does)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="optbench memory",
-        description="Training memory of a model: parameters, gradients, optimizer state, master weights (GB = 1e9 B).")
-    p.add_argument("--params", type=parse_count, required=True, help="parameter count: 70e9, 70B, 125M")
-    p.add_argument("--optimizer", help="one registry entry (default: all)")
-    p.add_argument("--precision", choices=PRECISIONS, default="mixed",
-                   help="fp32: 4+4 B/param + state; mixed: fp16/bf16 params and grads, fp32 state and master (default)")
-    return p
-
-
-def render(n_params: float, names: list[str], precision: str) -> str:
-    import pandas as pd
-    rows, notes = [], []
-    for name in names:
-        b = breakdown(n_params, name, precision)
-        rows.append({"optimizer": name, "params GB": b["params"] / GB, "grads GB": b["grads"] / GB,
-                     "state GB": b["state"] / GB, "master GB": b["master"] / GB, "total GB": b["total"] / GB,
-                     "B/param": b["bytes_per_param"]})
-        if b["note"]:
-            notes.append(f"- {name}: {b['note']}")
-    lines = [f"Training memory, {format_count(n_params)} parameters ({n_params:.4g}), precision {precision} "
-             f"(GB = 1e9 bytes)", "",
-             pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g")]
-    if notes:
-        lines += ["", "Notes:", *notes]
-    lines += ["", LEAVES_OUT]
-    if precision == "mixed":
-        lines.append(SEED_OMITS)
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`optbench memory ...`: print the table; 0 on success, 2 on a usage error (message on stderr)."""
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as e:  # argparse has printed usage and the error (or --help) already
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-    if args.optimizer is not None and args.optimizer not in optimizers.names():
-        print(f"optbench memory: error: unknown optimizer {args.optimizer!r}; valid: {', '.join(optimizers.names())}",
-              file=sys.stderr)
-        return 2
-    names = [args.optimizer] if args.optimizer else optimizers.names()
-    print(render(args.params, names, args.precision))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

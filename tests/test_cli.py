@@ -167,3 +167,19 @@ def test_help_imports_nothing_heavy_of_its_own():
     heavy = [m for m in loaded if m.split(".")[0] in ("pandas", "optimizers", "scipy", "matplotlib")
              or m in ("workflows.engine.harness", "workflows.engine.records", "tasks.quadratic")]
     assert not heavy, heavy
+
+
+def test_plan_refuses_an_empty_profile_and_a_bad_file_in_one_line(capsys, tmp_path):
+    refused(capsys, ["plan", "--profile", ""], "--profile '': unknown profile", "valid: cpu")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("profile: x\ntasks: [a, b\n")
+    refused(capsys, ["plan", "--configfile", str(bad)], "not valid YAML")
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("profile: x\nsize: smoke\nsize: cpu\n")
+    refused(capsys, ["plan", "--configfile", str(twice)], "key 'size' is given twice, on lines 2 and 3", "valid: once")
+
+
+def test_plan_into_a_closed_pipe_ends_quietly():
+    proc = subprocess.run(f"{sys.executable} -m workflows.engine.cli plan --profile smoke | head -1",
+                          shell=True, capture_output=True, text=True)
+    assert proc.stdout.startswith("profile smoke:") and "Traceback" not in proc.stderr, proc.stderr

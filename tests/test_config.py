@@ -18,9 +18,7 @@ def smoke() -> dict:
 
 
 def filled(cfg):
-    from snakemake.utils import validate
-    validate(cfg, str(SCHEMA_PATH), set_default=True)
-    return cfg
+    return profile_config.fill_defaults(cfg, SCHEMA)
 
 
 def numeric_leaves(schema, path=()):
@@ -113,7 +111,8 @@ def test_defaults_come_from_the_schema():
     assert cfg["precision"] == {"tasks": [], "steps_fraction": 1.0, "overrides": {}}
     assert cfg["loop_options"] == {"tasks": [], "optimizer": "adamw", "steps": 30, "rounds": 3,
                                   "monitor_every": 10}
-    assert cfg["stability"]["dtype"] == "float64" and cfg["stability"]["overrides"] == {} and cfg["task_optimizers"] == {}
+    assert cfg["stability"]["dtype"] == "float64" and cfg["stability"]["overrides"] == {}
+    assert cfg["task_optimizers"] == {"lm-stdlib-qk": ["adamw", "muon", "muonclip"]}   # the study's, in every profile
     profile_config.check_config(cfg)
 
 
@@ -135,3 +134,91 @@ def test_a_config_file_without_profile_is_refused():
         profile_config.check_profile_given({"size": "smoke"}, ["c.yaml"])
     profile_config.check_profile_given({"size": "smoke"}, [])   # no file: the default profile
     profile_config.check_profile_given({"profile": "x"}, ["c.yaml"])
+
+
+PROFILES = sorted(p.stem for p in profile_config.PROFILES.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_defaults_are_filled_as_snakemake_fills_them(profile):
+    from snakemake.utils import validate
+    ours = profile_config.fill_defaults(profile_config.read(profile_config.PROFILES / f"{profile}.yaml"), SCHEMA)
+    theirs = profile_config.read(profile_config.PROFILES / f"{profile}.yaml")
+    validate(theirs, str(SCHEMA_PATH), set_default=True)
+    assert ours == theirs
+
+
+def test_the_schemas_enumerations_are_the_engines():
+    import tasks
+    from workflows.engine import amp, cli, harness, schedule
+    p = SCHEMA["properties"]
+    assert tuple(p["size"]["enum"]) == tasks.SIZES
+    assert tuple(p["schedule"]["properties"]["name"]["enum"]) == schedule.SCHEDULES
+    assert set(p["train_precision"]["additionalProperties"]["enum"]) == set(amp.PRECISIONS) - {"fp16"}  # fp16 needs loss scaling
+    assert p["stability"]["properties"]["dtype"]["enum"] == list(harness.DTYPES)
+    assert p["device"]["pattern"] == f"^({cli.DEVICE.pattern})$"
+    seeds = [p["final_seeds"]["items"], p["tuning"]["properties"]["seeds"]["items"],
+             p["precision"]["properties"]["seeds"]["items"],
+             p["precision"]["properties"]["overrides"]["additionalProperties"]["properties"]["seeds"]["items"]]
+    assert all(s["minimum"] == 0 and s["maximum"] == cli.MAX_SEED for s in seeds)
+
+
+def test_the_cli_runs_the_pipelines_schedule(monkeypatch):
+    from workflows.engine import cli
+    args = cli.parser().parse_args(["run", "--task", "cnn-digits", "--optimizer", "adamw", "--steps", "200"])
+    assert cli.run_schedule(args) == {"schedule": "cosine", "warmup": 10, "lr_floor": 0.1, "decay": 0.2}
+    assert profile_config.defaults("schedule") == {"name": "cosine", "warmup": 0.05, "floor": 0.1, "decay": 0.2}
+    args = cli.parser().parse_args(["run", "--task", "cnn-digits", "--optimizer", "adamw", "--steps", "200",
+                                    "--schedule", "constant", "--warmup", "0"])
+    assert cli.run_schedule(args) == {"schedule": "constant", "warmup": 0, "lr_floor": 0.1, "decay": 0.2}
+
+
+@pytest.mark.parametrize("schedule, message", [
+    ({"name": "linear"}, r"config schedule.name: 'linear' is not one of \['constant', 'cosine', 'wsd'\]"),
+    ({"name": "cosine", "warmup": 1.5}, r"config schedule.warmup: 1.5 is greater than or equal to the maximum of 1"),
+    ({"name": "cosine", "floor": 2.0}, r"config schedule.floor: 2.0 is greater than the maximum of 1"),
+    ({"name": "wsd", "decay": 0.0}, r"config schedule.decay: 0.0 is less than or equal to the minimum of 0"),
+    ({"name": "cosine", "min_lr": 0.1}, r"'min_lr' was unexpected\).*valid: name, warmup, floor, decay"),
+])
+def test_an_undefined_schedule_is_refused(schedule, message):
+    with pytest.raises(profile_config.ConfigError, match=message):
+        profile_config.check_schema(smoke() | {"schedule": schedule}, SCHEMA)
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("final_seeds", [0.0, 1.0], [0, 1]), ("threads", 1.0, 1), ("final_seeds", ["1e3"], [1000]),
+])
+def test_a_whole_number_float_is_the_integer_it_means(key, value, expected):
+    out = profile_config.coerce(smoke() | {key: value}, SCHEMA)[key]
+    assert out == expected and all(type(x) is int for x in (out if isinstance(out, list) else [out]))
+
+
+def test_a_fractional_or_huge_seed_is_refused():
+    lines = profile_config.schema_errors(profile_config.coerce(smoke() | {"final_seeds": [0, 1.5, 1e30]}, SCHEMA), SCHEMA)
+    assert any("final_seeds[1]: 1.5 is not of type 'integer'" in x for x in lines), lines
+    assert any("final_seeds[2]: 1000000000000000019884624838656 is greater than the maximum of 4294967295" in x
+               for x in lines), lines
+
+
+def test_a_key_given_twice_is_refused_naming_its_lines(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("profile: x\nsize: smoke\ntuning:\n  trials: 2\nsize: cpu\n")
+    with pytest.raises(profile_config.ConfigError, match=r"c.yaml: key 'size' is given twice, on lines 2 and 5"):
+        profile_config.read(f)
+    f.write_text("profile: x\ntuning: {trials: 2, trials: 4}\n")
+    with pytest.raises(profile_config.ConfigError, match=r"key 'trials' is given twice, on lines 2 and 2"):
+        profile_config.load(str(f))
+
+
+def test_the_loader_merges_nested_overrides_as_snakemake_does():
+    cfg = profile_config.load(str(profile_config.PROFILES / "smoke.yaml"), ["tuning={trials: 8}", "threads=1.0"])
+    assert cfg["tuning"]["trials"] == 8 and cfg["tuning"]["seeds"] == smoke()["tuning"]["seeds"]
+    assert cfg["threads"] == 1 and type(cfg["threads"]) is int
+
+
+def test_malformed_yaml_is_one_line(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("profile: x\ntasks: [a, b\n")
+    with pytest.raises(profile_config.ConfigError, match=r"config file .*bad.yaml: not valid YAML \(") as e:
+        profile_config.read(f)
+    assert "\n" not in str(e.value)

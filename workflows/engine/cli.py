@@ -191,8 +191,7 @@ def cmd_run(args) -> int:
     cfg = RunConfig(task=args.task, optimizer=args.optimizer, size=args.size, seed=args.seed, steps=args.steps,
                     hparams=hparams, loss_scale=args.loss_scale, lr_scale=args.lr_scale, device=args.device,
                     dtype=args.dtype, precision=args.precision, loss_scaling=args.loss_scaling,
-                    static_scale=args.static_scale, schedule=args.schedule, warmup=args.warmup,
-                    lr_floor=args.lr_floor)
+                    static_scale=args.static_scale, **run_schedule(args))
     check_device(args.device)
     if args.out is not None:
         check_writable(args.out)
@@ -203,55 +202,86 @@ def cmd_run(args) -> int:
     return 0
 
 
+def run_schedule(args) -> dict:
+    """The schedule options of `optbench run`: the pipeline's (the schema's `schedule:` default, or
+    the task's own, at constant lr for an entry that brings its own, as in
+    workflows.engine.measure.final), each replaced by the option given."""
+    import optimizers
+    import tasks
+    from workflows.engine import config, schedule
+    steps = args.steps or tasks.get(args.task).size(args.size)["steps"]
+    options = schedule.run_options(schedule.for_task(args.task, config.defaults("schedule")), steps,
+                                   optimizers.get(args.optimizer).takes_schedule)
+    given = {"schedule": args.schedule, "warmup": args.warmup, "lr_floor": args.lr_floor}
+    return options | {k: v for k, v in given.items() if v is not None}
+
+
+def cmd_memory(args) -> int:
+    """The training-memory table of optimizers.memory for one parameter count."""
+    import optimizers
+    from optimizers import memory
+    if args.optimizer is not None:
+        optimizers.get(args.optimizer)   # KeyError names the valid ones
+    names = [args.optimizer] if args.optimizer else optimizers.names()
+    print(render_memory(args.params, names, args.precision or memory.DEFAULT_PRECISION))
+    return 0
+
+
+def render_memory(n_params: float, names: list[str], precision: str) -> str:
+    import pandas as pd
+
+    from optimizers import memory
+    rows, notes = [], []
+    for name in names:
+        b = memory.breakdown(n_params, name, precision)
+        rows.append({"optimizer": name, **{f"{c} GB": b[c] / memory.GB for c in memory.COMPONENTS},
+                     "total GB": b["total"] / memory.GB, "B/param": b["bytes_per_param"]})
+        if b["note"]:
+            notes.append(f"- {name}: {b['note']}")
+    lines = [f"Training memory, {memory.format_count(n_params)} parameters ({n_params:.4g}), precision "
+             f"{precision} (GB = 1e9 bytes)", "", pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g")]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    lines += ["", memory.LEAVES_OUT]
+    if precision == "mixed":
+        lines.append(memory.SEED_OMITS)
+    return "\n".join(lines)
+
+
+def parameter_count(text: str) -> int:
+    """An argparse type: optimizers.memory.parse_count (70e9, 70B, 1.3B, 125M)."""
+    from optimizers.memory import parse_count
+    try:
+        return parse_count(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def cmd_new_optimizer(args) -> int:
-    from optimizers.scaffold import new_optimizer
+    from workflows.engine.scaffold import new_optimizer
     path = new_optimizer(args.name, args.dir)
     print(f"wrote {path}\nnext: edit it, then `python -m pytest tests/test_optimizers.py -k {args.name}`, "
           f"then add {args.name!r} to a profile in workflows/config/ and run snakemake")
     return 0
 
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIGS = REPO / "workflows" / "config"
-
-
 def plan_config(configfile: str | None, overrides: list[str]) -> dict:
-    """The profile's config as the Snakefile makes it (workflows/rules/common.smk): the file (cpu.yaml
-    when none is given), --config K=V on top (values parsed as YAML, as Snakemake parses them), then
-    the same checks in the same order, so a config the pipeline refuses is refused here alike."""
-    import yaml
-    from snakemake.utils import validate
-
-    from workflows.engine.config import check_config, check_profile_given, check_schema, coerce
-    path = Path(configfile) if configfile else CONFIGS / "cpu.yaml"
-    if not path.is_file():
-        raise ValueError(f"--configfile {configfile}: no such file; valid: a YAML file, e.g. "
-                         + ", ".join(str(p.relative_to(REPO)) for p in sorted(CONFIGS.glob("*.yaml"))))
-    config = yaml.safe_load(path.read_text()) or {}
-    for text in overrides:
-        key, sep, value = text.partition("=")
-        if not sep:
-            raise ValueError(f"--config {text!r} is not KEY=VALUE; valid: e.g. final_seeds=[0,1]")
-        config[key] = yaml.safe_load(value)
-    check_profile_given(config, [path] if configfile else [])
-    schema = yaml.safe_load((REPO / "workflows/schemas/config.schema.yaml").read_text())
-    config.update(coerce(config, schema))
-    check_schema(config, schema, str(path) + (" with --config " + " ".join(overrides) if overrides else ""))
-    validate(config, str(REPO / "workflows/schemas/config.schema.yaml"), set_default=True)
-    check_config(config)
-    return config
+    """The profile's config as the Snakefile makes it: workflows.engine.config.load, the one loader."""
+    from workflows.engine import config
+    return config.load(configfile, overrides)
 
 
 def cmd_plan(args) -> int:
     import pandas as pd
 
     from workflows.engine import plan
+    from workflows.engine.config import PROFILES
     configfile = args.configfile
-    if args.profile:
-        valid = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+    if args.profile is not None:
+        valid = sorted(p.stem for p in PROFILES.glob("*.yaml"))
         if args.profile not in valid:
             raise ValueError(f"--profile {args.profile!r}: unknown profile; valid: {', '.join(valid)}")
-        configfile = str(CONFIGS / f"{args.profile}.yaml")
+        configfile = str(PROFILES / f"{args.profile}.yaml")
     config = plan_config(configfile, args.config or [])
     names = sorted({task for _, task, _ in plan.jobs(config)})
     calibration = step_costs = None
@@ -280,6 +310,8 @@ def cmd_plan(args) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    import tasks   # the package alone: its names load on first use
+    from workflows.engine.schedule import SCHEDULES
     p = Parser(prog="optbench", description="A reproducible benchmark suite for deep-learning optimizers.")
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="list registered optimizers or tasks")
@@ -290,24 +322,31 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--optimizer", required=True)
     run.add_argument("--seed", type=whole(0, MAX_SEED), default=0)
     run.add_argument("--steps", type=whole(1, MAX_STEPS), help="default: the task's steps at --size")
-    run.add_argument("--size", default="smoke", choices=["smoke", "cpu", "gpu"])
+    run.add_argument("--size", default="smoke", choices=tasks.SIZES)
     run.add_argument("--lr", type=real(positive=False))
     run.add_argument("--hparam", type=parse_hparam, action="append", metavar="KEY=VALUE")
     run.add_argument("--loss-scale", type=real(positive=True), default=1.0)
     run.add_argument("--lr-scale", type=real(positive=True), default=1.0)
     run.add_argument("--device", type=device_name, default="cpu", help="cpu, cuda or cuda:N")
-    run.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    run.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast (fp32 master weights)")
-    run.add_argument("--loss-scaling", default="none", choices=["none", "static", "dynamic"])
+    # dtype, precision and loss scaling are checked by RunConfig, which names the valid ones
+    run.add_argument("--dtype", default="float32", help="float32 or float64")
+    run.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16: autocast (fp32 master weights)")
+    run.add_argument("--loss-scaling", default="none", help="none, static or dynamic")
     run.add_argument("--static-scale", type=real(positive=True), default=1.0, help="with --loss-scaling static")
-    run.add_argument("--schedule", default="constant", choices=["constant", "cosine", "wsd"])
-    run.add_argument("--warmup", type=whole(0, MAX_STEPS), default=0, help="linear warm-up steps")
-    run.add_argument("--lr-floor", type=real(positive=False), default=0.0, help="the last step's lr / the peak")
+    pipeline = "default: the pipeline's (workflows/schemas/config.schema.yaml `schedule:`)"
+    run.add_argument("--schedule", choices=SCHEDULES, help=pipeline)
+    run.add_argument("--warmup", type=whole(0, MAX_STEPS), help=f"linear warm-up steps; {pipeline}")
+    run.add_argument("--lr-floor", type=real(positive=False), help=f"the last step's lr / the peak; {pipeline}")
     run.add_argument("--threads", type=whole(1, MAX_THREADS), help="torch threads")
     run.add_argument("--out", type=out_path, help="write the full result record (JSON) here")
     run.set_defaults(func=cmd_run)
-    sub.add_parser("memory", add_help=False, help="training memory of a large model, per optimizer "
-                         "(optbench memory --help)")
+    mem = sub.add_parser("memory", help="training memory of a model, per optimizer: parameters, gradients, "
+                         "optimizer state, master weights (GB = 1e9 B)")
+    mem.add_argument("--params", type=parameter_count, required=True, help="parameter count: 70e9, 70B, 125M")
+    mem.add_argument("--optimizer", help="one registry entry (default: all)")
+    mem.add_argument("--precision", help="fp32: 4+4 B/param + state; mixed: fp16/bf16 params and grads, "
+                     "fp32 state and master (default)")
+    mem.set_defaults(func=cmd_memory)
     pl = sub.add_parser("plan", help="a profile's jobs, runs, steps, FLOPs and estimated time, before it runs")
     which = pl.add_mutually_exclusive_group()
     which.add_argument("--profile", help="a profile in workflows/config/ by name")
@@ -327,9 +366,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["memory"]:  # its own parser (optimizers.memory), options included
-        from optimizers import memory
-        return memory.main(argv[1:])
     try:
         args = parser().parse_args(argv)
     except SystemExit as e:  # --help (0), or a usage error the parser has printed (2)
@@ -339,6 +375,9 @@ def main(argv=None) -> int:
     except (KeyError, ValueError) as e:
         print(f"optbench {args.command}: error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:   # `optbench plan | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())   # no second error at exit
+        return 0
 
 
 if __name__ == "__main__":

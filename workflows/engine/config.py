@@ -1,21 +1,103 @@
-"""A profile's config, checked before any job runs.
+"""A profile's config, loaded and checked in one place: the pipeline (workflows/rules/common.smk,
+on the config Snakemake has read) and `optbench plan` (which reads the file and --config itself).
 
-`coerce` turns the strings Snakemake's --config gives inside lists and mappings into the numbers
-the schema asks for; `schema_errors` reports what the JSON Schema (workflows/schemas/config.schema.yaml)
-refuses, one line per bad value with its key; `check_config` checks what the schema cannot say;
-`check_profile_given` refuses a config file without `profile:`."""
+    check(config, configfiles, overrides)   # in place; what common.smk calls
+    load(configfile, overrides)             # the file (cpu.yaml when none), --config K=V as Snakemake merges them, then check
+    defaults(key)                           # the schema's default of a top-level key, nested defaults filled
+
+`check` runs, in order: every config file names its `profile:` and holds no key twice;
+`coerce` (the strings of --config and whole-number floats become the numbers the schema asks for);
+`schema_errors` (what the JSON Schema, workflows/schemas/config.schema.yaml, refuses, one line per
+bad value with its key); `fill_defaults` (the schema is the only place a default is written);
+`check_config` (what the schema cannot say). The schema's enumerations restate the engine's
+(tasks.SIZES, schedule.SCHEDULES, amp.PRECISIONS, harness.DTYPES, cli.DEVICE, cli.MAX_SEED):
+tests/test_config.py checks they agree."""
 from __future__ import annotations
 
+import copy
+import functools
 import math
+from pathlib import Path
+
+import yaml
 
 import optimizers
 import tasks
 from workflows.engine import pairs
-from workflows.engine import protocol, schedule
+from workflows.engine import protocol
+
+WORKFLOWS = Path(__file__).resolve().parents[1]
+SCHEMA_PATH = WORKFLOWS / "schemas" / "config.schema.yaml"
+PROFILES = WORKFLOWS / "config"
+DEFAULT_PROFILE = PROFILES / "cpu.yaml"   # Snakefile's `configfile:` when no --configfile is given
 
 
 class ConfigError(ValueError):
     pass
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """yaml.safe_load that refuses a mapping holding a key twice (YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        lines = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in lines:
+                raise ConfigError(f"key {key!r} is given twice, on lines {lines[key]} and {line}; valid: once")
+            lines[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def read(path) -> dict:
+    """A config file as a mapping; ConfigError (one line, the file named) on bad YAML or a repeated key."""
+    try:
+        config = yaml.load(Path(path).read_text(), Loader=_UniqueKeys)
+    except ConfigError as e:
+        raise ConfigError(f"config file {path}: {e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path}: not valid YAML ({' '.join(str(e).split())})") from None
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path}: holds {type(config).__name__}; valid: a mapping of keys at top level")
+    return config
+
+
+@functools.cache
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def schema() -> dict:
+    """The profile schema, a fresh copy."""
+    return copy.deepcopy(_schema())
+
+
+def fill_defaults(value, schema_: dict):
+    """`value` with the schema's `default` set for every missing property, at any depth (the
+    defaults of a default included), as snakemake.utils.validate(set_default=True) fills them."""
+    if isinstance(value, dict):
+        properties = schema_.get("properties", {})
+        for key, sub in properties.items():
+            if "default" in sub and key not in value:
+                value[key] = copy.deepcopy(sub["default"])
+        extra = schema_.get("additionalProperties")
+        for key, v in value.items():
+            sub = properties.get(key, extra)
+            if isinstance(sub, dict):
+                fill_defaults(v, sub)
+    elif isinstance(value, list) and isinstance(schema_.get("items"), dict):
+        for v in value:
+            fill_defaults(v, schema_["items"])
+    return value
+
+
+def defaults(key: str):
+    """The value a profile that omits the top-level `key` gets: `defaults("schedule")` is the
+    pipeline's schedule, which `optbench run` takes too."""
+    return fill_defaults({}, schema())[key]
 
 
 def _types(schema: dict) -> list[str]:
@@ -40,9 +122,12 @@ def _number(value: str, integer: bool):
 
 def coerce(value, schema: dict):
     """`value` with every string where the schema wants a number (or a boolean) converted, in lists
-    and mappings at any depth: `snakemake --config final_seeds=[0,1,2]` passes ['0', '1', '2'].
+    and mappings at any depth: `snakemake --config final_seeds=[0,1,2]` passes ['0', '1', '2'];
+    a whole-number float where it wants an integer becomes that integer, from a file as from --config.
     A string that is not a number is left as it is, for the schema to refuse with its key."""
     types = _types(schema)
+    if isinstance(value, float) and "integer" in types and "number" not in types and value.is_integer():
+        return int(value)   # `threads: 1.0`, `final_seeds: [0.0]`: the integer meant, not seed "0.0"
     if isinstance(value, str):
         if "integer" in types or "number" in types:
             x = _number(value, integer="number" not in types)
@@ -114,7 +199,7 @@ def _non_finite(x, path=()):
 def check_config(config: dict) -> None:
     """What the JSON Schema cannot say: numbers are finite, names exist in the registries, seeds
     are disjoint, and the measurement task lists are subsets of the profile's tasks. Expects the
-    schema's defaults filled in (validate(..., set_default=True)). Raises ConfigError naming the value."""
+    schema's defaults filled in (`fill_defaults`). Raises ConfigError naming the value."""
     for path, x in _non_finite(config):
         raise ConfigError(f"config {_key(path)}: {x} is not a finite number")
 
@@ -126,7 +211,7 @@ def check_config(config: dict) -> None:
     known("tasks", config["tasks"], tasks.names())
     known("optimizers", config["optimizers"], optimizers.names())
     for task, names_ in config["task_optimizers"].items():
-        known("task_optimizers keys", [task], config["tasks"])
+        known("task_optimizers keys", [task], tasks.names())   # the schema's study lists name tasks a profile may not run
         known(f"task_optimizers.{task}", names_, optimizers.names())
     known("steptime.optimizers", config["steptime"].get("optimizers", []), optimizers.names())
     known("steptime.baseline", [config["steptime"]["baseline"]], optimizers.names())
@@ -145,7 +230,6 @@ def check_config(config: dict) -> None:
     run = sorted({o for t in config["tasks"] for o in config["task_optimizers"].get(t, config["optimizers"])})
     try:
         protocol.check_tuning(config["tuning"], run)
-        schedule.check_profile(config["schedule"])
     except ValueError as e:
         raise ConfigError(f"config {e}") from None
     check_precision(config, known)
@@ -184,3 +268,52 @@ def check_precision(config: dict, known) -> None:
                               f"valid: {', '.join(autocast)}")
         names_ = p.get("overrides", {}).get(task, {}).get("optimizers", p["optimizers"])
         known(f"precision.optimizers of {task}", names_, optimizers.names())
+
+
+def _source(configfiles, overrides) -> str:
+    source = ", ".join(map(str, configfiles)) or f"{DEFAULT_PROFILE.relative_to(WORKFLOWS.parent)}, the default"
+    return source + (" with --config " + " ".join(f"{k}=..." for k in overrides) if overrides else "")
+
+
+def check(config: dict, configfiles=(), overrides=()) -> dict:
+    """The profile's config, checked and completed in place (Snakemake's `config` is the dict its
+    rules read): `configfiles` are the files it was read from (each read again for repeated keys,
+    which a YAML loader keeps silently), `overrides` the keys --config set (for the message).
+    ConfigError names every bad value before any job runs."""
+    check_profile_given(config, configfiles)
+    for path in configfiles:
+        read(path)
+    schema_ = schema()
+    config.update(coerce(config, schema_))
+    check_schema(config, schema_, _source(configfiles, overrides))
+    fill_defaults(config, schema_)
+    check_config(config)
+    return config
+
+
+def parse_overrides(entries) -> dict:
+    """--config K=V ... as Snakemake parses them (each V an int, a float, a boolean, else YAML with
+    every scalar a string, else the string; nested mappings merged key by key)."""
+    from snakemake.cli import parse_config
+    for text in entries:
+        if "=" not in text:
+            raise ConfigError(f"--config {text!r} is not KEY=VALUE; valid: e.g. final_seeds=[0,1]")
+    try:
+        return parse_config(list(entries))
+    except ValueError as e:
+        raise ConfigError(f"--config {' '.join(entries)}: {e}; valid: KEY=VALUE, KEY an identifier") from None
+
+
+def load(configfile=None, overrides=()) -> dict:
+    """The config the pipeline runs with `snakemake [--configfile F] [--config K=V ...]`: the file
+    (cpu.yaml when none is given), the overrides merged into it as Snakemake merges them, checked
+    by `check`, so a config the pipeline refuses is refused here alike, with the same message."""
+    from snakemake.utils import update_config
+    path = Path(configfile) if configfile else DEFAULT_PROFILE
+    if not path.is_file():
+        raise ConfigError(f"--configfile {configfile}: no such file; valid: a YAML file, e.g. "
+                          + ", ".join(str(p.relative_to(WORKFLOWS.parent)) for p in sorted(PROFILES.glob("*.yaml"))))
+    config = read(path)
+    given = parse_overrides(overrides)
+    update_config(config, given)
+    return check(config, [path] if configfile else [], list(given))

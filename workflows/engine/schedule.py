@@ -61,33 +61,16 @@ def for_task(task: str, profile_schedule: dict | None) -> dict:
     return tasks.get(task).schedule or profile_schedule or {}
 
 
+# The schedule of a run nothing schedules (an entry that brings its own, the rest of a task's
+# partial `schedule`, a measurement called without a profile): the peak lr from the first step.
+# A profile's `schedule:` never falls back to it: its defaults are the schema's, filled in by
+# workflows.engine.config. `decay` acts only in wsd.
+CONSTANT = {"name": "constant", "warmup": 0.0, "floor": 0.0, "decay": 0.2}
+
+
 def run_options(profile_schedule: dict, steps: int, takes_schedule: bool = True) -> dict:
     """RunConfig keyword arguments for a profile's `schedule:` mapping (warm-up given as a share of
     the steps) in a run of `steps` steps; an entry that takes no schedule runs at constant lr."""
-    if not takes_schedule:
-        return {"schedule": "constant", "warmup": 0, "lr_floor": 0.0, "decay": 0.2}
-    s = profile_schedule
-    return {"schedule": s.get("name", "constant"), "warmup": int(round(s.get("warmup", 0.0) * steps)),
-            "lr_floor": float(s.get("floor", 0.0)), "decay": float(s.get("decay", 0.2))}
-
-
-PROFILE_KEYS = ("name", "warmup", "floor", "decay")
-
-
-def check_profile(profile_schedule: dict) -> None:
-    """A profile's `schedule:` mapping (name, warmup as a share of the steps in [0, 1), floor,
-    decay) checked before any job runs; ValueError names the bad value and what is valid."""
-    if not isinstance(profile_schedule, dict):
-        raise ValueError(f"schedule={profile_schedule!r}: must be a mapping with keys {', '.join(PROFILE_KEYS)}")
-    unknown = sorted(set(profile_schedule) - set(PROFILE_KEYS), key=str)
-    if unknown:
-        raise ValueError(f"schedule: unknown key {unknown[0]!r}; valid: {', '.join(PROFILE_KEYS)}")
-    share = profile_schedule.get("warmup", 0.0)
-    if not (isinstance(share, (int, float)) and not isinstance(share, bool) and 0 <= share < 1):
-        raise ValueError(f"schedule.warmup={share!r}: must be a share of the steps in [0, 1)")
-    for key in ("floor", "decay"):
-        v = profile_schedule.get(key, 0.0)
-        if not isinstance(v, (int, float)) or isinstance(v, bool):
-            raise ValueError(f"schedule.{key}={v!r}: must be a number")
-    check(profile_schedule.get("name", "constant"), 0, profile_schedule.get("floor", 0.0),
-          profile_schedule.get("decay", 0.2))
+    s = {**CONSTANT, **profile_schedule} if takes_schedule else CONSTANT
+    return {"schedule": s["name"], "warmup": int(round(s["warmup"] * steps)),
+            "lr_floor": float(s["floor"]), "decay": float(s["decay"])}

@@ -2,25 +2,14 @@
 import os
 import re
 
-import yaml
-from snakemake.utils import validate
-
 import optimizers
 import tasks
+from workflows.engine import config as profile_config
 from workflows.engine import cost, pairs, plan
-from workflows.engine.config import check_config, check_profile_given, check_schema, coerce
 
-# Every error of a config is raised here, before any job runs, naming the key and the bad value.
-check_profile_given(config, workflow.overwrite_configfiles)
-with open(os.path.join(workflow.basedir, "workflows/schemas/config.schema.yaml")) as f:
-    CONFIG_SCHEMA = yaml.safe_load(f)
-config.update(coerce(config, CONFIG_SCHEMA))   # --config final_seeds=[0,1] gives strings in lists
-CONFIG_SOURCE = ", ".join(map(str, workflow.overwrite_configfiles)) or "workflows/config/cpu.yaml, the default"
-if workflow.config_settings.config:
-    CONFIG_SOURCE += " with --config " + " ".join(f"{k}=..." for k in workflow.config_settings.config)
-check_schema(config, CONFIG_SCHEMA, CONFIG_SOURCE)
-validate(config, "../schemas/config.schema.yaml", set_default=True)  # fills the schema's defaults
-check_config(config)
+# Every error of a config is raised here, before any job runs, naming the key and the bad value;
+# `optbench plan` runs the same check (workflows.engine.config.load).
+profile_config.check(config, workflow.overwrite_configfiles, list(workflow.config_settings.config or {}))
 
 PROFILE = config["profile"]
 RUNS = f"results/runs/{PROFILE}"
@@ -56,3 +45,14 @@ SKIPPED = [(t, o, why) for t in config["tasks"] for o in optimizers_for(t)
 
 def tune_summary(w):
     return f"{RUNS}/tune/{w.task}/{w.optimizer}.json"
+
+
+from workflows.engine import measurements, records
+
+
+def measurement_records(name, task="{task}", optimizer="{optimizer}"):
+    """The records one job of measurement `name` writes (records.record_path), one a final seed for
+    a per-seed measurement; with the default wildcards, the rule's output pattern."""
+    if measurements.get(name).per_seed:
+        return [records.record_path(RUNS, name, task, optimizer, s) for s in config["final_seeds"]]
+    return [records.record_path(RUNS, name, task, optimizer)]

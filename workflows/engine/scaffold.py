@@ -1,4 +1,6 @@
-"""`optbench new-optimizer NAME`: a new registry file from a template, the interface filled in."""
+"""`optbench new-optimizer NAME`: a new registry file (optimizers/NAME.py by default) from a
+template, the interface filled in. It lives with the command line, not in the optimizers package,
+which holds entries and their machinery only."""
 from __future__ import annotations
 
 import re
