@@ -25,7 +25,8 @@ include: "workflows/rules/stability.smk"
 include: "workflows/rules/steptime.smk"
 include: "workflows/rules/loop_options.smk"
 include: "workflows/rules/precision.smk"
-# A new measurement's rule file goes here; its jobs go into workflows.engine.plan.jobs.
+# A new measurement: its module in workflows/engine/measurements/ (its run, rows, jobs and cost:
+# the plan, the tables and the DAG's targets follow from it) and its rule file, included here.
 include: "workflows/rules/aggregate.smk"
 include: "workflows/rules/report.smk"
 

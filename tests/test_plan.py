@@ -96,3 +96,11 @@ def test_benchmark_rows_read_snakemakes_file(tmp_path):
                     "12.5\t0:00:12\t300.1\t900\t280\t290\t0\t1\t95.0\t11.9\n")
     (row,) = cost.benchmark_rows([path, tmp_path / "missing.tsv"], tmp_path)
     assert (row["rule"], row["task"], row["optimizer"], row["s"], row["cpu_time"]) == ("final", "lm", "adam", 12.5, 11.9)
+
+
+def test_the_recorded_calibration_splits_a_final_job_into_steps_and_overhead():
+    runs = [dict(task="a", optimizer="x", track="tuned", steps=100, train_seconds=2.0),
+            dict(task="a", optimizer="x", track="tuned", steps=100, train_seconds=2.0),
+            dict(task="a", optimizer="y", track="defaults", steps=100, train_seconds=9.0)]   # not the tuned track
+    job = dict(rule="final", task="a", optimizer="x", s=plan.STARTUP_SECONDS + 4.0 + 2 * 0.5)
+    assert plan.recorded_calibration(runs, [job]) == {"a": {"seconds_per_step": 0.02, "run_overhead": 0.5}}

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import tasks
-from workflows.engine import amp, harness, precision
+from workflows.engine import amp, harness
+from workflows.engine.measurements import precision
 from workflows.engine.harness import RunConfig, train
 
 A = [2.0 ** -14, 2.0 ** -14, 2.0 ** -12, 1.0]   # × 2^-12: 2^-26, 2^-26 (→ 0), 2^-24 (fp16's least), 2^-12
@@ -166,8 +167,8 @@ def test_gradient_shares_count_a_missing_gradient_as_underflow():
 
 
 def test_the_measurement_runs_every_variant_and_its_rows_say_which():
-    record = precision.measure("cnn-digits", "sgd", "smoke", {"lr": 0.1}, seeds=[0], static_scales=[1.0, 2.0 ** 24],
-                               steps=4, probe_every=2)
+    record = precision.run("cnn-digits", "sgd", "smoke", {"lr": 0.1}, seeds=[0], static_scales=[1.0, 2.0 ** 24],
+                           steps=4, probe_every=2)
     rows = precision.table_rows(record)
     assert record["kind"] == "precision" and len(record["runs"]) == 6
     got = {(r["precision"], r["loss_scaling"], r["scale"] if r["loss_scaling"] != "dynamic" else None) for r in rows}
@@ -186,7 +187,7 @@ def test_the_measurement_runs_every_variant_and_its_rows_say_which():
 def test_the_measurement_refuses_a_bad_scale_before_any_run(monkeypatch):
     monkeypatch.setattr(precision, "train", lambda *a, **k: pytest.fail("a run started"))
     with pytest.raises(ValueError, match="static_scale=0.0"):
-        precision.measure("cnn-digits", "sgd", "smoke", {"lr": 0.1}, seeds=[0], static_scales=[1.0, 0.0])
+        precision.run("cnn-digits", "sgd", "smoke", {"lr": 0.1}, seeds=[0], static_scales=[1.0, 0.0])
 
 
 def _table(final, seeds=3):

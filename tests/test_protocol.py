@@ -71,24 +71,24 @@ SCHEDULE = {"name": "cosine", "warmup": 0.1, "floor": 0.1}
 
 
 def fake_tune(monkeypatch, optimum):
-    """measure.tune with a training run replaced by a score of the distance (in decades) from
-    `optimum`; returns the RunConfigs it was given."""
-    from workflows.engine import measure
+    """The tune measurement with a training run replaced by a score of the distance (in decades)
+    from `optimum`; returns the module and the RunConfigs it was given."""
+    from workflows.engine.measurements import tune
     configs = []
 
     def fake_train(cfg, threads=1):
         configs.append(cfg)
         d = sum(abs(math.log10(cfg.hparams[k] / v)) for k, v in optimum.items())
         return {"config": {"seed": cfg.seed}, "final_metric": d + 1e-3 * cfg.seed, "diverged": False}
-    monkeypatch.setattr(measure, "train", fake_train)
-    monkeypatch.setattr(measure, "_compact", lambda r: r)
-    monkeypatch.setattr(measure, "record_header", lambda kind, config, *a: {"config": config})
-    return measure, configs
+    monkeypatch.setattr(tune, "train", fake_train)
+    monkeypatch.setattr(tune, "compact", lambda r: r)
+    monkeypatch.setattr(tune, "record_header", lambda kind, config, *a: {"config": config})
+    return tune, configs
 
 
 def test_a_sweep_runs_every_trial_on_every_seed_under_the_schedule(monkeypatch):
-    measure, configs = fake_tune(monkeypatch, {"lr": 3e-3, "weight_decay": 0.03})
-    sweep = measure.tune("lm-stdlib", "adamw", "smoke", tuning=TUNING, schedule=SCHEDULE)
+    tune, configs = fake_tune(monkeypatch, {"lr": 3e-3, "weight_decay": 0.03})
+    sweep = tune.run("lm-stdlib", "adamw", "smoke", tuning=TUNING, schedule=SCHEDULE)
     steps = 10   # half of the smoke size's 20 steps
     assert len(configs) == 8 * 2 and {c.seed for c in configs} == {100, 101}
     assert {(c.schedule, c.warmup, c.lr_floor, c.steps) for c in configs} == {("cosine", 1, 0.1, steps)}
@@ -96,7 +96,7 @@ def test_a_sweep_runs_every_trial_on_every_seed_under_the_schedule(monkeypatch):
     # the selected trial is the best of the design: nothing else scores better
     scores = {r["trial"]: r["final_metric"] for r in sweep["runs"] if r["config"]["seed"] == 100}
     assert sweep["selection"]["trial"] == min(scores, key=scores.get)
-    rows = protocol.trial_rows(sweep)
+    rows = tune.trial_rows(sweep)
     assert len(rows) == 16 and sum(r["selected"] for r in rows) == 2
     assert {"lr", "weight_decay", "final_metric", "seed", "trial", "at_edge"} <= set(rows[0])
     assert rows[0]["schedule"] == "cosine, warm-up 1, floor 0.1"
@@ -109,15 +109,15 @@ def test_weight_decay_is_not_tuned_where_it_reaches_no_parameter():
 
 
 def test_an_entry_that_brings_its_own_schedule_runs_at_constant_lr(monkeypatch):
-    measure, configs = fake_tune(monkeypatch, {"lr": 3e-3})
-    measure.tune("quadratic-k1e2", "schedulefree-adamw", "smoke", tuning=TUNING, schedule=SCHEDULE)
+    tune, configs = fake_tune(monkeypatch, {"lr": 3e-3})
+    tune.run("quadratic-k1e2", "schedulefree-adamw", "smoke", tuning=TUNING, schedule=SCHEDULE)
     assert {(c.schedule, c.warmup) for c in configs} == {("constant", 0)}
 
 
 def test_the_final_run_takes_the_selection_and_the_schedule():
-    from workflows.engine import measure
-    record = measure.final("quadratic-k1e2", "adamw", "smoke", seed=0, hparams={"lr": 0.01, "weight_decay": 0.2},
-                           schedule={"name": "wsd", "warmup": 0.05, "floor": 0.0, "decay": 0.3})
+    from workflows.engine.measurements import final
+    record = final.run("quadratic-k1e2", "adamw", "smoke", seed=0, hparams={"lr": 0.01, "weight_decay": 0.2},
+                       schedule={"name": "wsd", "warmup": 0.05, "floor": 0.0, "decay": 0.3})
     c = record["config"]
     assert (c["schedule"], c["warmup"], c["lr_floor"], c["decay"]) == ("wsd", 5, 0.0, 0.3)
     assert record["optimizer"]["hparams"]["weight_decay"] == 0.2 and record["track"] == "tuned"
@@ -147,11 +147,11 @@ def test_the_tuning_section_reads_the_tuning_table(tmp_path):
     import pandas as pd
 
     from report import tuning as section
-    from workflows.engine import measure
+    from workflows.engine.measurements import tune
     tuning = {"trials": 3, "seeds": [100, 101], "steps_fraction": 0.2}
     rows = []
     for opt in ("adamw", "sgd", "prodigy"):
-        rows += protocol.trial_rows(measure.tune("cnn-digits", opt, "smoke", tuning=tuning, schedule=SCHEDULE))
+        rows += tune.trial_rows(tune.run("cnn-digits", opt, "smoke", tuning=tuning, schedule=SCHEDULE))
     pd.DataFrame(rows).to_csv(tmp_path / "tuning.csv", index=False)
     table = pd.read_csv(tmp_path / "tuning.csv")   # as the report reads it
     scores = section.trial_scores(table)

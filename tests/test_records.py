@@ -130,3 +130,17 @@ def test_a_job_input_refused_is_set_aside_for_the_rerun(tmp_path):
     assert not path.exists() and (runs / "refused/tune/quadratic-k1e2/adam.json").exists()
     with pytest.raises(records.RecordError, match="no such result file"):   # a sibling job moved it first
         records.read_input(path, runs)
+
+
+def test_a_records_place_is_read_back_as_what_it_holds(tmp_path):
+    from workflows.engine import aggregate
+    runs = tmp_path / "runs"
+    seeded = records.record_path(runs, "defaults", "quadratic-k1e2", "adam", 3)
+    assert seeded == f"{runs}/defaults/quadratic-k1e2/adam/seed3.json"
+    assert aggregate.path_says(seeded, runs) == {"kind": "run", "track": "defaults", "task": "quadratic-k1e2",
+                                                 "optimizer": "adam", "seed": 3}
+    assert aggregate.path_says(records.record_path(runs, "tune", "t", "o"), runs) == \
+        {"kind": "sweep", "task": "t", "optimizer": "o"}
+    # a per-seed measurement's record without its seed, or a directory no measurement writes
+    assert aggregate.path_says(records.record_path(runs, "final", "t", "o"), runs) is None
+    assert aggregate.path_says(records.record_path(runs, "refused", "t", "o"), runs) is None

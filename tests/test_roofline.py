@@ -28,7 +28,7 @@ def test_exact_model_for_given_tensors_includes_per_tensor_state():
     state = optimizers.model_state_bytes("adamw", named)
     assert exact == 12 * n + 2 * state
     assert exact > 28 * n  # the 0-d step tensors
-    # with tensors given, the count comes from them (workflows/engine/measure.py passes n_params=0)
+    # with tensors given, the count comes from them (workflows/engine/measurements/steptime.py passes n_params=0)
     assert roofline.bytes_moved_per_step("adamw", 0, named_params=named) == exact
     frozen = named + [("f", torch.empty(1000))]  # not trainable: neither moved nor stateful
     assert roofline.bytes_moved_per_step("adamw", None, named_params=frozen) == exact

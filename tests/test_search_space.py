@@ -7,7 +7,7 @@ import pytest
 import optimizers
 import tasks
 from workflows.engine import pairs
-from workflows.engine import protocol, schedule
+from workflows.engine import protocol
 
 TUNING = {"trials": 8, "seeds": [100, 101]}
 
@@ -71,19 +71,6 @@ def test_a_profile_replaces_an_entrys_ranges():
 def test_bad_tuning_is_refused_naming_the_value_and_what_is_valid(tuning, message):
     with pytest.raises(ValueError, match=message):
         protocol.check_tuning(tuning, ["adamw", "momentum"])
-
-
-@pytest.mark.parametrize("profile, message", [
-    ({"name": "linear"}, "schedule 'linear'; valid: constant, cosine, wsd"),
-    ({"name": "cosine", "warmup": 1.5}, r"schedule.warmup=1.5: must be a share of the steps in \[0, 1\)"),
-    ({"name": "cosine", "floor": 2.0}, r"lr_floor=2.0: must be in \[0, 1\]"),
-    ({"name": "wsd", "decay": 0.0}, r"decay=0.0"),
-    ({"name": "cosine", "min_lr": 0.1}, "unknown key 'min_lr'; valid: name, warmup, floor, decay"),
-])
-def test_an_undefined_schedule_is_refused(profile, message):
-    with pytest.raises(ValueError, match=message):
-        schedule.check_profile(profile)
-    schedule.check_profile({"name": "cosine", "warmup": 0.05, "floor": 0.1, "decay": 0.2})
 
 
 def test_an_entry_declaring_a_bad_search_range_is_refused():

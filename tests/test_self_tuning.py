@@ -3,7 +3,8 @@ every entry at its defaults; its records carry their track and are checked again
 import pytest
 
 import optimizers
-from workflows.engine import aggregate, measure, protocol, records
+from workflows.engine import aggregate, protocol, records
+from workflows.engine.measurements import final
 
 
 def test_a_self_tuning_entry_runs_at_its_default_lr_only():
@@ -24,7 +25,7 @@ def test_a_profile_search_space_naming_a_self_tuning_entry_is_refused():
 
 @pytest.mark.parametrize("hparams, track, expected_lr", [(None, "defaults", 1e-3), ({"lr": 0.01}, "tuned", 0.01)])
 def test_the_record_says_its_track(hparams, track, expected_lr, tmp_path):
-    record = measure.final("quadratic-k1e2", "adam", "smoke", seed=0, hparams=hparams)
+    record = final.run("quadratic-k1e2", "adam", "smoke", seed=0, hparams=hparams)
     assert record["track"] == track
     assert record["optimizer"]["hparams"]["lr"] == expected_lr   # adam's default lr is torch's 1e-3
     runs = tmp_path / "runs"
@@ -34,5 +35,5 @@ def test_the_record_says_its_track(hparams, track, expected_lr, tmp_path):
     wrong = runs / ("final" if track == "defaults" else "defaults") / "quadratic-k1e2" / "adam" / "seed0.json"
     with pytest.raises(records.RecordError, match="track"):
         aggregate.check_place(wrong, record, runs)
-    row = aggregate.run_row(record)
+    row = final.run_row(record)
     assert row["track"] == track

@@ -10,7 +10,8 @@ Core utilisation = busy core-seconds / (wall × cores), with busy core-seconds t
 `cpu_time`: a job reserving two cores and using one counts as one busy core. The longest chain is
 the longest path of the DAG in measured wall seconds: per task × optimizer, tune then the longest
 of the rules that read its selection (final, stability); aggregate and report follow all of them.
-The standard library only (write_tables imports the plan): the Snakefile imports this at every start.
+The standard library only (longest_chain and write_tables import the measurements and the plan):
+the Snakefile imports this at every start.
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ import time
 from pathlib import Path
 
 EVENTS = ("start", "success", "error")
-AFTER_TUNE = ("final", "stability", "precision")   # the rules whose jobs read a tune job's selection
 CLOSING = ("aggregate", "report")     # one job each, after every other job
 
 
@@ -62,6 +62,11 @@ def invocation_rows(path, now: float | None = None) -> list[dict]:
     return rows
 
 
+def benchmark_path(benchmarks_dir, rule: str, task: str, optimizer: str) -> Path:
+    """A measurement job's benchmark file (the rules' `benchmark:`)."""
+    return Path(benchmarks_dir) / rule / task / f"{optimizer}.tsv"
+
+
 def _job(path: Path, benchmarks_dir: Path) -> dict:
     parts = path.relative_to(benchmarks_dir).with_suffix("").parts
     if len(parts) == 3:
@@ -100,14 +105,16 @@ def longest_chain(rows: list[dict]) -> dict:
     """The DAG's longest path in measured seconds: {"seconds", "jobs"} (jobs as rule:task/optimizer).
     A pair's chain is its tune job then the longest job that reads its selection; the pair with
     the longest such chain (or the longest single job elsewhere) is followed by aggregate and report."""
+    from workflows.engine import measurements
+    after = {m.name for m in measurements.table() if m.reads_selection}
     by_job = {(r["rule"], r["task"], r["optimizer"]): r["s"] for r in rows}
     chains = []
     for (rule, task, optimizer), s in by_job.items():
         if rule in CLOSING:
             continue
-        if rule in AFTER_TUNE and ("tune", task, optimizer) in by_job:
-            chains.append((by_job[("tune", task, optimizer)] + s,
-                           [f"tune:{task}/{optimizer}", f"{rule}:{task}/{optimizer}"]))
+        if rule in after and (measurements.SELECTION, task, optimizer) in by_job:
+            chains.append((by_job[(measurements.SELECTION, task, optimizer)] + s,
+                           [f"{measurements.SELECTION}:{task}/{optimizer}", f"{rule}:{task}/{optimizer}"]))
         else:
             chains.append((s, [f"{rule}:{task}/{optimizer}"]))
     seconds, jobs = max(chains, default=(0.0, []))
@@ -156,7 +163,7 @@ def write_tables(jobs, benchmarks_dir, out_dir, plan_rows: list[dict], threads: 
     from workflows.engine import plan
     benchmarks_dir, out_dir = Path(benchmarks_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [benchmarks_dir / rule / task / f"{optimizer}.tsv" for rule, task, optimizer in jobs]
+    paths = [benchmark_path(benchmarks_dir, *job) for job in jobs]
     rows = benchmark_rows(paths, benchmarks_dir)
     invocations = invocation_rows(benchmarks_dir / "invocations.jsonl", now)
     chain = longest_chain(rows)

@@ -13,7 +13,7 @@ SDPA kernel is missing from torch's table, so it is added here with the same for
 Bytes are a floor of the memory traffic: the weights are read in forward and in backward, the
 gradients written, and the optimizer reads weights and gradients and writes the weights (5 passes
 over the parameters' bytes), and every activation autograd saves is written in forward and read in
-backward (2 passes over `measure.saved_activation_bytes`).
+backward (2 passes over `saved_activation_bytes`).
 """
 from __future__ import annotations
 
@@ -22,10 +22,30 @@ from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 import tasks
-from workflows.engine.measure import saved_activation_bytes
+from workflows.engine.harness import split_batch
 
 PARAMETER_PASSES = 5
 ACTIVATION_PASSES = 2
+
+
+def saved_activation_bytes(problem, model, accumulate: int = 1) -> int:
+    """Bytes of the tensors autograd keeps from one forward for the backward (each storage once).
+    Device-independent, and exact where peak memory on CPU is not measurable. Under activation
+    checkpointing it counts what is kept outside the checkpointed blocks; their inputs, and the one
+    block recomputed at a time during backward, come on top (on CUDA the peak memory says all)."""
+    seen = {}
+
+    def pack(t):
+        storage = t.untyped_storage()
+        seen[(storage.data_ptr(), t.device)] = storage.nbytes()
+        return t
+
+    batch = split_batch(problem.batch(0), accumulate)[0]   # one micro-batch is alive at a time
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = problem.loss(model, batch)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return sum(seen.values())
 
 
 def _sdpa_cpu(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:

@@ -2,8 +2,8 @@
 and training steps per rule and task, FLOPs and bytes per step, and an estimated wall time.
 
 The estimate of a job is start-up + runs × per-run overhead + training steps × seconds per step,
-with seconds per step and per-run overhead from a calibration (a short timed run of each task here,
-`calibrate`) and start-up the measured import of torch, transformers and the runner (2.8 s on the
+with seconds per step and per-run overhead from a calibration (before a run, a short timed run of
+each task here, `calibrate`; after one, the profile's own final runs, `recorded_calibration`) and start-up the measured import of torch, transformers and the runner (2.8 s on the
 2-core machine the cpu profile is published from). The step-time rule runs no training step: its
 optimizer steps are counted in `steps` and estimated at a tenth of a training step's time. Wall
 time is the jobs' seconds × their cores over the profile's cores (perfect packing: a floor)."""
@@ -13,14 +13,11 @@ import time
 
 import optimizers
 import tasks
-from workflows.engine import protocol
-from workflows.engine.pairs import compatible, optimizers_for, pairs
+from workflows.engine import measurements
+from workflows.engine.pairs import compatible, optimizers_for
 
-STARTUP_SECONDS = 2.8   # python -c "import torch, transformers, workflows.engine.measure"
-RULES = ("tune", "final", "defaults", "stability", "steptime", "loop_options", "precision")
-CLOSING = ("aggregate", "report", "all")
-LOOP_VARIANTS = 6       # plain, monitor, clipping, warm-up, accumulation, activation checkpointing
-STEP_ONLY_SHARE = 0.1   # optimizer.step() alone against a whole training step
+STARTUP_SECONDS = 2.8   # python -c "import torch, transformers, workflows.engine.harness"
+CLOSING = ("aggregate", "report", "all")   # the jobs after every measurement's
 
 
 def settings(config: dict, measurement: str, task: str) -> dict:
@@ -28,7 +25,7 @@ def settings(config: dict, measurement: str, task: str) -> dict:
     measurement's `overrides` over the common ones. Its optimizers are those of its list that the
     profile runs on the task (it runs at their tuned hyperparameters), all of them by default: a
     `--config optimizers=[...]` narrows the measurements with the rest."""
-    common = dict(config.get(measurement) or {"tasks": []})
+    common = dict(config[measurement])
     out = common | common.pop("overrides", {}).get(task, {})
     run = optimizers_for(config, task)
     out["optimizers"] = [o for o in out.get("optimizers", run) if o in run]
@@ -43,43 +40,12 @@ def job_settings(config: dict, measurement: str, task: str) -> dict:
 
 def jobs(config: dict) -> list[tuple[str, str, str]]:
     """Every measurement job of the profile as (rule, task, optimizer): the Snakefile's targets."""
-    lo, st = config["loop_options"], config["steptime"]
-    return ([("tune", t, o) for t, o in pairs(config)]
-            + [("final", t, o) for t, o in pairs(config)]
-            + [("defaults", t, o) for t, o in pairs(config, config["defaults_track"]["tasks"])]
-            + [("stability", t, o) for t0 in config["stability"]["tasks"]
-               for t, o in pairs(config, [t0], settings(config, "stability", t0)["optimizers"])]
-            + [("precision", t, o) for t0 in config.get("precision", {"tasks": []})["tasks"]
-               for t, o in pairs(config, [t0], settings(config, "precision", t0)["optimizers"])]
-            + [("steptime", t, o) for t, o in pairs(config, st["tasks"], st.get("optimizers"))]
-            + [("loop_options", t, lo["optimizer"]) for t in lo["tasks"]])
+    return [(m.name, t, o) for m in measurements.table() for t, o in m.jobs(config)]
 
 
 def runs_and_steps(config: dict, rule: str, task: str, optimizer: str) -> tuple[int, int]:
     """(runs, steps) of one job; steps are training steps, the step-time rule's optimizer steps."""
-    steps = tasks.get(task).size(config["size"])["steps"]
-    if rule == "tune":
-        runs = protocol.runs_per_sweep(task, optimizer, config["tuning"])
-        return runs, runs * max(1, int(steps * config["tuning"].get("steps_fraction", 1.0)))
-    if rule in ("final", "defaults"):
-        return len(config["final_seeds"]), len(config["final_seeds"]) * steps
-    if rule == "stability":
-        runs = 2 * len(settings(config, "stability", task)["scales"])
-        return runs, runs * steps
-    if rule == "precision":
-        # fp32, bf16, fp16 unscaled, each static scale, dynamic; fp16 steps cost 10-15x fp32's on a
-        # CPU without native fp16 maths, which a calibration in fp32 does not see
-        p = settings(config, "precision", task)
-        runs = len(p["seeds"]) * (len(p["static_scales"]) + 4)
-        return runs, runs * max(1, int(steps * p.get("steps_fraction", 1.0)))
-    if rule == "steptime":
-        st = config["steptime"]
-        return 0, 2 * (st["warmup"] + st["steps"] * st["rounds"])
-    if rule == "loop_options":
-        lo = config["loop_options"]
-        runs = LOOP_VARIANTS * lo["rounds"]
-        return runs, runs * lo["steps"]
-    raise ValueError(f"rule {rule!r}; valid: {', '.join(RULES)}")
+    return measurements.get(rule).cost(config, task, optimizer)
 
 
 def calibrate(task_names, size: str, device: str = "cpu", threads: int = 1, steps: int = 12) -> dict:
@@ -98,6 +64,29 @@ def calibrate(task_names, size: str, device: str = "cpu", threads: int = 1, step
         clock = run["curves"]["time"]
         per_step = (clock[-1] - clock[1]) / (len(clock) - 2)
         found[task] = {"seconds_per_step": per_step, "run_overhead": max(0.0, wall - n * per_step)}
+    return found
+
+
+def recorded_calibration(run_rows: list[dict], job_rows: list[dict]) -> dict:
+    """`calibrate`'s {task: {"seconds_per_step", "run_overhead"}} from a profile's final runs, on the
+    machine that ran them, with no training here: seconds per step the tuned runs' training seconds
+    over their steps (the runs table's rows, `run_rows`), overhead per run what the task's final
+    jobs (`job_rows`: workflows.engine.cost.benchmark_rows) spent outside start-up and training
+    steps (build, evaluation, records), over their runs; 0 where no job was benchmarked (or a job
+    took its seeds from the store). A task without a final run has no calibration."""
+    found = {}
+    tuned = [r for r in run_rows if r["track"] == "tuned"]
+    for task in sorted({r["task"] for r in tuned}):
+        runs = [r for r in tuned if r["task"] == task]
+        steps = sum(r["steps"] for r in runs)
+        if not steps:
+            continue
+        jobs = [j for j in job_rows if j["rule"] == "final" and j["task"] == task and j["s"] == j["s"]]
+        timed = [r for r in runs if r["optimizer"] in {j["optimizer"] for j in jobs}]
+        outside = (sum(j["s"] for j in jobs) - len(jobs) * STARTUP_SECONDS
+                   - sum(r["train_seconds"] for r in timed))
+        found[task] = {"seconds_per_step": sum(r["train_seconds"] for r in runs) / steps,
+                       "run_overhead": max(0.0, outside / len(timed)) if timed else 0.0}
     return found
 
 
@@ -132,18 +121,17 @@ def plan_rows(config: dict, calibration: dict | None = None, step_costs: dict | 
             row["bytes_per_step"] = step_costs[task]["bytes_per_step"]
         if calibration and task in calibration:
             c = calibration[task]
-            per_step = c["seconds_per_step"] * (STEP_ONLY_SHARE if rule == "steptime" else 1.0)
+            per_step = c["seconds_per_step"] * measurements.get(rule).step_share
             row["estimated_seconds"] = (row["jobs"] * STARTUP_SECONDS + row["runs"] * c["run_overhead"]
                                         + row["steps"] * per_step)
     return list(rows.values())
 
 
-TIMING_RULES = ("steptime", "loop_options")   # their jobs hold every core (a quiet machine)
-
-
 def held_cores(rule: str, threads: int, cores: int) -> int:
-    """The cores a job of `rule` holds: every core for a timing rule, else the profile's threads."""
-    return cores if rule in TIMING_RULES else min(cores, threads)
+    """The cores a job of `rule` holds: every core for a timing measurement, else the profile's threads
+    (aggregate and report: one thread)."""
+    timing = rule in measurements.names() and measurements.get(rule).holds_every_core
+    return cores if timing else min(cores, threads)
 
 
 def wall_seconds(rows: list[dict], threads: int, cores: int) -> float:

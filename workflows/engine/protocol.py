@@ -182,29 +182,3 @@ def select(runs: list[dict], task: str) -> dict:
 def describe_space(space: dict) -> str:
     """'lr 1e-05…1, weight_decay 0.001…1' ('' for nothing tuned)."""
     return ", ".join(f"{k} {lo:.3g}…{hi:.3g}" for k, (lo, hi) in space.items())
-
-
-def trial_rows(sweep: dict) -> list[dict]:
-    """One row per trial × seed of a sweep record: task, optimizer, trial, seed, every tuned
-    hyperparameter as its own column (lr always), tuned (their names, comma-separated; '' where
-    nothing is tuned), metric, direction, final_metric, diverged, selected, at_edge (any tuned
-    hyperparameter at an extreme), edge (which), and the protocol the sweep ran (trials,
-    tuning_seeds, steps, schedule, search_space) for the report to state."""
-    c, sel = sweep["config"], sweep["selection"]
-    metric = tasks.get(c["task"]).metric
-    edge = ", ".join(k for k, v in sel["at_edge"].items() if v)
-    sched = c["schedule"]
-    schedule_words = sched["schedule"] + (f", warm-up {sched['warmup']}" if sched["warmup"] else "") + (
-        f", floor {sched['lr_floor']:g}" if sched["schedule"] != "constant" else "") + (
-        f", decay {sched['decay']:g} of the steps" if sched["schedule"] == "wsd" else "")
-    rows = []
-    for run in sweep["runs"]:
-        rows.append({"task": c["task"], "optimizer": c["optimizer"], "trial": run["trial"], "seed": run["config"]["seed"],
-                     **run["tuned"], "tuned": ", ".join(c["space"]), "metric": metric.name,
-                     "direction": metric.direction, "final_metric": run["final_metric"], "diverged": run["diverged"],
-                     "selected": run["trial"] == sel["trial"], "at_edge": bool(edge), "edge": edge,
-                     "trials": c["trials"], "tuning_seeds": len(c["seeds"]), "steps": c["steps"],
-                     "schedule": schedule_words,
-                     "search_space": describe_space({k: tuple(v) for k, v in c["space"].items()})})
-    return rows
-

@@ -1,6 +1,8 @@
 """The result record: one JSON file per job, written atomically, refused when of another schema.
 
-A record is a plain dict; `REQUIRED` lists the keys every record has. `write` goes through a
+A record is a plain dict; `REQUIRED` lists the keys every record has, and its kind is one the
+measurements write (workflows.engine.measurements). A profile's records lie at
+`record_path(results/runs/<profile>, measurement, task, optimizer[, seed])`. `write` goes through a
 temporary file in the same directory and `os.replace`, so a killed job leaves either the old
 file or the new one, never a partial one; the file gets the mode the umask gives (0666 & ~umask),
 as any other file its user writes. `read` refuses anything that is not a whole record of this
@@ -19,7 +21,30 @@ from pathlib import Path
 
 SCHEMA_VERSION = 1
 REQUIRED = ("schema_version", "kind", "config", "config_hash", "environment")
-KINDS = ("run", "sweep", "steptime", "stability", "loop_options", "precision")
+
+
+def record_path(runs_dir, measurement: str, task: str, optimizer: str, seed=None) -> str:
+    """The one layout of the records: <runs_dir>/<measurement>/<task>/<optimizer>.json, or
+    .../<optimizer>/seed<seed>.json for a measurement with one record per seed. Any argument may be
+    a Snakemake wildcard ("{task}")."""
+    tail = f"/seed{seed}.json" if seed is not None else ".json"
+    return f"{runs_dir}/{measurement}/{task}/{optimizer}{tail}"
+
+
+def path_parts(path, runs_dir) -> dict | None:
+    """`record_path`'s inverse: {"measurement", "task", "optimizer"[, "seed"]} (a seed that is not a
+    whole number stays text); None for a path outside the layout."""
+    try:
+        parts = Path(path).resolve().relative_to(Path(runs_dir).resolve()).parts
+    except ValueError:
+        return None
+    if len(parts) == 4 and parts[3].startswith("seed") and parts[3].endswith(".json"):
+        seed = parts[3][len("seed"):-len(".json")]
+        return {"measurement": parts[0], "task": parts[1], "optimizer": parts[2],
+                "seed": int(seed) if seed.isdigit() else seed}
+    if len(parts) == 3 and parts[2].endswith(".json"):
+        return {"measurement": parts[0], "task": parts[1], "optimizer": parts[2][:-len(".json")]}
+    return None
 
 
 class RecordError(ValueError):
@@ -149,5 +174,7 @@ def validate(record, path="<record>") -> None:
     if record["schema_version"] != SCHEMA_VERSION:
         raise RecordError(path, f"schema_version {record['schema_version']!r}, this optbench reads "
                           f"{SCHEMA_VERSION}", RECOMPUTE)
-    if record["kind"] not in KINDS:
-        raise RecordError(path, f"unknown kind {record['kind']!r}; valid: {', '.join(KINDS)}", RECOMPUTE)
+    from workflows.engine import measurements   # here: its modules import this one
+    kinds = measurements.kinds()
+    if record["kind"] not in kinds:
+        raise RecordError(path, f"unknown kind {record['kind']!r}; valid: {', '.join(kinds)}", RECOMPUTE)

@@ -2,19 +2,13 @@
 from workflows.engine.aggregate import TABLES as TABLE_NAMES
 
 
-# The jobs of the profile (workflows.engine.plan.jobs: `optbench plan` counts the same list); the
-# records each writes. A new measurement adds its jobs to plan.jobs and its records here.
+# The jobs of the profile (workflows.engine.plan.jobs, from the measurements' own `jobs`: `optbench
+# plan` counts the same list) and the records each writes.
 JOBS = plan.jobs(config)
 
 
-def job_records(rule, task, optimizer):
-    if rule in ("final", "defaults"):
-        return [f"{RUNS}/{rule}/{task}/{optimizer}/seed{s}.json" for s in config["final_seeds"]]
-    return [f"{RUNS}/{rule}/{task}/{optimizer}.json"]
-
-
 def all_records(w=None):
-    return [path for job in JOBS for path in job_records(*job)]
+    return [path for job in JOBS for path in measurement_records(*job)]
 
 
 rule aggregate:

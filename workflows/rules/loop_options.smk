@@ -5,7 +5,7 @@ rule loop_options:
     input:
         sources,
     output:
-        f"{RUNS}/loop_options/{{task}}/{{optimizer}}.json",
+        measurement_records("loop_options"),
     log:
         f"{LOGS}/loop_options/{{task}}/{{optimizer}}.log",
     benchmark:

@@ -7,7 +7,7 @@ rule precision:
         sources,
         summary=tune_summary,
     output:
-        f"{RUNS}/precision/{{task}}/{{optimizer}}.json",
+        measurement_records("precision"),
     log:
         f"{LOGS}/precision/{{task}}/{{optimizer}}.log",
     benchmark:

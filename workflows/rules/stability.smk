@@ -6,7 +6,7 @@ rule stability:
         sources,
         summary=tune_summary,
     output:
-        f"{RUNS}/stability/{{task}}/{{optimizer}}.json",
+        measurement_records("stability"),
     log:
         f"{LOGS}/stability/{{task}}/{{optimizer}}.log",
     benchmark:

@@ -5,7 +5,7 @@ rule steptime:
     input:
         sources,
     output:
-        f"{RUNS}/steptime/{{task}}/{{optimizer}}.json",
+        measurement_records("steptime"),
     log:
         f"{LOGS}/steptime/{{task}}/{{optimizer}}.log",
     benchmark:

@@ -6,16 +6,12 @@
 # there; the run in flight resumes from its checkpoint.
 
 
-def seed_records(kind):
-    return [f"{RUNS}/{kind}/{{task}}/{{optimizer}}/seed{s}.json" for s in config["final_seeds"]]
-
-
 rule final:
     input:
         sources,
         summary=tune_summary,
     output:
-        seed_records("final"),
+        measurement_records("final"),
     log:
         f"{LOGS}/final/{{task}}/{{optimizer}}.log",
     benchmark:
@@ -31,7 +27,6 @@ rule final:
         checkpoints=lambda w: f"{RUNS}/checkpoints/{w.task}/{w.optimizer}",
         store=lambda w: f"{RUNS}/store/final/{w.task}/{w.optimizer}",
         runs=RUNS,
-        track="tuned",
     threads: config["threads"]
     resources:
         gpu=GPU,
@@ -45,7 +40,7 @@ rule defaults:
     input:
         sources,
     output:
-        seed_records("defaults"),
+        measurement_records("defaults"),
     log:
         f"{LOGS}/defaults/{{task}}/{{optimizer}}.log",
     benchmark:
@@ -61,7 +56,6 @@ rule defaults:
         checkpoints=lambda w: f"{RUNS}/checkpoints/defaults/{w.task}/{w.optimizer}",
         store=lambda w: f"{RUNS}/store/defaults/{w.task}/{w.optimizer}",
         runs=RUNS,
-        track="defaults",
     threads: config["threads"]
     resources:
         gpu=GPU,

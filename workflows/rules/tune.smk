@@ -5,7 +5,7 @@ rule tune:
     input:
         sources,
     output:
-        f"{RUNS}/tune/{{task}}/{{optimizer}}.json",
+        measurement_records("tune"),
     log:
         f"{LOGS}/tune/{{task}}/{{optimizer}}.log",
     benchmark:

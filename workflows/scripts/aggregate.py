@@ -2,6 +2,8 @@
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 from workflows.engine import aggregate, cost, flops, plan, records
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
@@ -13,11 +15,16 @@ try:
 except records.RecordError as e:
     print(f"aggregate: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
     raise
-# The plan as `optbench plan` makes it before a run, calibrated now (the machine is quiet: this
-# job runs alone, after every measurement) and never from this run's benchmark files.
+# The plan as `optbench plan --calibrate` makes it, calibrated from the final runs just tabled and
+# their jobs' benchmark files (no training here: the step times are the records').
 config = p.config
 task_names = sorted({task for _, task, _ in p.jobs})
-calibration = plan.calibrate(task_names, config["size"], config["device"], config["threads"])
+final_jobs = [cost.benchmark_path(p.benchmarks, *job) for job in p.jobs if job[0] == "final"]
+try:
+    run_rows = pd.read_csv(out / "runs.csv").to_dict("records")
+except pd.errors.EmptyDataError:   # a profile whose every pair is skipped
+    run_rows = []
+calibration = plan.recorded_calibration(run_rows, cost.benchmark_rows(final_jobs, p.benchmarks))
 step_costs = {t: flops.step_cost(t, config["size"], config["device"]) for t in task_names}
 rows = plan.plan_rows(config, calibration, step_costs)
 cost.write_tables(p.jobs, p.benchmarks, out, rows, config["threads"])

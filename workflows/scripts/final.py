@@ -3,34 +3,42 @@ hyperparameters or (the self-tuning track) at the entry's defaults.
 
 Each finished seed goes to the store, <runs>/store/<track>/<task>/<optimizer>/<key>/seed<s>.json,
 where <key> hashes what the runs depend on besides the input files (hyperparameters, schedule,
-size, device, monitor interval, precision, and the engine's code: a record written by another
-harness, schedule or parameter routing is not taken). The store is not a declared output, so it survives a kill (and
+size, device, monitor interval, precision, and the code: every module of the engine, the task
+and optimizer registries loaded in this process, so that a record written by another harness,
+schedule or parameter routing is not taken). The store is not a declared output, so it survives a kill (and
 --rerun-incomplete's deletion of the job's outputs). A stored seed is taken again only when it is
 newer than every input file (Snakemake's own test of an up-to-date output), whole, and in the
 place its record says, and readable into the tables; the declared outputs are hard links to the store's files, made at the end."""
 import hashlib
-import importlib
 import json
 import os
 import sys
 from pathlib import Path
 
-from workflows.engine import aggregate, measure, records
+from workflows.engine import aggregate, measurements, records
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
+measurement = measurements.get(snakemake.rule)  # noqa: F821 (final, or defaults: the self-tuning track)
 hparams = None   # the self-tuning track: the entry's defaults
-if p.track == "tuned":
+if measurement.reads_selection:
     try:
         hparams = records.read_input(snakemake.input.summary, p.runs)["selection"]["hparams"]  # noqa: F821
     except records.RecordError as e:
         print(f"final: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
         raise
 
-# the code a run's numbers depend on beyond the task's and the optimizer's files (the job's inputs)
-ENGINE = ("tasks", "optimizers", "optimizers._build", "optimizers.routing",
-          *(f"workflows.engine.{m}" for m in ("harness", "schedule", "amp", "measure", "monitor")))
-engine = hashlib.sha256(b"".join(Path(importlib.import_module(m).__file__).read_bytes() for m in ENGINE)).hexdigest()
+
+
+def code_hash(packages=("optimizers", "tasks", "workflows.engine")) -> str:
+    """The sha256 of the files of every module of `packages` loaded now (in name order): the code a
+    run's numbers depend on, the task's and the optimizer's files (the job's inputs) among it."""
+    names = sorted(n for n, m in sys.modules.items() if getattr(m, "__file__", None)
+                   and any(n == pkg or n.startswith(pkg + ".") for pkg in packages))
+    return hashlib.sha256(b"".join(Path(sys.modules[n].__file__).read_bytes() for n in names)).hexdigest()
+
+
+engine = code_hash()
 depends = dict(hparams=hparams, schedule=p.schedule, size=p.size, device=p.device, monitor_every=p.monitor_every,
                precision=p.precision, engine=engine)
 key = hashlib.sha256(json.dumps(depends, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -57,10 +65,10 @@ for seed, out in zip(p.seeds, snakemake.output):  # noqa: F821
         print(f"seed {seed}: taken from {path}", file=sys.stderr)
         continue
     checkpoint = Path(p.checkpoints) / f"seed{seed}.ckpt"  # a killed job resumes from here
-    record = measure.final(w.task, w.optimizer, p.size, seed=seed, hparams=hparams, schedule=p.schedule,
-                           device=p.device, threads=snakemake.threads, progress=True,  # noqa: F821
-                           checkpoint=checkpoint, checkpoint_every=p.checkpoint_every,
-                           monitor_every=p.monitor_every, precision=p.precision)
+    record = measurement.run(w.task, w.optimizer, p.size, seed=seed, hparams=hparams, schedule=p.schedule,
+                             device=p.device, threads=snakemake.threads, progress=True,  # noqa: F821
+                             checkpoint=checkpoint, checkpoint_every=p.checkpoint_every,
+                             monitor_every=p.monitor_every, precision=p.precision)
     records.write(record, path)  # atomic: a killed job leaves no partial file
     checkpoint.unlink(missing_ok=True)
 

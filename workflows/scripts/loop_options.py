@@ -1,13 +1,14 @@
 """Snakemake job: the training-loop options of one task against its plain loop, same process."""
 import sys
 
-from workflows.engine import measure, records
+from workflows.engine import records
+from workflows.engine.measurements import loop_options
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
 lo = p.loop_options
-record = measure.loop_options(w.task, w.optimizer, p.size, steps=lo["steps"], rounds=lo["rounds"],
-                              monitor_every=p.monitor_every, device=p.device, threads=p.torch_threads)
+record = loop_options.run(w.task, w.optimizer, p.size, steps=lo["steps"], rounds=lo["rounds"],
+                          monitor_every=p.monitor_every, device=p.device, threads=p.torch_threads)
 for row in record["options"]:
     print(f"{row['option']}: {row['ratio_to_plain']:.3f} x plain, {row['activation_bytes']} activation bytes",
           file=sys.stderr)

@@ -1,8 +1,9 @@
-"""Snakemake job: the precision measurement of one optimizer on one task (workflows.engine.precision)."""
+"""Snakemake job: the precision measurement of one optimizer on one task
+(workflows.engine.measurements.precision)."""
 import sys
 
-from tasks import get as get_task
-from workflows.engine import precision, records
+from workflows.engine import records
+from workflows.engine.measurements import precision
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
@@ -13,9 +14,9 @@ except records.RecordError as e:
     raise
 hparams = selection["hparams"]
 cfg = p.precision
-steps = max(1, int(get_task(w.task).size(p.size)["steps"] * cfg["steps_fraction"]))
-record = precision.measure(w.task, w.optimizer, p.size, hparams=hparams, seeds=cfg["seeds"],
-                           static_scales=cfg["static_scales"], device=p.device,
-                           threads=snakemake.threads, steps=steps, schedule=p.schedule,  # noqa: F821
-                           probe_every=cfg.get("probe_every"))
+record = precision.run(w.task, w.optimizer, p.size, hparams=hparams, seeds=cfg["seeds"],
+                       static_scales=cfg["static_scales"], device=p.device,
+                       threads=snakemake.threads,  # noqa: F821
+                       steps=precision.steps(w.task, p.size, cfg["steps_fraction"]), schedule=p.schedule,
+                       probe_every=cfg.get("probe_every"))   # optional: None gives 10 probes a run
 records.write(record, snakemake.output[0])  # noqa: F821

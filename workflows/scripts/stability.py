@@ -1,7 +1,8 @@
 """Snakemake job: loss-scale and lr-scale sweeps of one optimizer on one task."""
 import sys
 
-from workflows.engine import measure, records
+from workflows.engine import records
+from workflows.engine.measurements import stability
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
@@ -10,7 +11,7 @@ try:
 except records.RecordError as e:
     print(f"stability: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
     raise
-record = measure.stability(w.task, w.optimizer, p.size, hparams=hparams, scales=p.stability["scales"],
-                           dtype=p.stability["dtype"], device=p.device, schedule=p.schedule,
-                           threads=snakemake.threads)  # noqa: F821
+record = stability.run(w.task, w.optimizer, p.size, hparams=hparams, scales=p.stability["scales"],
+                       dtype=p.stability["dtype"], device=p.device, schedule=p.schedule,
+                       threads=snakemake.threads)  # noqa: F821
 records.write(record, snakemake.output[0])  # noqa: F821

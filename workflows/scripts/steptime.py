@@ -1,11 +1,12 @@
 """Snakemake job: optimizer.step() time of one optimizer against AdamW, same process."""
 import sys
 
-from workflows.engine import measure, records
+from workflows.engine import records
+from workflows.engine.measurements import steptime
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
 st = p.steptime
-record = measure.steptime(w.task, w.optimizer, p.size, steps=st["steps"], warmup=st["warmup"],
-                          rounds=st["rounds"], baseline=st["baseline"], device=p.device, threads=p.torch_threads)
+record = steptime.run(w.task, w.optimizer, p.size, steps=st["steps"], warmup=st["warmup"],
+                      rounds=st["rounds"], baseline=st["baseline"], device=p.device, threads=p.torch_threads)
 records.write(record, snakemake.output[0])  # noqa: F821

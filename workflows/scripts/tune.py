@@ -1,12 +1,13 @@
 """Snakemake job: the hyperparameter search of one optimizer on one task."""
 import sys
 
-from workflows.engine import measure, records
+from workflows.engine import records
+from workflows.engine.measurements import tune
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
-record = measure.tune(w.task, w.optimizer, p.size, tuning=p.tuning, schedule=p.schedule,
-                      precision=p.precision, device=p.device, threads=snakemake.threads)  # noqa: F821
+record = tune.run(w.task, w.optimizer, p.size, tuning=p.tuning, schedule=p.schedule,
+                  precision=p.precision, device=p.device, threads=snakemake.threads)  # noqa: F821
 selection = record["selection"]
 print(f"selected {selection['hparams']} (edge: {selection['at_edge']})", file=sys.stderr)
 records.write(record, snakemake.output[0])  # noqa: F821

@@ -1,12 +1,12 @@
-"""The `precision` measurement: one optimizer on one task at its tuned hyperparameters, trained
-as practitioners train in mixed precision (see `workflows.engine.amp`), against fp32.
+"""`precision`: one optimizer on one task at its tuned hyperparameters, trained as practitioners
+train in mixed precision (see `workflows.engine.amp`), against fp32.
 
 Variants, each for every seed: fp32; bf16 without loss scaling; fp16 without loss scaling; fp16
 with a static scale c for each c of `static_scales`; fp16 with dynamic scaling (GradScaler). Every
 low-precision run probes its gradient against an fp32 backward of the same batch every
 `probe_every` steps (underflow: exactly 0 where fp32 is not; overflow: inf or NaN).
 
-`measure` returns one record (kind "precision") holding every run; `table_rows` and `scale_rows`
+`run` returns one record (kind "precision") holding every run; `table_rows` and `scale_rows`
 turn it into the tidy rows of results/tables/<profile>/precision.csv and precision_scale.csv.
 """
 from __future__ import annotations
@@ -16,6 +16,9 @@ import math
 import optimizers
 import tasks
 from workflows.engine.harness import RunConfig, record_header, train
+from workflows.engine.measurements import Measurement
+from workflows.engine.pairs import pairs
+from workflows.engine.plan import settings
 from workflows.engine.schedule import for_task, run_options
 
 
@@ -26,7 +29,7 @@ def variants(static_scales: list[float]) -> list[dict]:
     return out + [dict(precision="fp16", loss_scaling="dynamic")]
 
 
-def measure(task: str, optimizer: str, size: str, hparams: dict, seeds: list[int], static_scales: list[float],
+def run(task: str, optimizer: str, size: str, hparams: dict, seeds: list[int], static_scales: list[float],
             device: str = "cpu", threads: int = 1, steps: int | None = None, schedule: dict | None = None,
             probe_every: int | None = None) -> dict:
     """Every variant × seed at `hparams` (the tuned lr, and whatever else the tuning selected).
@@ -97,3 +100,30 @@ def scale_rows(record: dict) -> list[dict]:
         rows += [{"task": c["task"], "optimizer": c["optimizer"], "seed": r["seed"], "step": i, "scale": scale[i]}
                  for i in sorted(set(keep))]
     return rows
+
+
+def steps(task: str, size: str, steps_fraction: float) -> int:
+    """A precision run's steps: `steps_fraction` of the task's."""
+    return max(1, int(tasks.get(task).size(size)["steps"] * steps_fraction))
+
+
+def rows(record: dict) -> dict:
+    return {"precision": table_rows(record), "precision_scale": scale_rows(record),
+            "compute_seconds": sum(r["train_seconds"] for r in record["runs"])}
+
+
+def jobs(config: dict) -> list[tuple[str, str]]:
+    return [(t, o) for t0 in config["precision"]["tasks"]
+            for t, o in pairs(config, [t0], settings(config, "precision", t0)["optimizers"])]
+
+
+def cost(config: dict, task: str, optimizer: str) -> tuple[int, int]:
+    """fp32, bf16, fp16 unscaled, each static scale, dynamic. (fp16 steps cost 10-15x fp32's on a
+    CPU without native fp16 maths, which a calibration in fp32 does not see.)"""
+    p = settings(config, "precision", task)
+    runs = len(p["seeds"]) * (len(p["static_scales"]) + 4)
+    return runs, runs * steps(task, config["size"], p["steps_fraction"])
+
+
+MEASUREMENT = Measurement(name="precision", kind="precision", run=run, rows=rows,
+                          tables=("precision", "precision_scale"), jobs=jobs, cost=cost, reads_selection=True)
