@@ -102,11 +102,11 @@ def test_an_entry_that_brings_its_own_schedule_runs_at_constant_lr():
 def test_a_task_that_fixes_its_schedule_overrides_the_profiles():
     """The schedule ablation (cnn-digits-constant-lr) runs at constant lr under a cosine profile;
     its base task follows the profile."""
-    from workflows.engine import measure
+    from workflows.engine.measurements import final
     profile = {"name": "cosine", "warmup": 0.1, "floor": 0.1}
-    ablation = measure.final("cnn-digits-constant-lr", "sgd", "smoke", seed=0, hparams={"lr": 0.05},
-                             schedule=profile)
-    base = measure.final("cnn-digits", "sgd", "smoke", seed=0, hparams={"lr": 0.05}, schedule=profile)
+    ablation = final.run("cnn-digits-constant-lr", "sgd", "smoke", seed=0, hparams={"lr": 0.05},
+                        schedule=profile)
+    base = final.run("cnn-digits", "sgd", "smoke", seed=0, hparams={"lr": 0.05}, schedule=profile)
     assert (ablation["config"]["schedule"], ablation["config"]["warmup"]) == ("constant", 0)
     assert (base["config"]["schedule"], base["config"]["lr_floor"]) == ("cosine", 0.1)
     assert base["task"]["data_hash"] == ablation["task"]["data_hash"]   # the same problem
