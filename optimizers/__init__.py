@@ -106,6 +106,32 @@ COMMON_RULES = {
     "weight_decay": at_least(0),
 }
 
+# How the training monitor (workflows.engine.monitor) reads one moment from a parameter's state.
+MOMENT_READS = {
+    "full": "a tensor of the parameter's size, as stored",
+    "8bit": "bitsandbytes' state1/state2: code[q] x absmax of its block when 8-bit, as stored when 32-bit",
+    "factor": "one factor of a factored statistic whose reconstruction has the factor's mean",
+    "trace": "a Kronecker-factor statistic L = sum of G G^T, whose trace is the sum of the squared gradients",
+}
+
+
+@dataclass(frozen=True)
+class Moment:
+    """Where an entry keeps a moment of a parameter (state ``key``) and how it is read (``read``,
+    one of MOMENT_READS); ``label`` is what the monitor says it read (None: the key)."""
+    key: str
+    read: str = "full"
+    label: str | None = None
+
+    def __post_init__(self):
+        if self.read not in MOMENT_READS:
+            raise ValueError(f"moment {self.key!r}: read {self.read!r}; valid: {', '.join(MOMENT_READS)}")
+
+
+# The first moment m (an average of gradients) and the second v (of squared gradients) of an entry
+# that keeps them as the Adam family does; an entry that keeps them otherwise declares its own.
+ADAM_MOMENTS = {"m": (Moment("exp_avg"),), "v": (Moment("exp_avg_sq"),)}
+
 _NOUNS = {"real": "a finite number", "int": "a whole number", "bool": "True or False", "str": "a string"}
 
 
@@ -207,6 +233,14 @@ def check_hparam(optimizer: str, key: str, value, default, rule: Rule | None = N
     return value
 
 
+def check_hparams(optimizer: str, values: dict, defaults: dict, rules: dict | None = None) -> dict:
+    """Every one of `values` checked by `check_hparam` against its default and its rule (COMMON_RULES,
+    then `rules`), in order; returns them checked. The registry's check, and that of an optimizer
+    class that validates its hyperparameters when built (torch.optim's style)."""
+    rules = {**{k: r for k, r in COMMON_RULES.items() if k in defaults}, **(rules or {})}
+    return {k: check_hparam(optimizer, k, v, defaults[k], rules.get(k)) for k, v in values.items()}
+
+
 def search_range_error(spec: "OptimizerSpec", key: str, bounds) -> str | None:
     """Why (lo, hi) is not a log search range of hyperparameter `key` of `spec`, or None: the key
     must be a real-valued hyperparameter of the entry, 0 < lo < hi, and both ends valid values."""
@@ -252,6 +286,9 @@ class OptimizerSpec:
     takes_schedule: bool = True  # False: brings its own (schedule-free), runs at constant lr
     decay: str = "matrices"      # which tensors weight decay reaches (optimizers.routing: "matrices" or "all")
     # as its authors intend, never tuned; its tuning sweep is that one value
+    moments: dict = field(default_factory=lambda: dict(ADAM_MOMENTS))  # where the monitor reads the
+    # first moment "m" and the second "v": Moments tried in order for each parameter; () none (the
+    # monitor lists the state it has); a str: why the entry keeps none that is one
 
     def __post_init__(self):
         unknown = set(self.needs) - NEEDS
@@ -276,6 +313,11 @@ class OptimizerSpec:
                 raise ValueError(f"{self.name}: search {key}={bounds!r}: {why}")
         if self.self_tuning and self.search:
             raise ValueError(f"{self.name}: a self-tuning entry is never tuned; its search must be empty")
+        if set(self.moments) != {"m", "v"} or not all(
+                isinstance(d, str) or (isinstance(d, tuple) and all(isinstance(x, Moment) for x in d))
+                for d in self.moments.values()):
+            raise ValueError(f"{self.name}: moments={self.moments!r}; valid: {{'m': ..., 'v': ...}}, each a "
+                             f"tuple of Moment or a str (why the entry keeps none)")
 
     def search_space(self) -> dict:
         """The tuned hyperparameters and their log ranges, lr first; empty for a self-tuning entry."""
@@ -295,10 +337,7 @@ class OptimizerSpec:
         if unknown:
             raise HparamError(self.name, unknown[0], overrides[unknown[0]], "no such hyperparameter",
                               ", ".join(sorted(self.defaults)))
-        rules = self.rules()
-        hp = {**self.defaults, **overrides}
-        for key in self.defaults:
-            hp[key] = check_hparam(self.name, key, hp[key], self.defaults[key], rules.get(key))
+        hp = check_hparams(self.name, {**self.defaults, **overrides}, self.defaults, self.hparam_rules)
         if self.hparam_check:
             refused = self.hparam_check(hp)
             if refused:
@@ -336,15 +375,18 @@ def source(name: str) -> str:
 _loaded = False
 
 
+MACHINERY = ("_build", "memory", "routing")   # modules of the package that are not entries
+
+
 def _load_all() -> None:
-    """Import every module of the package on first use (modules that register nothing, such as
-    `memory` and `scaffold`, are harmless), so that `import optimizers` alone stays cheap."""
+    """Import every entry module of the package on first use (every module but MACHINERY), so
+    that `import optimizers` alone stays cheap."""
     global _loaded
     if _loaded:
         return
     _loaded = True
     for mod in pkgutil.iter_modules(__path__):
-        if not mod.name.startswith("_"):
+        if mod.name not in MACHINERY:
             importlib.import_module(f"{__name__}.{mod.name}")
 
 
@@ -361,8 +403,9 @@ def get(name: str) -> OptimizerSpec:
         raise KeyError(f"unknown optimizer {name!r}; valid: {', '.join(names())}") from None
 
 
-from optimizers._build import build_optimizer, state_bytes, model_state_bytes  # noqa: E402
+from optimizers._build import build_optimizer, group_entries, state_bytes, model_state_bytes  # noqa: E402
 
 __all__ = ["OptimizerSpec", "register", "search_range_error", "get", "names", "build_optimizer", "state_bytes",
            "model_state_bytes", "NEEDS", "HparamError", "Rule", "COMMON_RULES", "above", "at_least",
-           "at_most", "within", "one_of"]
+           "at_most", "within", "one_of", "check_hparams", "Moment", "MOMENT_READS", "ADAM_MOMENTS",
+           "group_entries"]

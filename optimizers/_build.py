@@ -61,7 +61,7 @@ class Composite(torch.optim.Optimizer):
 
 
 def build_optimizer(name: str, named_params, hparams: dict | None = None,
-                    decay: str | None = None) -> torch.optim.Optimizer:
+                    decay: str | None = None, parts: list | None = None) -> torch.optim.Optimizer:
     """Build registry entry `name` over `named_params` ((name, tensor) pairs, as model.named_parameters()).
 
     The parts and their parameter groups are `optimizers.routing.plan`'s: the fallback, if any,
@@ -69,11 +69,24 @@ def build_optimizer(name: str, named_params, hparams: dict | None = None,
     (None: the entry's `decay`, "matrices" unless it says otherwise) tensors of fewer than two
     dimensions get weight_decay 0 in every part.
     """
-    parts = plan(name, named_params, hparams, decay)
+    parts = plan(name, named_params, hparams, decay) if parts is None else parts   # parts: a plan made already
     built = {p["entry"]: optimizers.get(p["entry"]).build(torch_groups(p), **p["hparams"]) for p in parts}
+    for entry, opt in built.items():
+        opt.registry_entry = entry   # which entry's declarations (moments) describe its state
     if not any(p["fallback"] for p in parts):
         return built[name]
     return Composite(built)
+
+
+def group_entries(optimizer: torch.optim.Optimizer) -> list[str]:
+    """The registry entry that updates each of the optimizer's parameter groups, in their order
+    (an optimizer `build_optimizer` made)."""
+    parts = optimizer.parts.values() if isinstance(optimizer, Composite) else [optimizer]
+    try:
+        return [opt.registry_entry for opt in parts for _ in opt.param_groups]
+    except AttributeError:
+        raise TypeError(f"{optimizer!r} was not made by optimizers.build_optimizer: its groups belong "
+                        f"to no registry entry") from None
 
 
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:

@@ -59,7 +59,7 @@ int, a 0-d ``RMS`` tensor, plus the same factor sizes (``exp_avg_sq_row``/``_col
 """
 import torch
 
-from optimizers import OptimizerSpec, above, at_least, at_most, itemsize, numel, register, scalar_bytes
+from optimizers import Moment, OptimizerSpec, above, at_least, at_most, itemsize, numel, register, scalar_bytes
 
 
 def factored_elements(shape) -> int:
@@ -91,19 +91,19 @@ def build_hf_adafactor(params, lr, eps1=1e-30, clip_threshold=1.0, decay_rate=-0
                      scale_parameter=False, relative_step=False, warmup_init=False)
 
 
-# torch.optim.Adafactor's hyperparameters (also the reference implementation's, optimizers/reference.py):
-# eps1 None is the dtype's machine epsilon; beta2_t = 1 - t**beta2_decay; d is the clipping threshold.
+# torch.optim.Adafactor's form (also the reference implementation's, optimizers/reference.py): eps1
+# None is the dtype's machine epsilon; beta2_t = 1 - t**beta2_decay; d is the clipping threshold. Its
+# second moment: a 1-D parameter's unfactored variance, or the factors row_var and col_var, whose
+# reconstruction row_var col_var / mean(row_var) has mean mean(col_var); no first moment.
+TORCH_ADAFACTOR_DEFAULTS = dict(lr=1e-2, beta2_decay=-0.8, eps1=None, eps2=1e-3, d=1.0, weight_decay=0.0)
 TORCH_ADAFACTOR_RULES = dict(eps1=above(0, kind="real", none=True), beta2_decay=at_most(0), d=at_least(1))
+TORCH_ADAFACTOR = dict(
+    family="adafactor", paper="Shazeer & Stern 2018", lr_range=(1e-4, 1.0), hparam_rules=TORCH_ADAFACTOR_RULES,
+    moments={"m": (), "v": (Moment("variance"), Moment("col_var", "factor", "row_var/col_var (factored: mean of col_var)"))},
+    state_bytes=torch_adafactor_state_bytes)
 
-
-register(OptimizerSpec(
-    name="adafactor", family="adafactor", paper="Shazeer & Stern 2018",
-    implementation="torch.optim.Adafactor", build=build_torch_adafactor,
-    defaults=dict(lr=1e-2, beta2_decay=-0.8, eps1=None, eps2=1e-3, d=1.0, weight_decay=0.0),
-    lr_range=(1e-4, 1.0),
-    hparam_rules=TORCH_ADAFACTOR_RULES,
-    state_bytes=torch_adafactor_state_bytes,
-))
+register(OptimizerSpec(name="adafactor", implementation="torch.optim.Adafactor", build=build_torch_adafactor,
+                       defaults=dict(TORCH_ADAFACTOR_DEFAULTS), **TORCH_ADAFACTOR))
 
 register(OptimizerSpec(
     name="adafactor-hf", family="adafactor", paper="Shazeer & Stern 2018",
@@ -113,5 +113,7 @@ register(OptimizerSpec(
     lr_range=(1e-5, 1e-1),
     hparam_rules=dict(clip_threshold=above(0), decay_rate=at_most(0)),   # beta2_t = 1 - t**decay_rate
     package="transformers",
+    moments={"m": (), "v": (Moment("exp_avg_sq"),   # a 1-D parameter's, unfactored
+                            Moment("exp_avg_sq_col", "factor", "exp_avg_sq_row/col (factored: mean of the column factor)"))},
     state_bytes=hf_adafactor_state_bytes,
 ))

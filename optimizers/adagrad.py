@@ -22,7 +22,7 @@ most torch optimizers, Adagrad allocates its state when it is built, not at the 
 """
 import torch
 
-from optimizers import OptimizerSpec, at_least, itemsize, numel, register, scalar_bytes
+from optimizers import Moment, OptimizerSpec, at_least, itemsize, numel, register, scalar_bytes
 
 
 def adagrad_state_bytes(shape, dtype):
@@ -31,6 +31,7 @@ def adagrad_state_bytes(shape, dtype):
 
 register(OptimizerSpec(
     name="adagrad", family="adagrad", paper="Duchi, Hazan & Singer 2011",
+    moments={"m": (), "v": (Moment("sum", label="sum (accumulated, not averaged)"),)},
     implementation="torch.optim.Adagrad", build=torch.optim.Adagrad,
     defaults=dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10),
     lr_range=(1e-4, 1.0),

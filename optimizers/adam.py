@@ -23,19 +23,21 @@ def adam_state_bytes(shape, dtype):
     return 2 * numel(shape) * itemsize(dtype) + scalar_bytes()
 
 
-register(OptimizerSpec(
-    name="adam", family="adam", paper="Kingma & Ba 2015",
-    implementation="torch.optim.Adam", build=torch.optim.Adam,
-    defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
-    lr_range=(1e-5, 1.0),
-    state_bytes=adam_state_bytes,
-))
+ADAM_DEFAULTS = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
 
-register(OptimizerSpec(
-    name="adamw", family="adam", paper="Loshchilov & Hutter 2019",
-    implementation="torch.optim.AdamW", build=torch.optim.AdamW,
-    defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01),
-    lr_range=(1e-5, 1.0),
-    search=dict(weight_decay=(1e-3, 1.0)),   # decoupled decay: tuned with lr (protocol)
-    state_bytes=adam_state_bytes,
-))
+
+def adam_spec(name: str, paper: str, implementation: str, build, decoupled: bool = False,
+              family: str = "adam", eps: float = 1e-8, **spec) -> OptimizerSpec:
+    """An entry of Adam's form (this file's, the reference's, the 8-bit one, LAMB): Adam's
+    hyperparameters and lr range; `decoupled` (AdamW's decay, scaled by lr): weight decay 0.01,
+    as torch.optim.AdamW, tuned with lr (protocol), else 0. `spec`: the entry's other fields."""
+    if decoupled:
+        spec.setdefault("search", dict(weight_decay=(1e-3, 1.0)))
+    return OptimizerSpec(name=name, family=family, paper=paper, implementation=implementation, build=build,
+                         defaults=dict(ADAM_DEFAULTS, eps=eps, weight_decay=0.01 if decoupled else 0.0),
+                         lr_range=(1e-5, 1.0), **spec)
+
+
+register(adam_spec("adam", "Kingma & Ba 2015", "torch.optim.Adam", torch.optim.Adam, state_bytes=adam_state_bytes))
+register(adam_spec("adamw", "Loshchilov & Hutter 2019", "torch.optim.AdamW", torch.optim.AdamW, decoupled=True,
+                   state_bytes=adam_state_bytes))

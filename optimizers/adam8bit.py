@@ -45,7 +45,8 @@ from __future__ import annotations
 import math
 
 
-from optimizers import OptimizerSpec, numel, register
+from optimizers import Moment, numel, register
+from optimizers.adam import adam_spec
 
 MIN_8BIT_SIZE = 4096   # bitsandbytes' default min_8bit_size: smaller tensors keep float32 state
 BLOCKSIZE = 256        # bitsandbytes' block size for optimizer states (Optimizer2State.init_state)
@@ -73,23 +74,10 @@ def build_adamw8bit(params, **hp):
     return bnb.optim.AdamW8bit(params, **hp)
 
 
-register(OptimizerSpec(
-    name="adam8bit", family="adam", paper="Dettmers et al. 2022",
-    implementation="bitsandbytes.optim.Adam8bit", build=build_adam8bit,
-    defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
-    lr_range=(1e-5, 1.0),
-    package="bitsandbytes",
-    state_bytes=adam8bit_state_bytes,
-    shared_state_bytes=adam8bit_shared_state_bytes,
-))
+# bitsandbytes' state1 and state2: Adam's m and v, 8-bit (float32 below MIN_8BIT_SIZE)
+ADAM8BIT = dict(package="bitsandbytes", state_bytes=adam8bit_state_bytes, shared_state_bytes=adam8bit_shared_state_bytes,
+                moments={"m": (Moment("state1", "8bit"),), "v": (Moment("state2", "8bit"),)})
 
-register(OptimizerSpec(
-    name="adamw8bit", family="adam", paper="Dettmers et al. 2022; Loshchilov & Hutter 2019",
-    implementation="bitsandbytes.optim.AdamW8bit", build=build_adamw8bit,
-    defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01),
-    lr_range=(1e-5, 1.0),
-    search=dict(weight_decay=(1e-3, 1.0)),   # decoupled decay: tuned with lr (protocol)
-    package="bitsandbytes",
-    state_bytes=adam8bit_state_bytes,
-    shared_state_bytes=adam8bit_shared_state_bytes,
-))
+register(adam_spec("adam8bit", "Dettmers et al. 2022", "bitsandbytes.optim.Adam8bit", build_adam8bit, **ADAM8BIT))
+register(adam_spec("adamw8bit", "Dettmers et al. 2022; Loshchilov & Hutter 2019", "bitsandbytes.optim.AdamW8bit",
+                   build_adamw8bit, decoupled=True, **ADAM8BIT))

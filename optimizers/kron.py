@@ -72,7 +72,7 @@ from __future__ import annotations
 
 import torch
 
-from optimizers import OptimizerSpec, at_least, itemsize, numel, register
+from optimizers import Moment, OptimizerSpec, at_least, itemsize, numel, register
 
 MAX_SIZE_TRIANGULAR = 8192   # the library's default; fixed (changes the state)
 MIN_NDIM_TRIANGULAR = 2
@@ -147,6 +147,8 @@ def build_kron(params, **hp):
 
 register(OptimizerSpec(
     name="kron", family="psgd", paper="Li 2018; Li 2019 (Kron)",
+    moments={"m": (Moment("momentum_buffer"),),
+             "v": "Kron's preconditioner factors Q whiten the gradient; they are not an average of its square"},
     implementation="pytorch_optimizer.Kron (own seeded stream)", build=build_kron,
     defaults=dict(lr=1e-3, momentum=0.9, weight_decay=0.0, seed=0),
     lr_range=(1e-5, 1.0),

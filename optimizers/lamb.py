@@ -34,7 +34,8 @@ diagnostic scalars the library keeps, ``weight_norm``, ``adam_norm`` and ``trust
 parameter's dtype; its batched path stores them as views of one stacked tensor per group, which
 is the same bytes per parameter). The step counter lives in the param group.
 """
-from optimizers import OptimizerSpec, itemsize, numel, register
+from optimizers import itemsize, numel, register
+from optimizers.adam import adam_spec
 
 
 def lamb_state_bytes(shape, dtype):
@@ -46,12 +47,6 @@ def build_lamb(params, **hp):
     return Lamb(params, weight_decouple=False, adam_debias=True, **hp)
 
 
-register(OptimizerSpec(
-    name="lamb", family="lamb", paper="You et al. 2020",
-    implementation="pytorch_optimizer.Lamb(weight_decouple=False, adam_debias=True)", build=build_lamb,
-    defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01),
-    lr_range=(1e-5, 1.0),
-    search=dict(weight_decay=(1e-3, 1.0)),   # decoupled decay: tuned with lr (protocol)
-    package="pytorch_optimizer",
-    state_bytes=lamb_state_bytes,
-))
+register(adam_spec("lamb", "You et al. 2020", "pytorch_optimizer.Lamb(weight_decouple=False, adam_debias=True)",
+                   build_lamb, decoupled=True, family="lamb", eps=1e-6, package="pytorch_optimizer",
+                   state_bytes=lamb_state_bytes))

@@ -16,7 +16,7 @@ The seed notes do not cover Lion.
 State per parameter: ``exp_avg`` (the parameter's dtype and shape) -- half of Adam's. The step
 counter lives in the param group.
 """
-from optimizers import OptimizerSpec, itemsize, numel, register
+from optimizers import Moment, OptimizerSpec, itemsize, numel, register
 
 
 def lion_state_bytes(shape, dtype):
@@ -30,6 +30,7 @@ def build_lion(params, **hp):
 
 register(OptimizerSpec(
     name="lion", family="lion", paper="Chen et al. 2023",
+    moments={"m": (Moment("exp_avg"),), "v": ()},
     implementation="pytorch_optimizer.Lion", build=build_lion,
     defaults=dict(lr=1e-4, betas=(0.9, 0.99), weight_decay=0.1),
     lr_range=(1e-6, 1e-1),

@@ -55,11 +55,9 @@ counter. The fallback's share is AdamW's. QK-clip keeps no state.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
-from optimizers import OptimizerSpec, above, itemsize, numel, one_of, register, within
+from optimizers import Moment, OptimizerSpec, above, check_hparam, itemsize, numel, one_of, register, within
 
 EMBEDDING_KEYS = ("embed", "wte", "wpe")
 
@@ -82,8 +80,7 @@ def muon_state_bytes(shape, dtype):
 
 
 def _check_tau(tau) -> None:
-    if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau > 0):
-        raise ValueError(f"invalid tau={tau!r}: the QK-clip threshold must be a finite number > 0")
+    check_hparam("muonclip", "tau", tau, 100.0, above(0))   # the QK-clip threshold
 
 
 @torch.no_grad()
@@ -157,27 +154,22 @@ MUON_DEFAULTS = dict(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns
                      adjust_lr_fn="match_rms_adamw")
 MUON_RULES = dict(adjust_lr_fn=one_of(None, "original", "match_rms_adamw"), ns_steps=within(1, 100))
 
+# What both entries are: Muon on the 2-D hidden matrices, the registry's AdamW on the rest.
+MUON = dict(family="muon", lr_range=(1e-4, 1.0), search=dict(weight_decay=(1e-3, 1.0)),  # decoupled decay: tuned with lr
+            takes=is_hidden_matrix, fallback="adamw", state_bytes=muon_state_bytes,
+            moments={"m": (Moment("momentum_buffer"),), "v": ()})   # the momentum it orthogonalises
+
 register(OptimizerSpec(
-    name="muon", family="muon", paper="Jordan et al. 2024; Liu et al. 2025",
+    name="muon", paper="Jordan et al. 2024; Liu et al. 2025",
     implementation="torch.optim.Muon (2-D hidden matrices) + torch.optim.AdamW (rest)",
-    build=torch.optim.Muon,
-    defaults=dict(MUON_DEFAULTS),
-    lr_range=(1e-4, 1.0),
-    search=dict(weight_decay=(1e-3, 1.0)),   # decoupled decay: tuned with lr (protocol)
-    takes=is_hidden_matrix, fallback="adamw",
-    hparam_rules=MUON_RULES,
-    state_bytes=muon_state_bytes,
+    build=torch.optim.Muon, defaults=dict(MUON_DEFAULTS), hparam_rules=MUON_RULES, **MUON,
 ))
 
 register(OptimizerSpec(
-    name="muonclip", family="muon", paper="Kimi Team 2025 (Kimi K2)",
+    name="muonclip", paper="Kimi Team 2025 (Kimi K2)",
     implementation="torch.optim.Muon + QK-clip (ours) (2-D hidden matrices) + torch.optim.AdamW (rest)",
-    build=MuonClip,
-    defaults=dict(MUON_DEFAULTS, tau=100.0),
-    lr_range=(1e-4, 1.0),
-    search=dict(weight_decay=(1e-3, 1.0)),   # decoupled decay: tuned with lr (protocol)
-    takes=is_hidden_matrix, fallback="adamw",
+    build=MuonClip, defaults=dict(MUON_DEFAULTS, tau=100.0),
     needs=frozenset({"attention_logits"}),
     hparam_rules=dict(MUON_RULES, tau=above(0)),   # the QK-clip threshold
-    state_bytes=muon_state_bytes,
+    **MUON,
 ))

@@ -3,7 +3,7 @@ r"""Reference implementations, written from the equations: Adam, AdamW and Adafa
 They exist to be read and to be checked: the tests hold each to its torch.optim counterpart to
 a relative 1e-6 over 100 float64 steps. Each is a ``torch.optim.Optimizer`` with one loop over
 parameters and no fused, foreach or capturable paths, and each validates every hyperparameter
-when built, naming the parameter and the bad value.
+when built by its entry's rules (``optimizers.check_hparams``), naming it, the bad value and the valid ones.
 
 Adam and AdamW (Kingma & Ba, ICLR 2015; Loshchilov & Hutter, ICLR 2019):
 
@@ -51,43 +51,21 @@ import math
 
 import torch
 
-from optimizers import OptimizerSpec, register
-from optimizers.adafactor import TORCH_ADAFACTOR_RULES, torch_adafactor_state_bytes
-from optimizers.adam import adam_state_bytes
+from optimizers import OptimizerSpec, check_hparams, register
+from optimizers.adafactor import TORCH_ADAFACTOR, TORCH_ADAFACTOR_DEFAULTS, TORCH_ADAFACTOR_RULES
+from optimizers.adam import ADAM_DEFAULTS, adam_spec, adam_state_bytes
 
 
-def _require(ok: bool, key: str, value, why: str) -> None:
-    if not ok:
-        raise ValueError(f"invalid {key}={value!r}: {why}")
+class _Reference(torch.optim.Optimizer):
+    """What the references share: every hyperparameter checked by the registry's rules when the
+    optimizer is built (as its entry's), and one loop over the parameters with a dense gradient,
+    each updated by `_update`."""
 
+    def __init__(self, params, entry: str, hp: dict, defaults: dict, rules: dict | None = None):
+        super().__init__(params, check_hparams(entry, hp, defaults, rules))
 
-def _finite_number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _check_lr(lr):
-    _require(_finite_number(lr) and lr > 0, "lr", lr, "must be a finite number > 0")
-
-
-def _check_weight_decay(weight_decay):
-    _require(_finite_number(weight_decay) and weight_decay >= 0, "weight_decay", weight_decay,
-             "must be a finite number >= 0")
-
-
-class Adam(torch.optim.Optimizer):
-    r"""Adam; with ``decoupled=True``, AdamW. See the module docstring for the update."""
-
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = False):
-        _check_lr(lr)
-        _require(isinstance(betas, (tuple, list)) and len(betas) == 2
-                 and all(_finite_number(b) and 0.0 <= b < 1.0 for b in betas),
-                 "betas", betas, "must be two numbers, each in [0, 1)")
-        _require(_finite_number(eps) and eps > 0, "eps", eps, "must be a finite number > 0")
-        _check_weight_decay(weight_decay)
-        _require(isinstance(decoupled, bool), "decoupled", decoupled, "must be True or False")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      decoupled=decoupled))
+    def _update(self, group: dict, p: torch.Tensor, g: torch.Tensor, state: dict) -> None:
+        raise NotImplementedError
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -96,34 +74,45 @@ class Adam(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-            decay, decoupled = group["weight_decay"], group["decoupled"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad
-                if g.is_sparse:
-                    raise RuntimeError("Adam (reference) does not support sparse gradients")
-                state = self.state[p]
-                if not state:
-                    state["step"] = torch.tensor(0.0)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["step"] += 1
-                t = state["step"].item()
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-
-                if decay != 0:
-                    if decoupled:
-                        p.mul_(1 - lr * decay)              # AdamW: theta <- theta (1 - lr lambda)
-                    else:
-                        g = g.add(p, alpha=decay)           # Adam: g <- g + lambda theta
-                m.mul_(beta1).add_(g, alpha=1 - beta1)      # m_t = b1 m + (1 - b1) g
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v_t = b2 v + (1 - b2) g^2
-                m_hat = m / (1 - beta1 ** t)
-                v_hat = v / (1 - beta2 ** t)
-                p.addcdiv_(m_hat, v_hat.sqrt().add_(eps), value=-lr)  # eps outside the root
+                if p.grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} (reference) does not support sparse gradients")
+                self._update(group, p, p.grad, self.state[p])
         return loss
+
+
+class Adam(_Reference):
+    r"""Adam; with ``decoupled=True``, AdamW. See the module docstring for the update."""
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, decoupled: bool = False):
+        super().__init__(params, "adamw-ref" if decoupled is True else "adam-ref",
+                         dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, decoupled=decoupled),
+                         dict(ADAM_DEFAULTS, decoupled=False))
+
+    def _update(self, group, p, g, state):
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        decay, decoupled = group["weight_decay"], group["decoupled"]
+        if not state:
+            state["step"] = torch.tensor(0.0)
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["step"] += 1
+        t = state["step"].item()
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+
+        if decay != 0:
+            if decoupled:
+                p.mul_(1 - lr * decay)              # AdamW: theta <- theta (1 - lr lambda)
+            else:
+                g = g.add(p, alpha=decay)           # Adam: g <- g + lambda theta
+        m.mul_(beta1).add_(g, alpha=1 - beta1)      # m_t = b1 m + (1 - b1) g
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v_t = b2 v + (1 - b2) g^2
+        m_hat = m / (1 - beta1 ** t)
+        v_hat = v / (1 - beta2 ** t)
+        p.addcdiv_(m_hat, v_hat.sqrt().add_(eps), value=-lr)  # eps outside the root
 
 
 class AdamW(Adam):
@@ -138,95 +127,54 @@ def _rms(x: torch.Tensor) -> float:
     return x.norm(2).item() / math.sqrt(x.numel())
 
 
-class Adafactor(torch.optim.Optimizer):
+class Adafactor(_Reference):
     r"""Adafactor in torch.optim.Adafactor's form. See the module docstring for the update."""
 
     def __init__(self, params, lr: float = 1e-2, beta2_decay: float = -0.8, eps1: float | None = None,
                  eps2: float = 1e-3, d: float = 1.0, weight_decay: float = 0.0):
-        _check_lr(lr)
-        _require(_finite_number(beta2_decay) and beta2_decay <= 0, "beta2_decay", beta2_decay,
-                 "must be a finite number <= 0 (beta2_t = 1 - t**beta2_decay)")
-        _require(eps1 is None or (_finite_number(eps1) and eps1 > 0), "eps1", eps1,
-                 "must be None (the dtype's machine epsilon) or a finite number > 0")
-        _require(_finite_number(eps2) and eps2 > 0, "eps2", eps2, "must be a finite number > 0")
-        _require(_finite_number(d) and d >= 1, "d", d, "the clipping threshold must be a finite number >= 1")
-        _check_weight_decay(weight_decay)
-        super().__init__(params, dict(lr=lr, beta2_decay=beta2_decay, eps1=eps1, eps2=eps2, d=d,
-                                      weight_decay=weight_decay))
+        super().__init__(params, "adafactor-ref",
+                         dict(lr=lr, beta2_decay=beta2_decay, eps1=eps1, eps2=eps2, d=d, weight_decay=weight_decay),
+                         TORCH_ADAFACTOR_DEFAULTS, TORCH_ADAFACTOR_RULES)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, c, d, decay = group["lr"], group["beta2_decay"], group["d"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad
-                if g.is_sparse:
-                    raise RuntimeError("Adafactor (reference) does not support sparse gradients")
-                eps1 = group["eps1"] if group["eps1"] is not None else torch.finfo(p.dtype).eps
-                factored = g.dim() > 1
-                state = self.state[p]
-                if not state:
-                    state["step"] = torch.tensor(0.0)
-                    if factored:
-                        state["row_var"] = g.new_zeros(g.shape[:-1] + (1,))           # R: [..., a, 1]
-                        state["col_var"] = g.new_zeros(g.shape[:-2] + (1, g.shape[-1]))  # C: [..., 1, b]
-                    else:
-                        state["variance"] = torch.zeros_like(g, memory_format=torch.preserve_format)
-                state["step"] += 1
-                t = state["step"].item()
+    def _update(self, group, p, g, state):
+        lr, c, d, decay = group["lr"], group["beta2_decay"], group["d"], group["weight_decay"]
+        eps1 = group["eps1"] if group["eps1"] is not None else torch.finfo(p.dtype).eps
+        factored = g.dim() > 1
+        if not state:
+            state["step"] = torch.tensor(0.0)
+            if factored:
+                state["row_var"] = g.new_zeros(g.shape[:-1] + (1,))           # R: [..., a, 1]
+                state["col_var"] = g.new_zeros(g.shape[:-2] + (1, g.shape[-1]))  # C: [..., 1, b]
+            else:
+                state["variance"] = torch.zeros_like(g, memory_format=torch.preserve_format)
+        state["step"] += 1
+        t = state["step"].item()
 
-                one_minus_beta2 = t ** c                          # 1 - beta2_t
-                rho = min(lr, 1 / math.sqrt(t))                   # relative step, capped by lr
-                alpha = max(group["eps2"], _rms(p)) * rho         # scaled by RMS(theta_{t-1})
-                if decay != 0:
-                    p.mul_(1 - lr * decay)
+        one_minus_beta2 = t ** c                          # 1 - beta2_t
+        rho = min(lr, 1 / math.sqrt(t))                   # relative step, capped by lr
+        alpha = max(group["eps2"], _rms(p)) * rho         # scaled by RMS(theta_{t-1})
+        if decay != 0:
+            p.mul_(1 - lr * decay)
 
-                g2 = g * g
-                if factored:
-                    R, C = state["row_var"], state["col_var"]
-                    R.lerp_(g2.mean(dim=-1, keepdim=True), one_minus_beta2)
-                    C.lerp_(g2.mean(dim=-2, keepdim=True), one_minus_beta2)
-                    v_hat = (R @ C) / R.mean(dim=-2, keepdim=True).clamp(min=eps1)
-                else:
-                    V = state["variance"]
-                    V.lerp_(g2, one_minus_beta2)
-                    v_hat = V.clone()
-                u = g / v_hat.clamp(min=eps1 * eps1).sqrt()
-                p.add_(u, alpha=-alpha / max(1.0, _rms(u) / d))  # update clipping at RMS d
-        return loss
+        g2 = g * g
+        if factored:
+            R, C = state["row_var"], state["col_var"]
+            R.lerp_(g2.mean(dim=-1, keepdim=True), one_minus_beta2)
+            C.lerp_(g2.mean(dim=-2, keepdim=True), one_minus_beta2)
+            v_hat = (R @ C) / R.mean(dim=-2, keepdim=True).clamp(min=eps1)
+        else:
+            V = state["variance"]
+            V.lerp_(g2, one_minus_beta2)
+            v_hat = V.clone()
+        u = g / v_hat.clamp(min=eps1 * eps1).sqrt()
+        p.add_(u, alpha=-alpha / max(1.0, _rms(u) / d))  # update clipping at RMS d
 
 
-register(OptimizerSpec(
-    name="adam-ref", family="adam", paper="Kingma & Ba 2015",
-    implementation="ours (optimizers.reference.Adam)", build=Adam,
-    defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
-    lr_range=(1e-5, 1.0),
-    package="optbench",
-    state_bytes=adam_state_bytes,
-))
+REFERENCE = dict(package="optbench", state_bytes=adam_state_bytes)
 
-register(OptimizerSpec(
-    name="adamw-ref", family="adam", paper="Loshchilov & Hutter 2019",
-    implementation="ours (optimizers.reference.AdamW)", build=AdamW,
-    defaults=dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01),
-    lr_range=(1e-5, 1.0),
-    search=dict(weight_decay=(1e-3, 1.0)),   # decoupled decay: tuned with lr (protocol)
-    package="optbench",
-    state_bytes=adam_state_bytes,
-))
+register(adam_spec("adam-ref", "Kingma & Ba 2015", "ours (optimizers.reference.Adam)", Adam, **REFERENCE))
+register(adam_spec("adamw-ref", "Loshchilov & Hutter 2019", "ours (optimizers.reference.AdamW)", AdamW,
+                   decoupled=True, **REFERENCE))
 
-register(OptimizerSpec(
-    name="adafactor-ref", family="adafactor", paper="Shazeer & Stern 2018",
-    implementation="ours (optimizers.reference.Adafactor)", build=Adafactor,
-    defaults=dict(lr=1e-2, beta2_decay=-0.8, eps1=None, eps2=1e-3, d=1.0, weight_decay=0.0),
-    lr_range=(1e-4, 1.0),
-    package="optbench",
-    hparam_rules=TORCH_ADAFACTOR_RULES,
-    state_bytes=torch_adafactor_state_bytes,
-))
+register(OptimizerSpec(name="adafactor-ref", implementation="ours (optimizers.reference.Adafactor)", build=Adafactor,
+                       defaults=dict(TORCH_ADAFACTOR_DEFAULTS), package="optbench", **TORCH_ADAFACTOR))

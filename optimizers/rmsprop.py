@@ -20,7 +20,7 @@ State per parameter: ``square_avg`` (the parameter's dtype and shape) and a 0-d 
 """
 import torch
 
-from optimizers import OptimizerSpec, itemsize, numel, register, scalar_bytes, within
+from optimizers import Moment, OptimizerSpec, itemsize, numel, register, scalar_bytes, within
 
 
 def rmsprop_state_bytes(shape, dtype):
@@ -29,6 +29,7 @@ def rmsprop_state_bytes(shape, dtype):
 
 register(OptimizerSpec(
     name="rmsprop", family="rmsprop", paper="Tieleman & Hinton 2012 (lecture 6.5)",
+    moments={"m": (Moment("momentum_buffer"),), "v": (Moment("square_avg"),)},
     implementation="torch.optim.RMSprop", build=torch.optim.RMSprop,
     defaults=dict(lr=1e-3, alpha=0.99, eps=1e-8, weight_decay=0.0),
     lr_range=(1e-5, 1.0),

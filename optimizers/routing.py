@@ -100,13 +100,14 @@ def torch_groups(part: dict):
     return [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in groups]
 
 
-def routing(name: str, named_params, hparams: dict | None = None, decay: str | None = None) -> list[dict]:
+def routing(name: str, named_params, hparams: dict | None = None, decay: str | None = None,
+            parts: list | None = None) -> list[dict]:
     """One row per parameter group of entry `name` over `named_params` (as ``model.named_parameters()``):
     ``part`` (the registry entry that updates it), ``fallback`` (True for the entry's fallback),
     ``tensors``, ``numel``, ``lr`` (the peak lr, before any schedule), ``weight_decay`` (None: the
     part has no such hyperparameter), ``decay`` (the policy) and ``names`` (every parameter, in order)."""
     rows = []
-    for part in plan(name, named_params, hparams, decay):
+    for part in plan(name, named_params, hparams, decay) if parts is None else parts:   # parts: planned already
         for g in part["groups"]:
             if not g["params"]:
                 continue

@@ -60,7 +60,7 @@ eps 1e-8, weight_decay 0 (decoupled, at :math:`y`, scaled by :math:`\gamma_t`), 
 State per parameter: ``z`` and ``exp_avg_sq`` (the parameter's dtype and shape). The step count,
 weight sum and lr maximum live in the param group.
 """
-from optimizers import OptimizerSpec, at_least, itemsize, numel, register
+from optimizers import Moment, OptimizerSpec, at_least, itemsize, numel, register
 
 
 def schedule_free_state_bytes(shape, dtype):
@@ -76,6 +76,8 @@ def build_schedule_free_adamw(params, **hp):
 
 register(OptimizerSpec(
     name="schedulefree-adamw", family="schedule-free", paper="Defazio et al. 2024",
+    moments={"m": "schedule-free AdamW keeps no gradient average (z is the sequence its iterate averages)",
+             "v": (Moment("exp_avg_sq"),)},
     implementation="schedulefree.AdamWScheduleFree", build=build_schedule_free_adamw,
     defaults=dict(lr=2.5e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, warmup_steps=0,
                   r=0.0, weight_lr_power=2.0),

@@ -16,7 +16,7 @@ State: nothing for plain SGD; one buffer the size of the parameter with momentum
 """
 import torch
 
-from optimizers import OptimizerSpec, itemsize, numel, register
+from optimizers import Moment, OptimizerSpec, itemsize, numel, register
 
 
 def momentum_buffer_bytes(shape, dtype):
@@ -31,8 +31,12 @@ def _nesterov_needs_momentum(hp):
     return None
 
 
+# The momentum buffer is the first moment (none at momentum 0: no state); no second moment.
+SGD_MOMENTS = {"m": (Moment("momentum_buffer"),), "v": ()}
+
 register(OptimizerSpec(
     name="sgd", family="sgd", paper="Robbins & Monro 1951",
+    moments=SGD_MOMENTS,
     implementation="torch.optim.SGD", build=torch.optim.SGD,
     defaults=dict(lr=0.01, weight_decay=0.0),
     lr_range=(1e-3, 3.0),
@@ -42,6 +46,7 @@ register(OptimizerSpec(
 
 register(OptimizerSpec(
     name="momentum", family="sgd", paper="Polyak 1964",
+    moments=SGD_MOMENTS,
     implementation="torch.optim.SGD(momentum=0.9)", build=torch.optim.SGD,
     defaults=dict(lr=0.01, momentum=0.9, weight_decay=0.0),
     lr_range=(1e-4, 3.0),
@@ -50,6 +55,7 @@ register(OptimizerSpec(
 
 register(OptimizerSpec(
     name="nesterov", family="sgd", paper="Nesterov 1983; Sutskever et al. 2013",
+    moments=SGD_MOMENTS,
     implementation="torch.optim.SGD(nesterov=True)", build=torch.optim.SGD,
     defaults=dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.0),
     lr_range=(1e-4, 3.0),

@@ -41,7 +41,7 @@ parameter's dtype: for each dimension the statistic ``pre_cond_i`` and its root
 last preconditioned gradient there even with momentum 0. Total :math:`2\sum_i d_i^2 + n`
 elements -- quadratic in the dimensions, so large embedding tables are costly.
 """
-from optimizers import OptimizerSpec, above, at_least, itemsize, numel, register
+from optimizers import Moment, OptimizerSpec, above, at_least, itemsize, numel, register
 
 
 def shampoo_state_bytes(shape, dtype):
@@ -66,6 +66,9 @@ def preconditionable(name, p) -> bool:
 
 register(OptimizerSpec(
     name="shampoo", family="shampoo", paper="Gupta, Koren & Singer 2018",
+    moments={"m": "Shampoo at momentum 0 keeps no gradient average (its momentum_buffer holds the last "
+                  "preconditioned gradient)",
+             "v": (Moment("pre_cond_0", "trace", "pre_cond_0 (sum of G Gᵀ: trace / numel)"),)},
     implementation="pytorch_optimizer.Shampoo", build=build_shampoo,
     defaults=dict(lr=1e-2, weight_decay=0.0, preconditioning_compute_steps=1, matrix_eps=1e-6),
     lr_range=(1e-4, 1.0),

@@ -35,7 +35,7 @@ State per parameter: ``exp_avg``, ``hessian`` (the parameter's dtype and shape) 
 """
 import sophia_opt
 
-from optimizers import OptimizerSpec, above, at_least, itemsize, numel, register, scalar_bytes
+from optimizers import Moment, OptimizerSpec, above, at_least, itemsize, numel, register, scalar_bytes
 
 
 class SophiaG(sophia_opt.SophiaG):
@@ -55,6 +55,9 @@ def sophia_state_bytes(shape, dtype):
 
 register(OptimizerSpec(
     name="sophia", family="sophia", paper="Liu et al. 2024",
+    moments={"m": (Moment("exp_avg"),),
+             "v": "Sophia's second statistic is an EMA of a Hessian-diagonal estimate (curvature), not of "
+                  "squared gradients"},
     implementation="sophia_opt.SophiaG", build=SophiaG,
     defaults=dict(lr=1e-4, betas=(0.965, 0.99), rho=0.04, weight_decay=0.1, bs=5120),
     lr_range=(1e-6, 1e-1),

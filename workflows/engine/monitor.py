@@ -6,27 +6,26 @@ the optimizer's first and second moments, as the mean absolute value over the el
 group's parameters that keep one (`m_abs_mean`, `v_abs_mean`), with what each was read from
 (`m_from`, `v_from`); and the optimizer's state bytes.
 
-Optimizers keep their moments under many names and forms; `moments` reads each one it knows:
+Optimizers keep their moments under many names and forms; each registry entry declares where it
+keeps its own (``OptimizerSpec.moments``: for m and for v, the state keys to try and how each is
+read, or why it keeps none), and `moments` reads any declaration:
 
-- first moment m (an average of gradients): ``exp_avg`` (the Adam family, Lion, Sophia, SOAP,
-  MARS, AdEMAMix's fast EMA; Prodigy's and D-Adaptation's are scaled by their step-size estimate),
-  ``momentum_buffer`` (SGD with momentum, Muon, Kron), bitsandbytes' ``state1``;
-- second moment v (an average of squared gradients): ``exp_avg_sq``, ``square_avg`` (RMSprop),
-  ``sum`` (AdaGrad: accumulated, not averaged), bitsandbytes' ``state2``; Adafactor's factored
-  statistics, whose reconstruction :math:`\\hat v_{ij} = r_i c_j / \\bar r` has mean :math:`\\bar c`
-  (torch's ``row_var``/``col_var``, Hugging Face's ``exp_avg_sq_row``/``exp_avg_sq_col``; a 1-D
-  parameter's unfactored ``variance`` or ``exp_avg_sq``); Shampoo's statistic
-  :math:`L = \\sum_t G_t G_t^\\top` (``pre_cond_0``), whose trace is :math:`\\sum_t \\lVert G_t\\rVert_F^2`,
-  so trace / numel is the mean of the AdaGrad accumulator over the tensor's elements. (SOAP's
-  ``exp_avg_sq`` lives in its rotated basis; a rotation keeps the sum of squares, so its mean is
-  comparable.)
+- ``full``: a tensor of the parameter's size (``exp_avg``, ``momentum_buffer``, ``square_avg``,
+  AdaGrad's accumulated ``sum``);
+- ``8bit``: bitsandbytes' ``state1``/``state2``, dequantised (below);
+- ``factor``: a factor of a factored statistic whose reconstruction has the factor's mean:
+  Adafactor's :math:`\\hat v_{ij} = r_i c_j / \\bar r` has mean :math:`\\bar c` (torch's ``col_var``,
+  Hugging Face's ``exp_avg_sq_col``), so the sum over the elements is mean × numel;
+- ``trace``: Shampoo's statistic :math:`L = \\sum_t G_t G_t^\\top` (``pre_cond_0``), whose trace is
+  :math:`\\sum_t \\lVert G_t\\rVert_F^2`, so trace / numel is the mean of the AdaGrad accumulator over
+  the tensor's elements. (SOAP's ``exp_avg_sq`` lives in its rotated basis; a rotation keeps the
+  sum of squares, so its mean is comparable.)
 
 8-bit state (bitsandbytes' uint8 ``state1``/``state2``) is dequantised first: code[q] × absmax of
 its block of ``BNB_BLOCK`` = 256 elements (fixed in bitsandbytes' ``init_state``). A moment the
-optimizer does not keep is NaN, and its ``*_from`` says why, starting ``"not available: "``: plain
-SGD keeps no state; Lion, Muon and Kron keep no second moment (Kron's factors Q whiten the
-gradient, they are not an average of its square); Sophia's second statistic is a Hessian-diagonal
-EMA; Shampoo at momentum 0 and schedule-free AdamW keep no gradient average.
+optimizer does not keep is NaN, and its ``*_from`` says why, starting ``"not available: "``: the
+entry's declared reason (Shampoo at momentum 0, Kron, Sophia, schedule-free AdamW), else that it
+keeps no state (plain SGD), else the state it does keep (Lion, Muon: no second moment).
 
 The snapshot for the update norm is taken only on monitored steps, so the cost away from them is
 one integer comparison. The rows are plain data: the harness's checkpoints save them and a resumed
@@ -43,18 +42,6 @@ import optimizers
 NOT_AVAILABLE = "not available: "
 BNB_BLOCK = 256   # bitsandbytes' blockwise 8-bit optimizers: one absmax per 256 elements
 
-FIRST = ("exp_avg", "state1", "momentum_buffer")                     # full-size, in this order
-SECOND = ("exp_avg_sq", "square_avg", "variance", "state2")
-
-# Why a moment is absent, by a state key that identifies the optimizer's kind of state.
-ABSENT = {
-    "m": {"pre_cond_0": "Shampoo at momentum 0 keeps no gradient average (its momentum_buffer holds "
-                        "the last preconditioned gradient)",
-          "z": "schedule-free AdamW keeps no gradient average (z is the sequence its iterate averages)"},
-    "v": {"hessian": "Sophia's second statistic is an EMA of a Hessian-diagonal estimate (curvature), "
-                     "not of squared gradients",
-          "Q": "Kron's preconditioner factors Q whiten the gradient; they are not an average of its square"},
-}
 
 
 def dequantised(state: dict, key: str) -> tuple[torch.Tensor, str] | None:
@@ -72,50 +59,46 @@ def dequantised(state: dict, key: str) -> tuple[torch.Tensor, str] | None:
     return code[t.flatten().long()] * absmax[block], f"{key} (8-bit, dequantised)"
 
 
-def _full(state: dict, keys, n: int):
-    """The first of `keys` that holds a tensor of n real (or 8-bit) numbers, as (tensor, label)."""
-    for key in keys:
-        t = state.get(key)
-        if not isinstance(t, torch.Tensor) or t.numel() != n:
-            continue
-        if key in ("state1", "state2"):
-            got = dequantised(state, key)
-            if got:
-                return got
-        elif t.is_floating_point():
-            return t, key
-    return None
+def read(state: dict, moment: optimizers.Moment, n: int) -> tuple[float, str] | None:
+    """(sum of |moment| over a parameter's n elements, label) as `moment` declares, or None where
+    this parameter's state does not hold it so."""
+    t = state.get(moment.key)
+    if not isinstance(t, torch.Tensor):
+        return None
+    label = moment.label or moment.key
+    if moment.read == "factor":
+        return float(t.float().mean()) * n, label
+    if moment.read == "trace":
+        return float(torch.trace(t.float())), label
+    if t.numel() != n:
+        return None
+    if moment.read == "8bit":
+        got = dequantised(state, moment.key)
+        return got and (float(got[0].float().abs().sum()), got[1])
+    return (float(t.float().abs().sum()), label) if t.is_floating_point() else None
 
 
-def moments(state: dict, p: torch.Tensor) -> dict:
+def moments(state: dict, p: torch.Tensor, entry: str) -> dict:
     """{"m": (sum of |m| over the parameter's elements, label) or None, "v": likewise} from one
-    parameter's optimizer state."""
-    n = p.numel()
-    # Shampoo keeps a momentum_buffer at momentum 0: the last preconditioned gradient, not an average
-    first = _full(state, [k for k in FIRST if not (k == "momentum_buffer" and "pre_cond_0" in state)], n)
-    second = _full(state, SECOND, n)
-    out = {"m": first and (float(first[0].float().abs().sum()), first[1]),
-           "v": second and (float(second[0].float().abs().sum()), second[1])}
-    if second is None:
-        if isinstance(state.get("sum"), torch.Tensor) and state["sum"].numel() == n:
-            out["v"] = (float(state["sum"].float().abs().sum()), "sum (accumulated, not averaged)")
-        elif isinstance(state.get("col_var"), torch.Tensor):
-            out["v"] = (float(state["col_var"].float().mean()) * n, "row_var/col_var (factored: mean of col_var)")
-        elif isinstance(state.get("exp_avg_sq_col"), torch.Tensor):
-            out["v"] = (float(state["exp_avg_sq_col"].float().mean()) * n,
-                        "exp_avg_sq_row/col (factored: mean of the column factor)")
-        elif isinstance(state.get("pre_cond_0"), torch.Tensor):
-            out["v"] = (float(torch.trace(state["pre_cond_0"].float())), "pre_cond_0 (sum of G Gᵀ: trace / numel)")
+    parameter's state under registry entry `entry`: the first of its declared Moments it holds."""
+    out = {}
+    for kind, declared in optimizers.get(entry).moments.items():
+        got = None
+        for moment in () if isinstance(declared, str) else declared:
+            got = read(state, moment, p.numel())
+            if got:
+                break
+        out[kind] = got
     return out
 
 
-def absent(kind: str, keys: set) -> str:
-    """Why no parameter of a group has moment `kind` ("m" or "v"), from the state keys it does have."""
-    for key, why in ABSENT[kind].items():
-        if key in keys:
-            return NOT_AVAILABLE + why
+def absent(kind: str, keys: set, declared) -> str:
+    """Why no parameter of a group has moment `kind` ("m" or "v"), from the entry's declaration
+    (a str: its reason) and the state keys the group has."""
     if not keys:
         return NOT_AVAILABLE + "the optimizer keeps no state (its update uses the gradient alone)"
+    if isinstance(declared, str):
+        return NOT_AVAILABLE + declared
     what = "first moment (gradient average)" if kind == "m" else "second moment (squared-gradient average)"
     return NOT_AVAILABLE + f"the optimizer keeps no {what}; its state: {', '.join(sorted(keys))}"
 
@@ -141,7 +124,8 @@ class Monitor:
         if not self.due(step) or self._before is None:
             return
         state = opt.state
-        for gi, (group, before) in enumerate(zip(opt.param_groups, self._before)):
+        entries = optimizers.group_entries(opt)
+        for gi, (group, before, entry) in enumerate(zip(opt.param_groups, self._before, entries)):
             sq = {"grad": 0.0, "update": 0.0, "weight": 0.0}
             sums = {"m": [0.0, 0, set()], "v": [0.0, 0, set()]}   # sum of |moment|, elements, labels
             keys = set()
@@ -152,7 +136,7 @@ class Monitor:
                 sq["weight"] += float(p.float().pow(2).sum())
                 st = state.get(p, {})
                 keys |= {k for k in st if k != "step"}
-                for kind, got in moments(st, p).items():
+                for kind, got in moments(st, p, entry).items():
                     if got:
                         sums[kind][0] += got[0]
                         sums[kind][1] += p.numel()
@@ -161,7 +145,7 @@ class Monitor:
             summary = {}
             for kind, (total, n, labels) in sums.items():
                 summary[f"{kind}_abs_mean"] = total / n if n else math.nan
-                summary[f"{kind}_from"] = "; ".join(sorted(labels)) if n else absent(kind, keys)
+                summary[f"{kind}_from"] = "; ".join(sorted(labels)) if n else absent(kind, keys, optimizers.get(entry).moments[kind])
             self.rows.append({
                 "step": step, "group": gi, "grad_norm": norms["grad"], "update_norm": norms["update"],
                 "weight_norm": norms["weight"],
