@@ -1,7 +1,9 @@
 """The task registry.
 
-Every file in this package defines one task family and registers one `Task` per task with
-`register`; the registry is filled by importing every module, so adding a task is adding a file.
+Every file in this package defines one task family: it registers its base task with
+`register(Task(...))` and each variant of it (the same problem with some fields changed: another
+build option, size, schedule or optimizer default) with `base.variant(name, description, **changes)`.
+The registry is filled by importing every module, so adding a task is adding a file.
 
 A task has sizes per profile (smoke / cpu / gpu), a metric with a direction and a target, and a
 `build(size, seed, device, dtype)` that returns a `Problem`: the model, the batches (the same
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import dataclasses
 import importlib
 import pkgutil
 import sys
@@ -25,6 +28,26 @@ from typing import Any, Callable, NamedTuple
 
 
 SIZES = ("smoke", "cpu", "gpu")
+DIRECTIONS = ("min", "max")
+
+# What a task's Problem may provide to the training loop (`Task.provides`); the engine pairs these
+# with what an optimizer needs (optimizers.NEEDS) and with the run's options.
+PROVIDES = frozenset({
+    "hessian",                   # Problem.hessian_loss: Sophia's Gauss-Newton-Bartlett loss
+    "attention_logits",          # Problem.attention_logits and qk_weights: MuonClip's QK-clip
+    "activation_checkpointing",  # Problem.activation_checkpointing: recompute activations in backward
+    "autocast",                  # the model runs under torch.autocast (mixed precision)
+})
+# What a task may require of an optimizer's entry (`Task.requires`), a subset of optimizers.NEEDS.
+REQUIRES = frozenset({
+    "sparse",                    # its gradients include sparse tensors (nn.Embedding(sparse=True))
+})
+
+
+def invalid(owner: str, what: str, value, valid) -> ValueError:
+    """The one shape of a refused value in this package: who refuses it, what it is, the value, and
+    the valid ones."""
+    return ValueError(f"{owner}: {what} {value!r} is not valid; valid: {', '.join(map(str, valid))}")
 
 
 @dataclass(frozen=True)
@@ -34,8 +57,8 @@ class Metric:
     target: float           # time-to-target threshold
 
     def __post_init__(self):
-        if self.direction not in ("min", "max"):
-            raise ValueError(f"metric {self.name!r}: direction must be 'min' or 'max', not {self.direction!r}")
+        if self.direction not in DIRECTIONS:
+            raise invalid(f"metric {self.name!r}", "direction", self.direction, DIRECTIONS)
 
     def reached(self, value: float) -> bool:
         return value <= self.target if self.direction == "min" else value >= self.target
@@ -76,9 +99,8 @@ class Task:
     sizes: dict                                   # size -> kwargs for build (steps, batch, dims...)
     build: Callable[..., Problem]                 # build(size_kwargs, seed, device, dtype) -> Problem
     eval_every: int = 10
-    provides: frozenset = frozenset()   # hooks its Problem fills: "hessian", "attention_logits",
-    # "activation_checkpointing"
-    requires: frozenset = frozenset()   # what an optimizer must declare to run it: "sparse"
+    provides: frozenset = frozenset()   # what its Problem provides, from PROVIDES (checked)
+    requires: frozenset = frozenset()   # what an optimizer must declare to run it, from REQUIRES (checked)
     hparam_defaults: dict = field(default_factory=dict)  # task-specific optimizer defaults, e.g. the
     # GAN's betas=(0.5, 0.999): applied to every entry that has the key, before tuning overrides
     schedule: dict | None = None    # a task that fixes its runs' schedule (an ablation of the profile's)
@@ -92,12 +114,37 @@ class Task:
     # "source", "values": {step: value}, "note"} for a published trajectory to set beside ours
 
     def __post_init__(self):
+        owner = f"task {self.name!r}"
         missing = [s for s in SIZES if s not in self.sizes]
         if missing:
-            raise ValueError(f"task {self.name!r} has no size {missing}; every task needs {SIZES}")
+            raise ValueError(f"{owner}: no size {', '.join(missing)}; every task needs {', '.join(SIZES)}")
         for size, kw in self.sizes.items():
-            if "steps" not in kw:
-                raise ValueError(f"task {self.name!r} size {size!r} must set 'steps'")
+            if size not in SIZES:
+                raise invalid(owner, "size", size, SIZES)
+            steps = kw.get("steps")
+            if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+                raise invalid(f"{owner} size {size!r}", "steps", steps, ["an integer >= 1"])
+        for what, given, valid in (("provides", self.provides, PROVIDES), ("requires", self.requires, REQUIRES)):
+            if isinstance(given, str):     # frozenset("hessian") would be a set of letters
+                raise invalid(owner, what, given, ["a frozenset of " + ", ".join(sorted(valid))])
+            unknown = sorted(set(given) - valid)
+            if unknown:
+                raise invalid(owner, what, unknown[0], sorted(valid))
+        if not isinstance(self.eval_every, int) or self.eval_every < 1:
+            raise invalid(owner, "eval_every", self.eval_every, ["an integer >= 1"])
+        if self.fixed_lr is not None and not self.fixed_lr > 0:
+            raise invalid(owner, "fixed_lr", self.fixed_lr, ["None", "a number > 0"])
+
+    def variant(self, name: str, description: str, **changes) -> Task:
+        """Register and return a variant of this task: the same task under another `name` and
+        `description`, with the fields in `changes` replaced (e.g. ``build=functools.partial(build,
+        batchnorm=True)``, ``schedule={...}``, ``hparam_defaults={...}``). Its source is the file
+        that calls this, like `register`'s."""
+        fields = sorted(f.name for f in dataclasses.fields(self) if f.name not in ("name", "description"))
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            raise invalid(f"task {name!r} (a variant of {self.name!r})", "field", unknown[0], fields)
+        return _add(dataclasses.replace(self, name=name, description=description, **changes), sys._getframe(1))
 
     def size(self, size: str) -> dict:
         if size not in self.sizes:
@@ -114,10 +161,15 @@ _SOURCES: dict[str, str] = {}
 
 
 def register(task: Task) -> Task:
+    """Register a task family's base task (its variants: `Task.variant`)."""
+    return _add(task, sys._getframe(1))
+
+
+def _add(task: Task, caller) -> Task:
     if task.name in _REGISTRY:
         raise ValueError(f"task {task.name!r} is registered twice")
     _REGISTRY[task.name] = task
-    _SOURCES[task.name] = sys._getframe(1).f_globals.get("__file__", "")
+    _SOURCES[task.name] = caller.f_globals.get("__file__", "")
     return task
 
 
@@ -224,6 +276,13 @@ def sampled_label_loss(logits: torch.Tensor, generator: torch.Generator) -> torc
             raise FloatingPointError("non-finite logits in the Hessian loss")
         sampled = torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=generator).squeeze(1)
     return torch.nn.functional.cross_entropy(logits, sampled)
+
+
+def flat64(model) -> torch.Tensor:
+    """The model's parameters as one float64 CPU vector, in `model.parameters()` order: where an
+    evaluation computes in float64 whatever the run's dtype."""
+    import torch
+    return torch.cat([p.detach().reshape(-1).to("cpu", torch.float64) for p in model.parameters()])
 
 
 @contextlib.contextmanager

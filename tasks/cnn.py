@@ -149,19 +149,19 @@ SIZES = {
     "gpu": dict(widths=(64, 128, 256), upsample=4, batch=512, steps=3000),
 }
 
-# cnn-digits-constant-lr is the protocol's schedule ablation: the same problem at a constant lr
-# (after no warm-up), tuned and run as any task, against the profile's schedule on cnn-digits
-for _name, _bn, _schedule in (("cnn-digits", False, None), ("cnn-digits-bn", True, None),
-                              ("cnn-digits-constant-lr", False, {"name": "constant"})):
-    register(Task(
-        name=_name, family="cnn",
-        description=f"3-conv CNN{' with BatchNorm' if _bn else ''} on sklearn digits (8x8), "
-                    "1-pixel translation augmentation; fixed 1500/297 split"
-                    + ("; constant lr whatever the profile's schedule (the schedule ablation)" if _schedule else ""),
-        schedule=_schedule,
-        metric=Metric("val_accuracy", "max", target=0.95),
-        sizes=SIZES,
-        build=functools.partial(build, batchnorm=_bn),
-        eval_every=20,
-        provides=frozenset({"hessian", "autocast"}),
-    ))
+DESCRIPTION = "3-conv CNN{} on sklearn digits (8x8), 1-pixel translation augmentation; fixed 1500/297 split"
+
+CNN = register(Task(
+    name="cnn-digits", family="cnn", description=DESCRIPTION.format(""),
+    metric=Metric("val_accuracy", "max", target=0.95),
+    sizes=SIZES,
+    build=functools.partial(build, batchnorm=False),
+    eval_every=20,
+    provides=frozenset({"hessian", "autocast"}),
+))
+CNN.variant("cnn-digits-bn", DESCRIPTION.format(" with BatchNorm"), build=functools.partial(build, batchnorm=True))
+# the protocol's schedule ablation: the same problem at a constant lr (after no warm-up), tuned and
+# run as any task, against the profile's schedule on cnn-digits
+CNN.variant("cnn-digits-constant-lr",
+            DESCRIPTION.format("") + "; constant lr whatever the profile's schedule (the schedule ablation)",
+            schedule={"name": "constant"})

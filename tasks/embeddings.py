@@ -164,15 +164,16 @@ SIZES = {
     "gpu": dict(vocab=500_000, dim=64, classes=16, batch=8192, steps=4000),
 }
 
-for _name, _sparse in (("embeddings-zipf", False), ("embeddings-zipf-sparse", True)):
-    register(Task(
-        name=_name, family="embeddings",
-        description=f"Zipf(1.1) ids -> nn.Embedding(sparse={_sparse}) -> linear head, noisy teacher labels; "
-                    "population loss overall and per frequency bucket",
-        metric=Metric("val_loss", "min", target=1.6),
-        sizes=SIZES,
-        build=functools.partial(build, sparse=_sparse),
-        eval_every=20,
-        provides=frozenset({"hessian"}),
-        requires=frozenset({"sparse"}) if _sparse else frozenset(),
-    ))
+DESCRIPTION = ("Zipf(1.1) ids -> nn.Embedding(sparse={}) -> linear head, noisy teacher labels; "
+               "population loss overall and per frequency bucket")
+
+DENSE = register(Task(
+    name="embeddings-zipf", family="embeddings", description=DESCRIPTION.format(False),
+    metric=Metric("val_loss", "min", target=1.6),
+    sizes=SIZES,
+    build=functools.partial(build, sparse=False),
+    eval_every=20,
+    provides=frozenset({"hessian"}),
+))
+DENSE.variant("embeddings-zipf-sparse", DESCRIPTION.format(True),
+              build=functools.partial(build, sparse=True), requires=frozenset({"sparse"}))

@@ -48,8 +48,8 @@ imported, so nothing can reach the network.
   parameters themselves, rows ``h*d_h:(h+1)*d_h`` being head ``h``; scaling those rows scales
   head ``h``'s logits (RoPE is a rotation, linear in q and k).
 
-**Variants.** ``lm-stdlib-qk``: the same task with MuonClip's tau set to `QK_TAU`, below where the
-tuned optimizers' logits sit, so that QK-clip acts; ``evaluate`` reports ``max_attn_logit`` (the
+**Variants** (``LM.variant``). ``lm-stdlib-qk``: the same task with MuonClip's tau set to `QK_TAU`
+(a task default, ``hparam_defaults``), below where the tuned optimizers' logits sit, so that QK-clip acts; ``evaluate`` reports ``max_attn_logit`` (the
 largest pre-softmax logit over heads, layers and held-out windows, from the same forward as the loss)
 on every LM task. ``lm-stdlib-scale-x1``/``-x4``/``-x16``: the scale study, three models about 4x
 apart in parameters (`SCALE_MODELS`), each trained on tokens in proportion to its parameters
@@ -69,7 +69,7 @@ import torch
 import torch.nn.functional as F
 
 from tasks import (
-    Metric, Problem, Task, generator, hash_data, register, sampled_label_loss, seeded,
+    Metric, Problem, Task, generator, hash_data, invalid, register, sampled_label_loss, seeded,
 )
 
 # Defensive: the LM is built from a config and never needs the hub.
@@ -176,7 +176,7 @@ def llama_config(size: dict):
     transformers = _transformers()
     d, heads = size["dim"], size["heads"]
     if d % heads:
-        raise ValueError(f"dim={d} is not a multiple of heads={heads}")
+        raise invalid(f"lm size with dim={d}", "heads", heads, [h for h in range(1, d + 1) if d % h == 0])
     return transformers.LlamaConfig(
         vocab_size=VOCAB, hidden_size=d, intermediate_size=size["ffn"], num_hidden_layers=size["layers"],
         num_attention_heads=heads, num_key_value_heads=heads, head_dim=d // heads,
@@ -325,8 +325,6 @@ def _unigram_entropy(data: torch.Tensor) -> float:
     return float(-(p * p.log()).sum())
 
 
-PROVIDES = frozenset({"hessian", "attention_logits", "activation_checkpointing", "autocast"})
-
 LM_SIZES = {
     "smoke": dict(layers=2, dim=32, heads=2, ffn=64, seq=32, batch=8, corpus_bytes=1 << 16,
                   val_windows=8, steps=20),
@@ -336,12 +334,13 @@ LM_SIZES = {
                 include_tests=True, val_windows=256, steps=3000),
 }
 
-register(Task(
+LM = register(Task(
     name="lm-stdlib", family="lm",
     description="byte-level Llama (RoPE, SwiGLU, untied head) on the Python stdlib's source; "
                 "next-byte cross-entropy",
     metric=Metric("val_loss", "min", target=2.2),
-    sizes=LM_SIZES, build=build, eval_every=25, provides=PROVIDES,
+    sizes=LM_SIZES, build=build, eval_every=25,
+    provides=frozenset({"hessian", "attention_logits", "activation_checkpointing", "autocast"}),
 ))
 
 
@@ -357,22 +356,11 @@ from about step 40 on, at the learning rates tuning selects (Muon at lr 0.2 pass
 growth the clip is for, which tuning avoids here by lowering lr). Every size uses it: at the gpu
 size it is a guess (not measured), and the report says so if Muon never exceeds it."""
 
-
-def build_qk(size, seed, device, dtype):
-    """`build`, with MuonClip's tau set to `QK_TAU` (entries without tau ignore it)."""
-    problem = build(size, seed, device, dtype)
-    problem.hparam_defaults = dict(problem.hparam_defaults, tau=QK_TAU)
-    return problem
-
-
-register(Task(
-    name="lm-stdlib-qk", family="lm",
-    description=f"lm-stdlib with MuonClip's QK-clip threshold tau = {QK_TAU:g}, below the max attention "
-                "logit AdamW and Muon reach at their tuned lr, so the clip acts (the max logit is evaluated)",
-    metric=Metric("val_loss", "min", target=2.2),
-    sizes=LM_SIZES, build=build_qk, eval_every=25, provides=PROVIDES,
-    figure=lambda: {"qk_tau": QK_TAU},
-))
+# MuonClip's tau as a task default (entries without tau ignore it)
+LM.variant("lm-stdlib-qk",
+           f"lm-stdlib with MuonClip's QK-clip threshold tau = {QK_TAU:g}, below the max attention "
+           "logit AdamW and Muon reach at their tuned lr, so the clip acts (the max logit is evaluated)",
+           hparam_defaults={"tau": QK_TAU}, figure=lambda: {"qk_tau": QK_TAU})
 
 
 # --- scale: three model sizes, 4x apart in parameters, tokens in proportion -----------------------
@@ -415,13 +403,19 @@ def scale_size(multiple: int, profile: str) -> dict:
     return dict(size, steps=max(1, round(tokens / (size["batch"] * size["seq"]))))
 
 
-for _multiple, _eval_every in ((1, 2), (4, 6), (16, 24)):   # about 16 evaluations per cpu run
-    register(Task(
-        name=f"lm-stdlib-scale-x{_multiple}", family="lm",
-        description=f"lm-stdlib at {_multiple}x the parameters of the scale study's smallest model "
-                    f"({count_parameters(scale_size(_multiple, 'cpu'))} at the cpu size), trained on "
-                    f"tokens in proportion; next-byte cross-entropy",
+def scale_variant(multiple: int, eval_every: int) -> Task:
+    """The scale study's task at `multiple` x the smallest model's parameters."""
+    return LM.variant(
+        f"lm-stdlib-scale-x{multiple}",
+        f"lm-stdlib at {multiple}x the parameters of the scale study's smallest model "
+        f"({count_parameters(scale_size(multiple, 'cpu'))} at the cpu size), trained on "
+        f"tokens in proportion; next-byte cross-entropy",
         metric=Metric("val_loss", "min", target=SCALE_TARGET),
-        sizes={profile: scale_size(_multiple, profile) for profile in SCALE_DATA},
-        build=build, eval_every=_eval_every, provides=PROVIDES,
-    ))
+        sizes={profile: scale_size(multiple, profile) for profile in SCALE_DATA},
+        eval_every=eval_every)
+
+
+# about 16 evaluations per cpu run
+scale_variant(1, eval_every=2)
+scale_variant(4, eval_every=6)
+scale_variant(16, eval_every=24)

@@ -11,6 +11,7 @@ scale ``noise``. The metric is the suboptimality :math:`f(x) - f^*`; the optimum
 noise are drawn from; not :math:`A` itself, whose QR factorisation and products round differently
 on different CPUs.
 """
+import functools
 import math
 
 import torch
@@ -58,21 +59,20 @@ def build(size, seed, device, dtype, *, condition):
                    extras={"condition": condition, "dim": dim, "noise": noise})
 
 
-def quadratic(condition, name, noise=0.0):
-    return Task(
-        name=name, family="convex",
-        description=f"rotated quadratic, condition number {condition:.0e}, gradient noise {noise}",
-        metric=Metric("suboptimality", "min", target=1e-3),
-        sizes={
-            "smoke": dict(dim=20, steps=100, noise=noise),
+def sizes(noise: float) -> dict:
+    return {"smoke": dict(dim=20, steps=100, noise=noise),
             "cpu": dict(dim=100, steps=500, noise=noise),
-            "gpu": dict(dim=1000, steps=2000, noise=noise),
-        },
-        build=lambda size, seed, device, dtype: build(size, seed, device, dtype, condition=condition),
-        eval_every=10,
-    )
+            "gpu": dict(dim=1000, steps=2000, noise=noise)}
 
 
-register(quadratic(1e2, "quadratic-k1e2"))
-register(quadratic(1e4, "quadratic-k1e4"))
-register(quadratic(1e2, "quadratic-k1e2-noisy", noise=0.1))
+def description(condition: float, noise: float) -> str:
+    return f"rotated quadratic, condition number {condition:.0e}, gradient noise {noise}"
+
+
+K1E2 = register(Task(
+    name="quadratic-k1e2", family="convex", description=description(1e2, 0.0),
+    metric=Metric("suboptimality", "min", target=1e-3),
+    sizes=sizes(0.0), build=functools.partial(build, condition=1e2), eval_every=10,
+))
+K1E2.variant("quadratic-k1e4", description(1e4, 0.0), build=functools.partial(build, condition=1e4))
+K1E2.variant("quadratic-k1e2-noisy", description(1e2, 0.1), sizes=sizes(0.1))

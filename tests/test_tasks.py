@@ -40,14 +40,15 @@ def tree_equal(a, b) -> bool:
     return a == b
 
 
-def has_tensors(x) -> bool:
+def tensors(x) -> list:
+    """The tensors in a batch (nested tuples, lists, dicts)."""
     if isinstance(x, torch.Tensor):
-        return True
-    if isinstance(x, (tuple, list)):
-        return any(has_tensors(v) for v in x)
+        return [x]
     if isinstance(x, dict):
-        return any(has_tensors(v) for v in x.values())
-    return False
+        x = list(x.values())
+    if isinstance(x, (tuple, list)):
+        return [t for v in x for t in tensors(v)]
+    return []
 
 
 def grad_norm(params) -> float:
@@ -85,8 +86,8 @@ def test_builds_evaluates_and_computes_a_loss(name, size):
     values = p.evaluate(p.model)
     p.model.train()
     assert task.metric.name in values
-    for key, v in values.items():
-        assert isinstance(float(v), float), key
+    for key, v in values.items():   # plain numbers: they go into JSON records as they are
+        assert type(v) in (int, float), (key, type(v))
     assert math.isfinite(float(values[task.metric.name]))
     loss = p.loss(p.model, p.batch(0))
     assert loss.ndim == 0 and torch.isfinite(loss)
@@ -95,12 +96,18 @@ def test_builds_evaluates_and_computes_a_loss(name, size):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_builds_at_gpu_size(name):
-    """The GPU size builds on CPU (model, data, first batch); training it here would be too slow."""
+    """The GPU size builds on CPU (model, data, first batch); training it here would be too slow.
+    Its first batch has the size's batch dimension (a minibatch task) or is the step (full batch)."""
     task = tasks.get(name)
     p = make(name, "gpu")
     n = sum(x.numel() for x in p.model.parameters())
     assert n >= sum(x.numel() for x in make(name, "smoke").model.parameters())
-    assert has_tensors(p.batch(0)) or p.batch(0) is not None
+    batch, size = p.batch(0), task.size("gpu")
+    if "batch" in size:
+        assert tensors(batch) and all(t.shape[0] == size["batch"] for t in tensors(batch)), \
+            [tuple(t.shape) for t in tensors(batch)]
+    else:
+        assert batch == 0
     assert task.size("gpu")["steps"] >= task.size("smoke")["steps"]
 
 
@@ -111,7 +118,7 @@ def test_batches_depend_on_seed_and_step_only(name):
     second = [b.batch(0), b.batch(1), b.batch(3)]
     assert tree_equal(first[1], second[0]) and tree_equal(first[2], second[1]) and tree_equal(first[0], second[2])
     assert a.data_hash == b.data_hash                      # ... the same batches and hash
-    if has_tensors(a.batch(0)):                            # stochastic data: another seed, other batches
+    if tensors(a.batch(0)):                                # stochastic data: another seed, other batches
         assert not all(tree_equal(a.batch(s), c.batch(s)) for s in range(3))
 
 
@@ -164,6 +171,51 @@ def test_data_hashes_are_the_same_on_a_cpu_without_avx2_or_fma():
     there = json.loads(out.stdout.strip().splitlines()[-1])
     assert there["capability"] == "DEFAULT"
     assert there["hashes"] == GOLDEN_HASHES
+
+
+@pytest.mark.parametrize("field, value", [("provides", "hesian"), ("requires", "sparce")])
+def test_a_typo_in_provides_or_requires_is_refused(field, value):
+    """A misspelt capability would silently turn a hook off (or let every optimizer run a sparse
+    task): the task is refused, naming itself, the value and the valid ones."""
+    import dataclasses
+    task = tasks.get("cnn-digits")
+    valid = sorted(tasks.PROVIDES if field == "provides" else tasks.REQUIRES)
+    with pytest.raises(ValueError, match=rf"task 'cnn-digits': {field} '{value}' is not valid; "
+                                         rf"valid: {', '.join(valid)}"):
+        dataclasses.replace(task, **{field: frozenset({value})})
+    with pytest.raises(ValueError, match=f"{field} '{valid[0]}'"):   # a string is not a set of them
+        dataclasses.replace(task, **{field: valid[0]})
+    assert all(t.provides <= tasks.PROVIDES and t.requires <= tasks.REQUIRES for t in map(tasks.get, NAMES))
+
+
+def test_a_variant_is_its_base_with_the_named_fields_changed(monkeypatch):
+    import dataclasses
+    monkeypatch.setattr(tasks, "_REGISTRY", dict(tasks._REGISTRY))
+    monkeypatch.setattr(tasks, "_SOURCES", dict(tasks._SOURCES))
+    base = tasks.get("gan-ring8")
+    v = base.variant("gan-ring8-test", "a test variant", eval_every=7)
+    assert tasks.get("gan-ring8-test") is v and tasks.source(v.name) == __file__
+    assert dataclasses.replace(v, name=base.name, description=base.description, eval_every=base.eval_every) == base
+    with pytest.raises(ValueError, match="field 'eval_evry' is not valid; valid: .*eval_every"):
+        base.variant("gan-ring8-typo", "a typo", eval_evry=7)
+    with pytest.raises(ValueError, match="registered twice"):
+        base.variant("gan-ring8-test", "again")
+    with pytest.raises(ValueError, match="provides 'hesian'"):
+        base.variant("gan-ring8-hook", "a typo in a hook", provides=frozenset({"hesian"}))
+    assert "gan-ring8-typo" not in tasks._REGISTRY and "gan-ring8-hook" not in tasks._REGISTRY
+
+
+def test_variants_live_in_their_base_file():
+    """The study and ablation tasks are variants of the family's base, registered beside it (the
+    pipeline reruns a task's jobs when its file changes)."""
+    bases = {"lm-stdlib-qk": "lm-stdlib", "lm-stdlib-scale-x4": "lm-stdlib", "cnn-digits-bn": "cnn-digits",
+             "cnn-digits-constant-lr": "cnn-digits", "embeddings-zipf-sparse": "embeddings-zipf",
+             "gan-ring8-beta1-0.9": "gan-ring8", "quadratic-k1e4": "quadratic-k1e2"}
+    for variant, base in bases.items():
+        assert tasks.source(variant) == tasks.source(base), variant
+        assert tasks.get(variant).family == tasks.get(base).family
+    assert tasks.get("cnn-digits-constant-lr").schedule == {"name": "constant"}
+    assert tasks.get("lm-stdlib-qk").hparam_defaults["tau"] == tasks.get("lm-stdlib-qk").figure()["qk_tau"]
 
 
 def test_hash_data_refuses_computed_floats():
@@ -256,15 +308,15 @@ def test_declared_hooks_exist_and_work(name):
 def _hook_pairs():
     """(task, optimizer) for every task that provides a hook or requires a capability, with the
     first registered optimizer that uses it."""
-    pairs = []
+    found = []
     for name in NAMES:
         task = tasks.get(name)
         for need in sorted(set(task.provides) | set(task.requires)):
             users = [o for o in optimizers.names() if need in optimizers.get(o).needs
                      and pairs.compatible(task, optimizers.get(o)) is None]
             if users:
-                pairs.append((name, users[0]))
-    return pairs
+                found.append((name, users[0]))
+    return found
 
 
 @pytest.mark.parametrize("name, optimizer", _hook_pairs())
@@ -274,10 +326,10 @@ def test_harness_runs_the_hooks(name, optimizer):
     assert r["steps_done"] == 3 and not r["diverged"]
 
 
-# --- convex ----------------------------------------------------------------------------------------
+# --- logreg, nonconvex ------------------------------------------------------------------------------
 
 def test_logreg_optimum_from_newton():
-    from tasks.convex import LOGREG_L2, cancer_data, logreg_objective, logreg_solution
+    from tasks.logreg import LOGREG_L2, cancer_data, logreg_objective, logreg_solution
     theta, f_star, cond, iters = logreg_solution()
     x, s = cancer_data()
     t = torch.tensor(theta, requires_grad=True)
@@ -289,7 +341,7 @@ def test_logreg_optimum_from_newton():
 
 
 def test_quartic_facts_and_adams_first_step():
-    from tasks.convex import QUARTIC_ARGMIN, QUARTIC_MIN, quartic
+    from tasks.nonconvex import QUARTIC_ARGMIN, QUARTIC_MIN, quartic
     assert QUARTIC_MIN == pytest.approx(-6.54296875)
     x = torch.tensor([0.0, QUARTIC_ARGMIN], dtype=torch.float64, requires_grad=True)
     (g,) = torch.autograd.grad(quartic(x).sum(), x, create_graph=True)
