@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -61,11 +62,10 @@ def test_step_timer_excludes_forward_and_backward(monkeypatch):
 
     object.__setattr__(spec, "build", SlowStep)  # the spec is frozen; restored below
     try:
-        from tasks import quadratic
-        real_loss_builder = quadratic.build
+        task = tasks.get("quadratic-k1e2")
 
         def slow_build(*a, **k):
-            problem = real_loss_builder(*a, **k)
+            problem = task.build(*a, **k)
             inner = problem.loss
 
             def loss(model, batch):
@@ -74,7 +74,7 @@ def test_step_timer_excludes_forward_and_backward(monkeypatch):
             problem.loss = loss
             return problem
 
-        monkeypatch.setattr(quadratic, "build", slow_build)
+        monkeypatch.setitem(tasks._REGISTRY, task.name, dataclasses.replace(task, build=slow_build))
         r = train(RunConfig("quadratic-k1e2", "sgd", steps=20))
     finally:
         object.__setattr__(spec, "build", real_build)
@@ -207,14 +207,14 @@ def test_monitor_records_norms_every_k_steps():
 
 
 def test_activation_checkpointing_keeps_the_trajectory_and_fewer_activations():
-    from workflows.engine import measure
+    from workflows.engine import flops
     plain = train(RunConfig("lm-stdlib", "adamw", size="smoke", seed=0, steps=3))
     ckpt = train(RunConfig("lm-stdlib", "adamw", size="smoke", seed=0, steps=3, activation_checkpointing=True))
     assert ckpt["curves"]["loss"] == plain["curves"]["loss"]   # recomputation gives the same values
     task = tasks.get("lm-stdlib")
     a, b = task.make("smoke", seed=0), task.make("smoke", seed=0)
     b.activation_checkpointing(b.model)
-    assert measure.saved_activation_bytes(b, b.model) < 0.5 * measure.saved_activation_bytes(a, a.model)
+    assert flops.saved_activation_bytes(b, b.model) < 0.5 * flops.saved_activation_bytes(a, a.model)
 
 
 def test_activation_checkpointing_is_refused_where_the_task_has_none():
@@ -225,12 +225,12 @@ def test_activation_checkpointing_is_refused_where_the_task_has_none():
 # --- overflow is divergence -------------------------------------------------------------------------
 
 def test_overflowing_lr_ends_the_run_as_diverged_and_the_record_is_written(tmp_path, capsys):
-    """`optbench run ... --lr 1e38`: Adam's first step size lr / (1 - β1) = 1e39 does not fit in
-    float32, and torch refuses it inside step(); the run ends as diverged, cleanly."""
+    """`optbench run ... --lr 1e38` at a constant lr: Adam's first step size lr / (1 - β1) = 1e39
+    does not fit in float32, and torch refuses it inside step(); the run ends as diverged, cleanly."""
     from workflows.engine import cli, records
     out = tmp_path / "run.json"
     assert cli.main(["run", "--task", "quadratic-k1e2", "--optimizer", "adam", "--lr", "1e38",
-                     "--out", str(out)]) == 0
+                     "--schedule", "constant", "--warmup", "0", "--out", str(out)]) == 0
     r = records.read(out)
     assert r["diverged"] and r["steps_done"] == 0
     assert r["diverge_reason"].startswith("overflow in optimizer.step() at step 0: RuntimeError")
@@ -243,8 +243,9 @@ def test_overflowing_lr_ends_the_run_as_diverged_and_the_record_is_written(tmp_p
     ("cnn-digits", "sophia"),         # used to raise from sampling labels of NaN logits
 ])
 def test_stability_run_with_an_overflowing_scale_is_recorded(task, optimizer, tmp_path):
-    from workflows.engine import measure, records
-    record = measure.stability(task, optimizer, "smoke", hparams={"lr": 1e-3}, scales=[1e40])
+    from workflows.engine import records
+    from workflows.engine.measurements import stability
+    record = stability.run(task, optimizer, "smoke", hparams={"lr": 1e-3}, scales=[1e40])
     for row in record["runs"]:
         assert row["diverged"] and row["diverge_reason"], row
     loss_row = next(row for row in record["runs"] if row["axis"] == "loss")

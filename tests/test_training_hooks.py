@@ -159,7 +159,7 @@ def test_monitor_dequantises_8bit_state_as_bitsandbytes_does():
         opt.step()
     st = opt.state[p]
     assert st["state1"].dtype == torch.uint8
-    got = moments(st, p)
+    got = moments(st, p, "adam8bit")
     for kind, i in (("m", 1), ("v", 2)):
         ref = dequantize_blockwise(st[f"state{i}"], absmax=st[f"absmax{i}"], code=st[f"qmap{i}"],
                                    blocksize=BNB_BLOCK)
@@ -179,5 +179,5 @@ def test_monitor_factored_adafactor_mean_is_the_reconstruction_mean():
         opt.step()
     st = opt.state[p]
     full = st["row_var"] @ st["col_var"] / st["row_var"].mean(dim=-2, keepdim=True)
-    total, _ = moments(st, p)["v"]
+    total, _ = moments(st, p, "adafactor")["v"]
     assert math.isclose(total / p.numel(), float(full.mean()), rel_tol=1e-5)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 import statistics
@@ -50,9 +51,8 @@ import torch
 
 import optimizers
 import tasks
-from workflows.engine import pairs
-from optimizers.routing import routing
-from workflows.engine import amp, environment, records
+from optimizers.routing import plan, routing
+from workflows.engine import amp, environment, pairs, records
 from workflows.engine.schedule import check as check_schedule, factor as lr_factor
 from workflows.engine.monitor import Monitor
 
@@ -88,8 +88,7 @@ class RunConfig:
     probe_every: int = 0                # underflow / overflow against an fp32 backward every k steps; 0: off
 
     def __post_init__(self):
-        task = tasks.get(self.task)
-        spec = optimizers.get(self.optimizer)
+        task, spec = self.entries
         spec.hparams(self.hparams)
         why = pairs.compatible(task, spec)
         if why:
@@ -133,6 +132,12 @@ class RunConfig:
             raise ValueError(f"accumulate={self.accumulate!r}: must be >= 1")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps={self.steps!r}: must be >= 1")
+
+    @functools.cached_property
+    def entries(self) -> tuple[tasks.Task, optimizers.OptimizerSpec]:
+        """The registry entries the config names, looked up once: the config is checked against
+        them and the run (`setup`) is built from them."""
+        return tasks.get(self.task), optimizers.get(self.optimizer)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -261,6 +266,68 @@ def save_checkpoint(path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+@dataclass(frozen=True)
+class Run:
+    """What one run resolves once, before its first step, and carries down the calls: the registry
+    entries, the step count and evaluation interval, the built problem and model, the validated
+    hyperparameters (the task's defaults, the config's overrides, the lr scaled), the routing plan
+    the optimizer is built on (`optimizers.routing.plan`; the record's routing is read from it), the
+    optimizer and its groups' peak lrs, and the config's hash (a checkpoint's key)."""
+    cfg: RunConfig
+    task: tasks.Task
+    spec: optimizers.OptimizerSpec
+    device: torch.device
+    steps: int
+    eval_every: int
+    problem: tasks.Problem
+    model: torch.nn.Module
+    named: list
+    hp: dict
+    parts: list
+    opt: torch.optim.Optimizer
+    base_lrs: list
+    config_hash: str
+
+
+@dataclass
+class State:
+    """What changes as the run goes: the curves, the timer's and the monitor's rows, the loss
+    scaler and its record, the step to start from. A checkpoint holds all of it (`_checkpoint`)."""
+    timer: StepTimer
+    monitor: Monitor
+    scaler: amp.LossScaler | None       # None: fp32 without loss scaling, the plain loop
+    mixed: dict = field(default_factory=lambda: {"skipped": [], "scales": [], "probes": []})
+    losses: list = field(default_factory=list)
+    evals: list = field(default_factory=list)
+    wall: list = field(default_factory=list)
+    initial: float | None = None
+    t_train: float = 0.0
+    start: int = 0
+    reason: str | None = None           # why the run diverged; None: it did not
+
+
+def setup(cfg: RunConfig) -> Run:
+    """The run's entries, problem, model, hyperparameters and optimizer, in the order of their
+    random draws (the seed first, for any module init that does not take a generator)."""
+    task, spec = cfg.entries
+    device, dtype = torch.device(cfg.device), DTYPES[cfg.dtype]
+    size = task.size(cfg.size)
+    steps = cfg.steps or size["steps"]
+    size["steps"] = steps
+    torch.manual_seed(cfg.seed)
+    problem = task.build(size, seed=cfg.seed, device=device, dtype=dtype)
+    model = problem.model.to(device)
+    if cfg.activation_checkpointing:
+        problem.activation_checkpointing(model)
+    named = list(model.named_parameters())
+    hp = spec.hparams(task_defaults(task, spec, problem) | cfg.hparams)
+    hp["lr"] = hp["lr"] * cfg.lr_scale
+    parts = plan(cfg.optimizer, named, hp, decay=task.decay)
+    opt = optimizers.build_optimizer(cfg.optimizer, named, hp, decay=task.decay, parts=parts)
+    return Run(cfg, task, spec, device, steps, cfg.eval_every or task.eval_every, problem, model, named, hp,
+               parts, opt, [g["lr"] for g in opt.param_groups], environment.config_hash(cfg.to_dict()))
+
+
 def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
           checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0,
           hooks: dict[str, Callable[[StepInfo], None]] | None = None) -> dict:
@@ -275,144 +342,154 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
         raise ValueError(f"unknown hook {', '.join(unknown)}; valid: {', '.join(HOOKS)}")
     if threads:
         torch.set_num_threads(threads)
-    task, spec = tasks.get(cfg.task), optimizers.get(cfg.optimizer)
-    device, dtype = torch.device(cfg.device), DTYPES[cfg.dtype]
-    size = task.size(cfg.size)
-    steps = cfg.steps or size["steps"]
-    size["steps"] = steps
-    eval_every = cfg.eval_every or task.eval_every
-
-    torch.manual_seed(cfg.seed)  # for any module init that does not take a generator
-    problem = task.build(size, seed=cfg.seed, device=device, dtype=dtype)
-    model = problem.model.to(device)
-    if cfg.activation_checkpointing:
-        problem.activation_checkpointing(model)
-    named = list(model.named_parameters())
-    hp = spec.hparams(task_defaults(task, spec, problem) | cfg.hparams)
-    hp["lr"] = hp["lr"] * cfg.lr_scale
-    opt = optimizers.build_optimizer(cfg.optimizer, named, hp, decay=task.decay)
-    base_lrs = [g["lr"] for g in opt.param_groups]
-    timer = StepTimer(device)
-    monitor = Monitor(cfg.monitor_every)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-    # mixed precision or loss scaling: the scaler (its own state) and what the record keeps of it
-    plain = cfg.precision == "fp32" and cfg.loss_scaling == "none"
-    scaler = None if plain else amp.LossScaler(cfg.loss_scaling, cfg.static_scale, device)
-    mixed = {"skipped": [], "scales": [], "probes": []}
-
-    losses, evals, wall = [], [], []
-    diverged, reason = False, None
-    initial = None
-    t_train = 0.0
-
-    def evaluate(step):
-        with evaluation_point(model, opt):
-            values = problem.evaluate(model)
-        evals.append({"step": step, **{k: float(v) for k, v in values.items()}})
-
-    start = 0
-    ckpt_key = environment.config_hash(cfg.to_dict())
-    if checkpoint and Path(checkpoint).exists():
-        saved = torch.load(checkpoint, weights_only=False)
-        if saved.get("format") == CHECKPOINT_FORMAT and saved["config_hash"] == ckpt_key:
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            torch.set_rng_state(saved["rng"])
-            if device.type == "cuda" and saved["cuda_rng"] is not None:
-                torch.cuda.set_rng_state(saved["cuda_rng"], device)
-            start, losses, evals, wall, initial, t_train = (saved[k] for k in (
-                "step", "losses", "evals", "wall", "initial", "t_train"))
-            timer.seconds = list(saved["step_seconds"])
-            monitor.rows = list(saved["monitor"])
-            if scaler:
-                scaler.load_state_dict(saved["scaler"])
-                mixed = {k: list(v) for k, v in saved["mixed"].items()}
-    if start == 0:
-        evaluate(0)
+    run = setup(cfg)
+    model, opt, problem, steps = run.model, run.opt, run.problem, run.steps
+    state = State(StepTimer(run.device), Monitor(cfg.monitor_every), None)
+    if run.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(run.device)
+    if not (cfg.precision == "fp32" and cfg.loss_scaling == "none"):
+        state.scaler = amp.LossScaler(cfg.loss_scaling, cfg.static_scale, run.device)
+    _resume(run, state, checkpoint)
+    if state.start == 0:
+        _evaluate(run, state, 0)
     if "start" in hooks:
-        hooks["start"](StepInfo(start, model, opt, problem))
+        hooks["start"](StepInfo(state.start, model, opt, problem))
     bar = _progress(steps, f"{cfg.task}/{cfg.optimizer}/seed{cfg.seed}") if progress else None
-    if bar and start:
-        bar.update(start)
-    for step in range(start, steps):
+    if bar and state.start:
+        bar.update(state.start)
+    for step in range(state.start, steps):
         t0 = time.perf_counter()
-        for g, base in zip(opt.param_groups, base_lrs):
+        for g, base in zip(opt.param_groups, run.base_lrs):
             g["lr"] = base * lr_factor(step, steps, cfg.warmup, cfg.schedule, cfg.lr_floor, cfg.decay)
         batch = problem.batch(step)
-        opt.zero_grad(set_to_none=True)
-        if plain:
-            loss = accumulate_gradients(model, problem.loss, batch, cfg.accumulate, cfg.loss_scale)
-        else:
-            reference = None
-            if cfg.probe_every and step % cfg.probe_every == 0:
-                reference = _reference_gradients(model, named, problem.loss, batch, cfg.accumulate,
-                                                 cfg.loss_scale, device)
-            mixed["scales"].append(scaler.factor())
-            loss = accumulate_gradients(model, problem.loss, batch, cfg.accumulate, cfg.loss_scale,
-                                        forward=lambda: amp.autocast(cfg.precision, device), scaler=scaler)
-            if reference is not None:   # the gradient as the low-precision backward left it, still × c
-                mixed["probes"].append({"step": step, **amp.gradient_shares([p.grad for _, p in named], reference)})
-            scaler.unscale(opt)
-        value = float(loss)
-        losses.append(value)
-        if initial is None:
-            initial = value
-        if not math.isfinite(value):
-            reason = f"non-finite loss {value} at step {step}"
-        elif value > initial + cfg.diverge_factor * (abs(initial) + 1):
-            reason = f"loss {value:.3g} exceeded bound at step {step} (initial {initial:.3g})"
-        elif bad := _non_finite([(n, p.grad) for n, p in named]):
-            if scaler and cfg.loss_scaling != "none":
-                mixed["skipped"].append(step)   # the scaler's business: skipped, not divergence
-            else:
-                scaled = f" of the loss × {cfg.loss_scale:g}" if cfg.loss_scale != 1 else ""
-                reason = f"non-finite gradient{scaled} ({_listed(bad)}) at step {step}"
-        else:
-            if cfg.clip_value is not None:
-                torch.nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
-            if cfg.clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-            reason = _step(opt, spec, model, named, problem, batch, step, cfg.seed, device, timer, monitor)
-        if reason:
-            diverged = True
+        state.reason = _update(run, state, batch, step)
+        if state.reason:
             break
-        if scaler:
-            scaler.update()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        t_train += time.perf_counter() - t0
-        wall.append(t_train)
-        if (step + 1) % eval_every == 0 or step + 1 == steps:
-            evaluate(step + 1)
+        if state.scaler:
+            state.scaler.update()
+        if run.device.type == "cuda":
+            torch.cuda.synchronize(run.device)
+        state.t_train += time.perf_counter() - t0
+        state.wall.append(state.t_train)
+        if (step + 1) % run.eval_every == 0 or step + 1 == steps:
+            _evaluate(run, state, step + 1)
         if bar:
             bar.update(1)
         if checkpoint and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            # in train mode: the exact training state (a schedule-free optimizer's y, z and mode);
-            # saving at the evaluation point would round y on the way back, and the resumed run
-            # would not be the uninterrupted one
-            save_checkpoint(checkpoint, {
-                "format": CHECKPOINT_FORMAT, "config_hash": ckpt_key, "step": step + 1,
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "losses": losses, "evals": evals, "wall": wall, "initial": initial, "t_train": t_train,
-                "step_seconds": timer.times(), "monitor": monitor.rows,
-                "scaler": scaler.state_dict() if scaler else None, "mixed": mixed})
+            save_checkpoint(checkpoint, _checkpoint(run, state, step + 1))
         if "step" in hooks:
             hooks["step"](StepInfo(step, model, opt, problem, batch))
     if bar:
         bar.close()
-    if diverged and evals[-1]["step"] != len(losses):
-        evaluate(len(losses))
+    if state.reason and state.evals[-1]["step"] != len(state.losses):
+        _evaluate(run, state, len(state.losses))
+    return _record(run, state)
 
-    metric = task.metric
+
+def _evaluate(run: Run, state: State, step: int) -> None:
+    with evaluation_point(run.model, run.opt):
+        values = run.problem.evaluate(run.model)
+    state.evals.append({"step": step, **{k: float(v) for k, v in values.items()}})
+
+
+def _resume(run: Run, state: State, checkpoint) -> None:
+    """Put a checkpoint of this config (and this format) back into the run and its state; any
+    other file, or none, leaves the run to start at step 0."""
+    if not (checkpoint and Path(checkpoint).exists()):
+        return
+    saved = torch.load(checkpoint, weights_only=False)
+    if saved.get("format") != CHECKPOINT_FORMAT or saved["config_hash"] != run.config_hash:
+        return
+    run.model.load_state_dict(saved["model"])
+    run.opt.load_state_dict(saved["optimizer"])
+    torch.set_rng_state(saved["rng"])
+    if run.device.type == "cuda" and saved["cuda_rng"] is not None:
+        torch.cuda.set_rng_state(saved["cuda_rng"], run.device)
+    state.start, state.losses, state.evals, state.wall, state.initial, state.t_train = (saved[k] for k in (
+        "step", "losses", "evals", "wall", "initial", "t_train"))
+    state.timer.seconds = list(saved["step_seconds"])
+    state.monitor.rows = list(saved["monitor"])
+    if state.scaler:
+        state.scaler.load_state_dict(saved["scaler"])
+        state.mixed = {k: list(v) for k, v in saved["mixed"].items()}
+
+
+def _checkpoint(run: Run, state: State, step: int) -> dict:
+    """What `_resume` puts back, taken in train mode: the exact training state (a schedule-free
+    optimizer's y, z and mode); saving at the evaluation point would round y on the way back, and
+    the resumed run would not be the uninterrupted one."""
+    cuda = run.device.type == "cuda"
+    return {
+        "format": CHECKPOINT_FORMAT, "config_hash": run.config_hash, "step": step,
+        "model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(run.device) if cuda else None,
+        "losses": state.losses, "evals": state.evals, "wall": state.wall, "initial": state.initial,
+        "t_train": state.t_train, "step_seconds": state.timer.times(), "monitor": state.monitor.rows,
+        "scaler": state.scaler.state_dict() if state.scaler else None, "mixed": state.mixed}
+
+
+def _update(run: Run, state: State, batch, step: int) -> str | None:
+    """One step's gradients, the divergence checks on the loss and the gradients, clipping, and the
+    optimizer's step and hooks (`_step`). Returns why the run diverged, else None. A non-finite
+    gradient under a loss scaling is the scaler's business: the step is skipped, not divergence."""
+    cfg = run.cfg
+    value = _gradients(run, state, batch, step)
+    state.losses.append(value)
+    if state.initial is None:
+        state.initial = value
+    initial = state.initial
+    if not math.isfinite(value):
+        return f"non-finite loss {value} at step {step}"
+    if value > initial + cfg.diverge_factor * (abs(initial) + 1):
+        return f"loss {value:.3g} exceeded bound at step {step} (initial {initial:.3g})"
+    if bad := _non_finite([(n, p.grad) for n, p in run.named]):
+        if state.scaler and cfg.loss_scaling != "none":
+            state.mixed["skipped"].append(step)
+            return None
+        scaled = f" of the loss × {cfg.loss_scale:g}" if cfg.loss_scale != 1 else ""
+        return f"non-finite gradient{scaled} ({_listed(bad)}) at step {step}"
+    if cfg.clip_value is not None:
+        torch.nn.utils.clip_grad_value_(run.model.parameters(), cfg.clip_value)
+    if cfg.clip_norm is not None:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip_norm)
+    return _step(run, state, batch, step)
+
+
+def _gradients(run: Run, state: State, batch, step: int) -> float:
+    """The batch's gradients in .grad and its loss. Plain: one fp32 backward. Mixed precision or
+    loss scaling: under autocast and the scaler, unscaled after, with every `probe_every` steps the
+    fp32 reference gradient taken first and the low-precision one compared with it."""
+    cfg, model, loss_fn, scaler = run.cfg, run.model, run.problem.loss, state.scaler
+    run.opt.zero_grad(set_to_none=True)
+    if scaler is None:
+        return float(accumulate_gradients(model, loss_fn, batch, cfg.accumulate, cfg.loss_scale))
+    reference = None
+    if cfg.probe_every and step % cfg.probe_every == 0:
+        reference = _reference_gradients(model, run.named, loss_fn, batch, cfg.accumulate, cfg.loss_scale,
+                                         run.device)
+    state.mixed["scales"].append(scaler.factor())
+    loss = accumulate_gradients(model, loss_fn, batch, cfg.accumulate, cfg.loss_scale,
+                                forward=lambda: amp.autocast(cfg.precision, run.device), scaler=scaler)
+    if reference is not None:   # the gradient as the low-precision backward left it, still × c
+        state.mixed["probes"].append({"step": step, **amp.gradient_shares([p.grad for _, p in run.named],
+                                                                            reference)})
+    scaler.unscale(run.opt)
+    return float(loss)
+
+
+def _record(run: Run, state: State) -> dict:
+    """The run's result record (`workflows.engine.records`)."""
+    cfg, task, spec, problem, hp = run.cfg, run.task, run.spec, run.problem, run.hp
+    losses, wall, evals, metric = state.losses, state.wall, state.evals, task.metric
+    diverged = state.reason is not None
     final = evals[-1][metric.name] if not diverged else float("nan")
-    to_target = next((e["step"] for e in evals if math.isfinite(e[metric.name]) and metric.reached(e[metric.name])), None)
+    to_target = next((e["step"] for e in evals if math.isfinite(e[metric.name]) and metric.reached(e[metric.name])),
+                     None)
     seconds_to_target = wall[to_target - 1] if to_target else None
-    n_params = sum(p.numel() for _, p in named)
-    measured = optimizers.state_bytes(opt)
-    modelled = optimizers.model_state_bytes(cfg.optimizer, named, hp)
+    n_params = sum(p.numel() for _, p in run.named)
+    measured = optimizers.state_bytes(run.opt)
+    modelled = optimizers.model_state_bytes(cfg.optimizer, run.named, hp)
+    mixed, device = state.mixed, run.device
     return {
         **record_header("run", cfg.to_dict(), device, torch.get_num_threads()),
         "task": {"name": task.name, "family": task.family, "metric": metric.name,
@@ -420,22 +497,22 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
                  "n_params": n_params, "optimum": problem.optimum, "extras": problem.extras},
         "optimizer": {"name": spec.name, "family": spec.family, "implementation": spec.implementation,
                       "version": spec.version, "hparams": {k: v for k, v in hp.items()},
-                      "routing": routing(cfg.optimizer, named, hp, decay=task.decay)},
+                      "routing": routing(cfg.optimizer, run.named, hp, decay=task.decay, parts=run.parts)},
         "curves": {"loss": losses, "time": wall, "eval": evals},
-        "monitor": monitor.rows,
+        "monitor": state.monitor.rows,
         "final_metric": final,
         "final_loss": losses[-1] if losses else float("nan"),
         "steps_done": len(wall),
         "steps_to_target": to_target,
         "seconds_to_target": seconds_to_target,
-        "step_time": summarise_times(timer.times(), warmup=min(5, steps // 10)),
+        "step_time": summarise_times(state.timer.times(), warmup=min(5, run.steps // 10)),
         "state_bytes": {"measured": measured, "model": modelled, "per_param": measured / max(n_params, 1)},
         "peak_memory_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
-        "samples": _samples(problem, model, opt) if problem.samples and not diverged else None,
+        "samples": _samples(problem, run.model, run.opt) if problem.samples and not diverged else None,
         "diverged": diverged,
-        "diverge_reason": reason,
-        "train_seconds": t_train,
-        "precision": None if plain else {
+        "diverge_reason": state.reason,
+        "train_seconds": state.t_train,
+        "precision": None if state.scaler is None else {
             "precision": cfg.precision, "loss_scaling": cfg.loss_scaling, "static_scale": cfg.static_scale,
             "skipped_steps": len(mixed["skipped"]), "skipped": mixed["skipped"],
             "scale": mixed["scales"] if cfg.loss_scaling == "dynamic" else None,
@@ -443,13 +520,14 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
     }
 
 
-def _step(opt, spec, model, named, problem, batch, step: int, seed: int, device, timer, monitor) -> str | None:
+def _step(run: Run, state: State, batch, step: int) -> str | None:
     """optimizer.step() (timed) and the optimizer's hooks. Returns why the run diverged if a value
     overflowed, else None."""
+    opt, spec, named, monitor = run.opt, run.spec, run.named, state.monitor
     where = "optimizer.step()"
     try:
         monitor.before_step(step, opt)
-        with timer:
+        with state.timer:
             opt.step()
         bad = _non_finite(named)
         if bad:
@@ -457,14 +535,15 @@ def _step(opt, spec, model, named, problem, batch, step: int, seed: int, device,
         monitor.after_step(step, opt)
         if "hessian" in spec.needs and step % spec.hessian_every == 0:
             where = "the Hessian estimate"
-            _update_hessian(opt, model, problem, batch, tasks.device_generator(seed, f"hessian:{step}", device))
+            _update_hessian(opt, run.model, run.problem, batch,
+                            tasks.device_generator(run.cfg.seed, f"hessian:{step}", run.device))
         if "attention_logits" in spec.needs:
             where = "QK-clip"
             with torch.no_grad():
-                logits = problem.attention_logits(model, batch)
+                logits = run.problem.attention_logits(run.model, batch)
                 if not bool(torch.isfinite(logits).all()):
                     return f"non-finite attention logits at step {step}"
-                opt.qk_clip(logits, problem.qk_weights)
+                opt.qk_clip(logits, run.problem.qk_weights)
     except Exception as exc:
         why = _overflow(exc, named, opt)
         if why is None:
