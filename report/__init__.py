@@ -1,1 +1,1 @@
-"""Aggregation of result records into tables, statistics, and the generated report."""
+"""The report: results/tables/<profile>/ -> report/<profile>/ (generate.py orders and joins the sections, one module each)."""

@@ -7,18 +7,12 @@ measured` when the profile lacks the runs) and the numbers behind it.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
 from report import precision, stats, studies
-
-
-def _fmt(x, digits=3):
-    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
-
-
-def _row(claim, source, verdict, evidence):
-    return {"claim": claim, "source": source, "verdict": verdict, "evidence": evidence}
+from report.output import claim_row, md_table, short
 
 
 def _final(runs, task, optimizer):
@@ -40,9 +34,9 @@ def _compare(runs, task_family, a, b, claim, source):
         separated = (ha < lb or hb < la)
         verdict = "reproduced" if better and separated else ("not reproduced" if separated else "inconclusive")
         metric = runs.loc[runs.task == task, "metric"].iloc[0]
-        return _row(claim, source, verdict, f"{task}: {metric} {a} {_fmt(ma)} [{_fmt(la)}, {_fmt(ha)}] "
-                    f"vs {b} {_fmt(mb)} [{_fmt(lb)}, {_fmt(hb)}]")
-    return _row(claim, source, "not measured", f"no {task_family} task with both {a} and {b} in this profile")
+        return claim_row(claim, source, verdict, f"{task}: {metric} {a} {short(ma)} [{short(la)}, {short(ha)}] "
+                    f"vs {b} {short(mb)} [{short(lb)}, {short(hb)}]")
+    return claim_row(claim, source, "not measured", f"no {task_family} task with both {a} and {b} in this profile")
 
 
 def stability_task(st, needed=("adam", "sgd")):
@@ -59,15 +53,15 @@ def loss_scale_invariance(st):
     src = "seed 004"
     task = stability_task(st)
     if task is None:
-        return _row(claim, src, "not measured", "needs adam and sgd in one task's stability sweep")
+        return claim_row(claim, src, "not measured", "needs adam and sgd in one task's stability sweep")
     st = st[st.task == task]
     out = []
     for opt in ("adam", "sgd"):
         g = st[(st.optimizer == opt) & (st.axis == "loss")]
         out.append(stats.stable_decades(g.scale, g.gap_to_unscaled < 1e-3))
     ok = out[0] >= 4 and (math.isnan(out[1]) or out[1] < 1)
-    return _row(claim, src, "reproduced" if ok else "not reproduced",
-                f"{task}: decades of c with the c = 1 curve kept (rel. 1e-3): adam {_fmt(out[0])}, sgd {_fmt(out[1])}")
+    return claim_row(claim, src, "reproduced" if ok else "not reproduced",
+                f"{task}: decades of c with the c = 1 curve kept (rel. 1e-3): adam {short(out[0])}, sgd {short(out[1])}")
 
 
 def sgd_loss_equals_lr(st):
@@ -75,26 +69,26 @@ def sgd_loss_equals_lr(st):
     src = "seed 004"
     task = stability_task(st, ("sgd",))
     if task is None:
-        return _row(claim, src, "not measured", "needs sgd in the stability sweep")
+        return claim_row(claim, src, "not measured", "needs sgd in the stability sweep")
     g = st[(st.task == task) & (st.optimizer == "sgd") & (st.axis == "loss")]
     gaps = g.gap_to_lr_scaled.replace(float("inf"), float("nan")).dropna()
     worst = float(gaps.max()) if len(gaps) else math.inf
-    return _row(claim, src, "reproduced" if worst < 1e-4 else "not reproduced",
-                f"{task}: largest relative gap between the loss curves over {len(g)} values of c: {_fmt(worst)}")
+    return claim_row(claim, src, "reproduced" if worst < 1e-4 else "not reproduced",
+                f"{task}: largest relative gap between the loss curves over {len(g)} values of c: {short(worst)}")
 
 
 def state_ratio(runs, opt, base, claim, source, expect):
     g = runs[runs.optimizer.isin([opt, base])]
     if g.empty or not {opt, base} <= set(g.optimizer):
-        return _row(claim, source, "not measured", f"needs {opt} and {base}")
+        return claim_row(claim, source, "not measured", f"needs {opt} and {base}")
     task = g.sort_values("n_params").task.iloc[-1]
     per = g[g.task == task].groupby("optimizer").state_bytes_per_param.first()
     if opt not in per or base not in per:
-        return _row(claim, source, "not measured", f"{opt} and {base} not both on {task}")
+        return claim_row(claim, source, "not measured", f"{opt} and {base} not both on {task}")
     ok = expect(per[opt], per[base])
-    return _row(claim, source, "reproduced" if ok else "not reproduced",
-                f"{task} ({int(g[g.task == task].n_params.iloc[0])} params): {opt} {_fmt(per[opt])} B/param, "
-                f"{base} {_fmt(per[base])} B/param")
+    return claim_row(claim, source, "reproduced" if ok else "not reproduced",
+                f"{task} ({int(g[g.task == task].n_params.iloc[0])} params): {opt} {short(per[opt])} B/param, "
+                f"{base} {short(per[base])} B/param")
 
 
 def fewer_steps(runs, a, b, family, claim, source):
@@ -107,9 +101,9 @@ def fewer_steps(runs, a, b, family, claim, source):
                 verdict = "inconclusive"
             else:
                 verdict = "reproduced" if ma < mb else "not reproduced"
-            return _row(claim, source, verdict, f"{task}: median steps to target {a} {_fmt(ma)} "
-                        f"({sa.notna().sum()}/{len(sa)} reached), {b} {_fmt(mb)} ({sb.notna().sum()}/{len(sb)})")
-    return _row(claim, source, "not measured", f"no {family} task with both {a} and {b}")
+            return claim_row(claim, source, verdict, f"{task}: median steps to target {a} {short(ma)} "
+                        f"({sa.notna().sum()}/{len(sa)} reached), {b} {short(mb)} ({sb.notna().sum()}/{len(sb)})")
+    return claim_row(claim, source, "not measured", f"no {family} task with both {a} and {b}")
 
 
 def gan_beta1(runs):
@@ -126,9 +120,9 @@ def gan_beta1(runs):
             better = ma < mb if lower else ma > mb
             separated = ha < lb or hb < la
             verdict = "reproduced" if better and separated else ("not reproduced" if separated else "inconclusive")
-            return _row(claim, src, verdict, f"adam {ga.metric.iloc[0]}: β1 0.5 {_fmt(ma)} [{_fmt(la)}, {_fmt(ha)}], "
-                        f"β1 0.9 {_fmt(mb)} [{_fmt(lb)}, {_fmt(hb)}]; diverged {int(ga.diverged.sum())} vs {int(gb.diverged.sum())}")
-    return _row(claim, src, "not measured", "needs adam on a GAN task and its -beta1-0.9 ablation")
+            return claim_row(claim, src, verdict, f"adam {ga.metric.iloc[0]}: β1 0.5 {short(ma)} [{short(la)}, {short(ha)}], "
+                        f"β1 0.9 {short(mb)} [{short(lb)}, {short(hb)}]; diverged {int(ga.diverged.sum())} vs {int(gb.diverged.sum())}")
+    return claim_row(claim, src, "not measured", "needs adam on a GAN task and its -beta1-0.9 ablation")
 
 
 def toy_first_step(runs, curves):
@@ -136,10 +130,10 @@ def toy_first_step(runs, curves):
     src = "seed 003"
     c = curves[(curves.task == "toy-quartic") & (curves.optimizer == "adam") & (curves.series == "x") & (curves.step == 1)]
     if c.empty:
-        return _row(claim, src, "not measured", "needs adam on toy-quartic with x evaluated after step 1")
+        return claim_row(claim, src, "not measured", "needs adam on toy-quartic with x evaluated after step 1")
     x1 = float(c.value.iloc[0])
     lr = runs[(runs.task == "toy-quartic") & (runs.optimizer == "adam")].lr.iloc[0]
-    return _row(claim, src, "reproduced" if abs(x1 - 2.7272) < 1e-3 else "not reproduced",
+    return claim_row(claim, src, "reproduced" if abs(x1 - 2.7272) < 1e-3 else "not reproduced",
                 f"our first step: x = {x1:.4f} at lr {lr:g} (a correct Adam step moves x by about lr, "
                 f"since m̂/√v̂ = sign(g) at step 1)")
 
@@ -162,3 +156,14 @@ def table(t: dict) -> pd.DataFrame:
     ]
     rows += precision.claims(t) + studies.claims(t)
     return pd.DataFrame(rows)
+
+
+def section(tables: dict, out: Path) -> list[str]:
+    """The first section on the final runs: where there are none, the report says so here."""
+    if tables["runs"].empty:
+        return ["_No final runs in the tables._"]
+    return ["## Claims", "",
+            "The seed notes' claims, and those of the studies below (mixed precision, QK-clip, "
+            "scale), each checked against this profile's runs at this scale: `reproduced`, `not "
+            "reproduced`, `inconclusive` (confidence intervals overlap) or `not measured`.", "",
+            md_table(table(tables)), ""]

@@ -34,11 +34,13 @@ def per_task(cost: pd.DataFrame) -> pd.DataFrame:
 
 def section(tables: dict, out: Path) -> list[str]:
     """Markdown lines; `tables` holds the DataFrames "cost", "cost_summary" and "plan" (empty when
-    the profile has no benchmark files yet). `out` is the report's directory (no figure here)."""
+    the profile has no benchmark files yet: no section). `out` is the report's directory (no figure here)."""
     cost, summary, plan = (tables.get(k, pd.DataFrame()) for k in ("cost", "cost_summary", "plan"))
+    if cost.empty:
+        return []
     lines = ["## What this report cost", ""]
-    if cost.empty or summary.empty:
-        return lines + ["_no benchmark files: the cost is measured by the pipeline's own runs_", ""]
+    if summary.empty:
+        return lines + ["_no cost summary in the tables_", ""]
     s = summary.iloc[0]
     lines += [f"Wall time {_s(s['wall_seconds'])} s over {int(s['invocations'])} invocation(s) on "
               f"{int(s['cores'])} core(s) (each from Snakemake's start to its end; the invocation that "

@@ -21,20 +21,13 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from report import stats  # noqa: E402
-from report.output import save  # noqa: E402
+from report.output import claim_row, save, short  # noqa: E402
 
 REFERENCES = {"fp32": "-", "bf16": "--", "fp16 dynamic": ":", "fp16 unscaled": "-."}
 
 
 # where the expectation comes from: mixed-precision training practice
 SOURCE = "Micikevicius et al. 2018; torch.amp"
-
-def _fmt(x, digits=3) -> str:
-    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
-
-
-def _row(claim, source, verdict, evidence):
-    return {"claim": claim, "source": source, "verdict": verdict, "evidence": evidence}
 
 
 def _pow2(c: float) -> str:
@@ -87,12 +80,12 @@ def summary(pr: pd.DataFrame) -> pd.DataFrame:
         row = {"task": task, "optimizer": opt}
         for name in ("fp32", "bf16", "fp16 unscaled", "fp16 dynamic"):
             m, lo, hi = ci(g[v == name])
-            row[name] = f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" if math.isfinite(m) else "diverged"
+            row[name] = f"{short(m)} [{short(lo)}, {short(hi)}]" if math.isfinite(m) else "diverged"
         grid = sorted(g.loc[g.loss_scaling == "static", "scale"].unique())
         row["safe static scales"] = window(safe_scales(g), grid)
-        row["skipped (dynamic)"] = _fmt(float(g.loc[v == "fp16 dynamic", "skipped_steps"].mean()))
-        row["underflow, fp16 unscaled"] = _fmt(float(g.loc[v == "fp16 unscaled", "underflow_share"].mean()), 2)
-        row["underflow, bf16"] = _fmt(float(g.loc[v == "bf16", "underflow_share"].mean()), 2)
+        row["skipped (dynamic)"] = short(float(g.loc[v == "fp16 dynamic", "skipped_steps"].mean()))
+        row["underflow, fp16 unscaled"] = short(float(g.loc[v == "fp16 unscaled", "underflow_share"].mean()), 2)
+        row["underflow, bf16"] = short(float(g.loc[v == "bf16", "underflow_share"].mean()), 2)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -189,7 +182,7 @@ def no_fixed_scale_is_safe(pr: pd.DataFrame) -> dict:
                         + (f" (fp32 diverged, left out: {', '.join(lost)})" if lost else ""))
     verdict = ("inconclusive" if not empty or (any(empty) and not all(empty))
                else "reproduced" if all(empty) else "not reproduced")
-    return _row(claim, src, verdict, "; ".join(per_task))
+    return claim_row(claim, src, verdict, "; ".join(per_task))
 
 
 def _matches(pr: pd.DataFrame, name: str, claim: str) -> dict:
@@ -213,17 +206,17 @@ def _matches(pr: pd.DataFrame, name: str, claim: str) -> dict:
             continue
         gap = got[0] - ref[0] if math.isfinite(got[0]) else math.inf * (1 if lower else -1)
         if (gap > 0) == lower:
-            worse.append(f"{task}/{opt} {_fmt(got[0])} vs fp32 {_fmt(ref[0])}")
+            worse.append(f"{task}/{opt} {short(got[0])} vs fp32 {short(ref[0])}")
     evidence = f"{matched}/{compared} task × optimizer pairs within fp32's interval"
     evidence += f"; worse: {', '.join(worse)}" if worse else ""
     evidence += f"; one seed, left out: {', '.join(single)}" if single else ""
     evidence += f"; fp32 diverged, left out: {', '.join(lost)}" if lost else ""
     if name == "bf16":
         u_bf, u_fp = (float(pr.loc[variant(pr) == n, "underflow_share"].mean()) for n in ("bf16", "fp16 unscaled"))
-        evidence += f"; mean underflow share bf16 {_fmt(u_bf, 2)}, fp16 unscaled {_fmt(u_fp, 2)}"
+        evidence += f"; mean underflow share bf16 {short(u_bf, 2)}, fp16 unscaled {short(u_fp, 2)}"
     verdict = ("inconclusive" if not compared else "not reproduced" if worse
                else "reproduced" if matched == compared else "inconclusive")
-    return _row(claim, src, verdict, evidence)
+    return claim_row(claim, src, verdict, evidence)
 
 
 def claims(tables: dict[str, pd.DataFrame]) -> list[dict]:
@@ -231,5 +224,5 @@ def claims(tables: dict[str, pd.DataFrame]) -> list[dict]:
     names = ["In fp16, no fixed loss scale is safe for every optimizer", "Dynamic loss scaling matches fp32",
              "bf16 needs no loss scaling"]
     if pr.empty:
-        return [_row(c, SOURCE, "not measured", "no precision runs in this profile") for c in names]
+        return [claim_row(c, SOURCE, "not measured", "no precision runs in this profile") for c in names]
     return [no_fixed_scale_is_safe(pr), _matches(pr, "fp16 dynamic", names[1]), _matches(pr, "bf16", names[2])]

@@ -1,7 +1,8 @@
 """Two studies on the LM, from the tables alone: MuonClip where QK-clip acts, and model size.
 
 **QK-clip** (``qk_section``, ``qk_claims``). A task whose figures.json entry carries ``qk_tau``
-(``lm-stdlib-qk``) runs AdamW, Muon and MuonClip at that threshold, each at its tuned lr, and
+(``lm-stdlib-qk``) runs the optimizers its profile lists for it (which ones: the runs table's
+rows; the claims compare MuonClip with Muon) at that threshold, each at its tuned lr, and
 evaluates ``max_attn_logit``: the largest pre-softmax attention logit over heads, layers and the
 held-out windows, at every evaluation. What QK-clip guarantees is narrower than "every head stays
 at or below tau" (``optimizers/muon.py``, ``MuonClip``): after each step, on that step's batch,
@@ -35,22 +36,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from report import stats  # noqa: E402
-from report.output import save  # noqa: E402
+from report.output import claim_row, save, short  # noqa: E402
 
-QK_OPTIMIZERS = ("adamw", "muon", "muonclip")
 QK_SERIES = "max_attn_logit"
 SCALE_NAME = re.compile(r"^(?P<base>.+)-scale-x(?P<multiple>\d+)$")
 BASELINE = "adamw"
 ROUNDING = 1e-4   # relative slack on tau: the clip's own float rounding is ~1e-5 of tau (muon.py)
-
-
-def _fmt(x, digits=3):
-    return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
-
-
-def _row(claim, source, verdict, evidence):
-    """A claim row in report.claims' format (not imported from there: claims.table may list ours)."""
-    return {"claim": claim, "source": source, "verdict": verdict, "evidence": evidence}
 
 
 def _runs(tables: dict) -> pd.DataFrame:
@@ -61,11 +52,6 @@ def _runs(tables: dict) -> pd.DataFrame:
     return runs[runs.track == "tuned"]
 
 
-def _ci(values) -> str:
-    m, lo, hi = stats.bootstrap_ci(list(values))
-    return f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]"
-
-
 # --- QK-clip ---------------------------------------------------------------------------------------
 
 def qk_tasks(tables: dict) -> dict[str, float]:
@@ -73,9 +59,17 @@ def qk_tasks(tables: dict) -> dict[str, float]:
     return {t: float(f["qk_tau"]) for t, f in sorted(tables.get("figures", {}).items()) if "qk_tau" in f}
 
 
-def max_logit_curves(curves: pd.DataFrame, task: str) -> pd.DataFrame:
+def qk_optimizers(tables: dict, task: str) -> list[str]:
+    """The optimizers the profile ran on a QK task (its final runs), by name."""
+    runs = _runs(tables)
+    return sorted(runs.loc[runs.task == task, "optimizer"].unique()) if not runs.empty else []
+
+
+def max_logit_curves(tables: dict, task: str) -> pd.DataFrame:
     """[step, optimizer]: the held-out max attention logit, mean over seeds."""
-    c = curves[(curves.task == task) & (curves.series == QK_SERIES) & curves.optimizer.isin(QK_OPTIMIZERS)]
+    curves = tables.get("curves", pd.DataFrame())
+    c = curves[(curves.task == task) & (curves.series == QK_SERIES)
+               & curves.optimizer.isin(qk_optimizers(tables, task))]
     return c.pivot_table(index="step", columns="optimizer", values="value", aggfunc="mean")
 
 
@@ -84,7 +78,7 @@ def qk_summary(tables: dict, task: str, tau: float) -> pd.DataFrame:
     the initial model is the same for all), both over tau, and the final validation loss."""
     curves, runs = tables.get("curves", pd.DataFrame()), _runs(tables)
     rows = []
-    for opt in QK_OPTIMIZERS:
+    for opt in qk_optimizers(tables, task):
         c = curves[(curves.task == task) & (curves.series == QK_SERIES) & (curves.optimizer == opt) & (curves.step > 0)]
         r = runs[(runs.task == task) & (runs.optimizer == opt)]
         if c.empty or r.empty:
@@ -105,12 +99,12 @@ def qk_section(tables: dict, out: Path) -> list[str]:
     for task, tau in qk_tasks(tables).items():
         if curves.empty:
             continue
-        m = max_logit_curves(curves, task)
+        m = max_logit_curves(tables, task)
         summary = qk_summary(tables, task, tau)
         if m.empty or summary.empty:
             continue
         fig, ax = plt.subplots(figsize=(7, 4.2))
-        for opt in [o for o in QK_OPTIMIZERS if o in m]:
+        for opt in m.columns:
             ax.plot(m.index, m[opt], label=opt, marker=".", linewidth=1.2)
         ax.axhline(tau, color="k", linestyle="--", linewidth=1, label=f"τ = {tau:g}")
         ax.set_xlabel("step")
@@ -119,9 +113,9 @@ def qk_section(tables: dict, out: Path) -> list[str]:
         ax.legend(fontsize=8)
         table = pd.DataFrame({
             "optimizer": summary.optimizer, "lr": summary.lr.map(lambda v: f"{v:.3g}"),
-            "peak max logit (mean over seeds)": [f"{_fmt(p)} ({_fmt(r)} τ)" for p, r in zip(summary["peak (mean)"], summary["peak / tau"])],
-            "worst seed": [f"{_fmt(p)} ({_fmt(r)} τ)" for p, r in zip(summary["worst seed"], summary["worst / tau"])],
-            "final val_loss": [f"{_fmt(m_)} [{_fmt(lo)}, {_fmt(hi)}]" for m_, lo, hi in summary.val_loss],
+            "peak max logit (mean over seeds)": [f"{short(p)} ({short(r)} τ)" for p, r in zip(summary["peak (mean)"], summary["peak / tau"])],
+            "worst seed": [f"{short(p)} ({short(r)} τ)" for p, r in zip(summary["worst seed"], summary["worst / tau"])],
+            "final val_loss": [f"{short(m_)} [{short(lo)}, {short(hi)}]" for m_, lo, hi in summary.val_loss],
             "diverged": summary.diverged.astype(str),
         })
         lines += [f"### MuonClip where QK-clip acts: {task} (τ = {tau:g})", "",
@@ -144,20 +138,20 @@ def qk_claims(tables: dict) -> list[dict]:
     for task, tau in qk_tasks(tables).items():
         s = qk_summary(tables, task, tau).set_index("optimizer") if not _runs(tables).empty else pd.DataFrame()
         if not {"muon", "muonclip"} <= set(s.index):
-            rows += [_row(bound, src, "not measured", f"{task}: needs muon and muonclip with {QK_SERIES} evaluated"),
-                     _row(cost, src, "not measured", f"{task}: needs muon and muonclip")]
+            rows += [claim_row(bound, src, "not measured", f"{task}: needs muon and muonclip with {QK_SERIES} evaluated"),
+                     claim_row(cost, src, "not measured", f"{task}: needs muon and muonclip")]
             continue
         mu, mc = s.loc["muon"], s.loc["muonclip"]
-        others = ", ".join(f"{o} {_fmt(s.loc[o, 'peak (mean)'])} ({_fmt(s.loc[o, 'peak / tau'])} τ)"
+        others = ", ".join(f"{o} {short(s.loc[o, 'peak (mean)'])} ({short(s.loc[o, 'peak / tau'])} τ)"
                            for o in ("muon", "adamw") if o in s.index)
         if mu["worst seed"] <= tau:
-            rows.append(_row(bound, src, "inconclusive", f"{task}: Muon's max logit never exceeds τ = {tau:g} "
-                             f"(worst seed {_fmt(mu['worst seed'])}): the clip had nothing to do"))
+            rows.append(claim_row(bound, src, "inconclusive", f"{task}: Muon's max logit never exceeds τ = {tau:g} "
+                             f"(worst seed {short(mu['worst seed'])}): the clip had nothing to do"))
         else:
             held = mc["worst seed"] <= tau * (1 + ROUNDING)
-            rows.append(_row(bound, src, "reproduced" if held else "not reproduced",
-                             f"{task}, τ = {tau:g}: MuonClip's held-out max logit peaks at {_fmt(mc['peak (mean)'])} "
-                             f"({_fmt(mc['peak / tau'])} τ; worst seed {_fmt(mc['worst / tau'])} τ) against {others}. "
+            rows.append(claim_row(bound, src, "reproduced" if held else "not reproduced",
+                             f"{task}, τ = {tau:g}: MuonClip's held-out max logit peaks at {short(mc['peak (mean)'])} "
+                             f"({short(mc['peak / tau'])} τ; worst seed {short(mc['worst / tau'])} τ) against {others}. "
                              "The guarantee is narrower (the step's batch; layer 0, or every layer on its inputs): "
                              "it holds as tested, held-out text and later layers in a fresh forward are not bounded"))
         (ma, la, ha), (mb, lb, hb) = mc["val_loss"], mu["val_loss"]
@@ -168,9 +162,9 @@ def qk_claims(tables: dict) -> list[dict]:
             verdict = "not reproduced"
         else:
             verdict = "reproduced" if ma <= mb else ("not reproduced" if separated else "inconclusive")
-        adam = f"; adamw {_fmt(s.loc['adamw', 'val_loss'][0])}" if "adamw" in s.index else ""
-        rows.append(_row(cost, src, verdict, f"{task}: val_loss muonclip {_fmt(ma)} [{_fmt(la)}, {_fmt(ha)}] "
-                         f"vs muon {_fmt(mb)} [{_fmt(lb)}, {_fmt(hb)}]{adam}; diverged seeds muonclip "
+        adam = f"; adamw {short(s.loc['adamw', 'val_loss'][0])}" if "adamw" in s.index else ""
+        rows.append(claim_row(cost, src, verdict, f"{task}: val_loss muonclip {short(ma)} [{short(la)}, {short(ha)}] "
+                         f"vs muon {short(mb)} [{short(lb)}, {short(hb)}]{adam}; diverged seeds muonclip "
                          f"{int(mc['diverged'])}, muon {int(mu['diverged'])}"))
     return rows
 
@@ -297,13 +291,13 @@ def scale_section(tables: dict, out: Path) -> list[str]:
         shown = pd.DataFrame({
             "size": [f"x{m}" for m in t.multiple], "params": t.n_params.astype(str), "optimizer": t.optimizer,
             "lr": t.lr.map(lambda v: f"{v:.3g}"), "steps": t.steps.astype(str), "reached": t.reached,
-            f"steps to {target:g}": [f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" for m, lo, hi in t.steps_to_target],
-            "seconds to it": [_fmt(v[0]) for v in t.seconds_to_target],
-            "final val_loss": [f"{_fmt(m)} [{_fmt(lo)}, {_fmt(hi)}]" for m, lo, hi in t.final],
-            "s / run": t.seconds_per_run.map(_fmt),
+            f"steps to {target:g}": [f"{short(m)} [{short(lo)}, {short(hi)}]" for m, lo, hi in t.steps_to_target],
+            "seconds to it": [short(v[0]) for v in t.seconds_to_target],
+            "final val_loss": [f"{short(m)} [{short(lo)}, {short(hi)}]" for m, lo, hi in t.final],
+            "s / run": t.seconds_per_run.map(short),
         })
-        sp_lines = [f"- {r.optimizer} at {r.n_params} params: {_fmt(r.speedup)}× [{_fmt(r.low)}, {_fmt(r.high)}] "
-                    f"(matched val_loss {_fmt(r.matched_loss)})" for r in sp.itertuples()]
+        sp_lines = [f"- {r.optimizer} at {r.n_params} params: {short(r.speedup)}× [{short(r.low)}, {short(r.high)}] "
+                    f"(matched val_loss {short(r.matched_loss)})" for r in sp.itertuples()]
         lines += [f"### Scale: {base}", "",
                   f"Steps (and seconds) to the common target val_loss {target:g} (every size's; steps are tokens, "
                   "the batch being the same at every size), interpolated between evaluations, and the final "
@@ -332,7 +326,7 @@ def scale_claims(tables: dict) -> list[dict]:
         for opt, g in sp.groupby("optimizer") if not sp.empty else []:
             g = g.sort_values("n_params")
             small, large = g.iloc[0], g.iloc[-1]
-            each = "; ".join(f"{int(r.n_params)} params {_fmt(r.speedup)}× [{_fmt(r.low)}, {_fmt(r.high)}]"
+            each = "; ".join(f"{int(r.n_params)} params {short(r.speedup)}× [{short(r.low)}, {short(r.high)}]"
                              for r in g.itertuples())
             if not all(math.isfinite(x) for x in (small.low, small.high, large.low, large.high)):
                 verdict = "inconclusive"
@@ -342,15 +336,21 @@ def scale_claims(tables: dict) -> list[dict]:
                 verdict = "not reproduced"
             else:
                 verdict = "inconclusive"
-            rows.append(_row(f"{claim}: {opt}", src, verdict,
+            rows.append(claim_row(f"{claim}: {opt}", src, verdict,
                              f"{base}, speed-up in steps at matched loss: {each}. Sizes "
                              f"{int(g.n_params.min())}–{int(g.n_params.max())} parameters, "
                              f"{orders_below(g.n_params.max())} orders of magnitude below the paper's "
                              "smallest (0.1B)"))
     if not rows:
-        rows.append(_row(claim, src, "not measured", "needs adamw and a matrix optimizer on two or more "
+        rows.append(claim_row(claim, src, "not measured", "needs adamw and a matrix optimizer on two or more "
                          "<task>-scale-x<k> sizes"))
     return rows
+
+
+def section(tables: dict, out: Path) -> list[str]:
+    """The LM studies' section: the QK-clip and scale studies the profile ran, under one heading."""
+    study = qk_section(tables, out) + scale_section(tables, out)
+    return ["## LM studies: MuonClip where QK-clip acts, and scale", ""] + study if study else []
 
 
 def claims(tables: dict) -> list[dict]:

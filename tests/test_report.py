@@ -4,9 +4,9 @@ import hashlib
 import pandas as pd
 import pytest
 
-from report import generate
-from workflows.engine import aggregate
-from workflows.engine import measure, records
+from report import generate, inputs, studies
+from workflows.engine import aggregate, records
+from workflows.engine.measurements import final, loop_options, stability, steptime, tune
 
 
 @pytest.fixture(scope="module")
@@ -14,22 +14,22 @@ def tables(tmp_path_factory):
     root = tmp_path_factory.mktemp("results")
     paths = []
     for opt in ("sgd", "adam"):
-        sweep = measure.tune("quadratic-k1e2", opt, "smoke", {"trials": 2, "seeds": [100, 101], "steps_fraction": 0.2},
-                             schedule={"name": "cosine", "warmup": 0.1, "floor": 0.1})
+        sweep = tune.run("quadratic-k1e2", opt, "smoke", {"trials": 2, "seeds": [100, 101], "steps_fraction": 0.2},
+                         schedule={"name": "cosine", "warmup": 0.1, "floor": 0.1})
         paths.append(records.write(sweep, root / f"tune-{opt}.json"))
         for seed in (0, 1):
-            r = measure.final("quadratic-k1e2", opt, "smoke", seed=seed, hparams=sweep["selection"]["hparams"],
-                              monitor_every=10)
+            r = final.run("quadratic-k1e2", opt, "smoke", seed=seed, hparams=sweep["selection"]["hparams"],
+                          monitor_every=10)
             paths.append(records.write(r, root / f"final-{opt}-{seed}.json"))
-        st = measure.stability("quadratic-k1e2", opt, "smoke", hparams={"lr": 0.01}, scales=[0.1, 1.0, 10.0], dtype="float64")
+        st = stability.run("quadratic-k1e2", opt, "smoke", hparams={"lr": 0.01}, scales=[0.1, 1.0, 10.0], dtype="float64")
         paths.append(records.write(st, root / f"stability-{opt}.json"))
-        paths.append(records.write(measure.steptime("quadratic-k1e2", opt, "smoke", steps=3, warmup=1, rounds=2),
+        paths.append(records.write(steptime.run("quadratic-k1e2", opt, "smoke", steps=3, warmup=1, rounds=2),
                                    root / f"steptime-{opt}.json"))
     # the pictures: a path through Rosenbrock's valley, a GAN's samples
     for task, lr in (("rosenbrock", 1e-2), ("gan-ring8", 1e-3)):
-        paths.append(records.write(measure.final(task, "adam", "smoke", seed=0, hparams={"lr": lr}),
+        paths.append(records.write(final.run(task, "adam", "smoke", seed=0, hparams={"lr": lr}),
                                    root / f"final-{task}.json"))
-    lo = measure.loop_options("cnn-digits", "sgd", "smoke", steps=4, rounds=1, monitor_every=2)
+    lo = loop_options.run("cnn-digits", "sgd", "smoke", steps=4, rounds=1, monitor_every=2)
     paths.append(records.write(lo, root / "loop-options.json"))
     return aggregate.write_tables(paths, root / "tables" / "fixture")
 
@@ -78,3 +78,25 @@ def test_aggregate_refuses_foreign_records(tmp_path, tables):
     bad.write_text('{"schema_version": 99, "kind": "run", "config": {}, "config_hash": "", "environment": {}}')
     with pytest.raises(records.RecordError, match="bad.json: schema_version 99"):
         aggregate.write_tables([bad], tmp_path / "t")
+
+
+def test_a_section_says_nothing_of_what_the_profile_did_not_measure(tmp_path):
+    tables = inputs.read(tmp_path / "no-tables")
+    said = {module.__name__: module.section(tables, tmp_path / "empty") for module in generate.SECTIONS}
+    assert said.pop("report.preface")[0] == "# optbench report: `empty` profile"
+    assert said.pop("report.claims") == ["_No final runs in the tables._"]
+    assert {name: lines for name, lines in said.items() if lines} == {}
+
+
+def test_the_qk_study_shows_the_optimizers_the_tables_hold(tmp_path):
+    runs, curves = [], []
+    for opt in ("lion", "muon", "muonclip"):
+        for seed in range(2):
+            runs.append(dict(task="qk", optimizer=opt, seed=seed, track="tuned", lr=0.01, diverged=False,
+                             final_metric=2.0 + 0.01 * seed))
+            curves += [dict(task="qk", optimizer=opt, seed=seed, series="max_attn_logit", step=s, value=v)
+                       for s, v in ((0, 0.1), (10, 12.0))]
+    tables = {"runs": pd.DataFrame(runs), "curves": pd.DataFrame(curves), "figures": {"qk": {"qk_tau": 10.0}}}
+    text = "\n".join(studies.qk_section(tables, tmp_path))
+    rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")]
+    assert rows[1:] == ["lion", "muon", "muonclip"]   # under the header

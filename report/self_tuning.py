@@ -1,0 +1,42 @@
+"""The report's self-tuning-track section: the runs at the entries' defaults beside the tuned runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from report import stats
+from report.output import fmt, md_table
+
+
+def section(tables: dict, out: Path) -> list[str]:
+    """The self-tuning track beside the tuned runs: what tuning buys each optimizer."""
+    defaults, tuned = tables.get("defaults", []), tables["runs"]
+    if not len(defaults):
+        return []
+    lines = ["## Self-tuning track: library defaults, no tuning", "",
+             "AlgoPerf's self-tuning track: every optimizer at its entry's defaults (the library's or "
+             "the paper's, stated in `optbench list optimizers`; learning-rate-free methods at lr 1.0) "
+             "and the task's (the GAN's β), over the same final seeds, with no tuning at all. *Tuning "
+             "buys* is the tuned mean minus the defaults' mean, signed so that positive is better; "
+             "`–` where either side diverged on every seed. Crowded Valley (Schmidt et al. 2021) found "
+             "that trying several optimizers at their defaults does about as well as tuning one: "
+             "compare the best row of each column per task.", ""]
+    for task, d in defaults.groupby("task"):
+        sign = 1 if d["direction"].iloc[0] == "min" else -1
+        metric = d["metric"].iloc[0]
+        rows = []
+        for opt, g in d.groupby("optimizer"):
+            ok = g[~g["diverged"]]
+            mean, lo, hi = stats.bootstrap_ci(ok["final_metric"].tolist())
+            tg = tuned[(tuned.task == task) & (tuned.optimizer == opt)]
+            tmean, tlo, thi = stats.bootstrap_ci(tg[~tg["diverged"]]["final_metric"].tolist())
+            reached = g["steps_to_target"].dropna()
+            rows.append({"optimizer": opt, "default lr": fmt(float(g["lr"].iloc[0]), 3),
+                         f"defaults: final {metric} (95% CI)": f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]",
+                         "diverged": f"{int(g['diverged'].sum())}/{len(g)}",
+                         "reached target": f"{len(reached)}/{len(g)}",
+                         f"tuned: final {metric} (95% CI)": f"{fmt(tmean)} [{fmt(tlo)}, {fmt(thi)}]" if len(tg) else "not run",
+                         "tuning buys": fmt(sign * (mean - tmean), 3) if len(tg) else "–"})
+        lines += [f"### `{task}`", "", md_table(pd.DataFrame(rows)), ""]
+    return lines
