@@ -1,7 +1,9 @@
 import json
+import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -132,15 +134,36 @@ def test_a_job_input_refused_is_set_aside_for_the_rerun(tmp_path):
         records.read_input(path, runs)
 
 
+def test_a_job_input_in_the_wrong_place_is_refused_before_use_and_set_aside(tmp_path):
+    """adam's tune record copied over sgd's: the final, stability and precision jobs of sgd would run
+    at adam's hyperparameters. The reader they use refuses it naming both optimizers, before any
+    run, and moves it to refused/, so that the next run recomputes sgd's sweep."""
+    from workflows.engine.measurements import tune
+    runs = tmp_path / "runs" / "p"
+    adam = records.write(tune.run("quadratic-k1e2", "adam", "smoke", {"trials": 1, "seeds": [100, 101],
+                                                                       "steps_fraction": 0.1}),
+                         records.record_path(runs, "tune", "quadratic-k1e2", "adam"))
+    sgd = Path(records.record_path(runs, "tune", "quadratic-k1e2", "sgd"))
+    sgd.write_bytes(adam.read_bytes())
+    with pytest.raises(records.RecordError, match=f"{re.escape(str(sgd))}: the path says optimizer 'sgd' but the record holds "
+                                                  f"optimizer 'adam' .* moved to .*refused/tune/quadratic-k1e2/"
+                                                  f"sgd.json; run the same snakemake command again"):
+        records.read_input(sgd, runs, "smoke")
+    assert not sgd.exists() and (runs / "refused/tune/quadratic-k1e2/sgd.json").exists()
+    assert records.read_input(adam, runs, "smoke")["selection"]["hparams"]["lr"] > 0
+    with pytest.raises(records.RecordError, match="the path says size 'cpu' but the record holds size 'smoke'"):
+        records.read_input(adam, runs, "cpu")   # a record of another size than the profile's
+    assert not adam.exists()
+
+
 def test_a_records_place_is_read_back_as_what_it_holds(tmp_path):
-    from workflows.engine import aggregate
     runs = tmp_path / "runs"
     seeded = records.record_path(runs, "defaults", "quadratic-k1e2", "adam", 3)
     assert seeded == f"{runs}/defaults/quadratic-k1e2/adam/seed3.json"
-    assert aggregate.path_says(seeded, runs) == {"kind": "run", "track": "defaults", "task": "quadratic-k1e2",
-                                                 "optimizer": "adam", "seed": 3}
-    assert aggregate.path_says(records.record_path(runs, "tune", "t", "o"), runs) == \
+    assert records.path_says(seeded, runs) == {"kind": "run", "track": "defaults", "task": "quadratic-k1e2",
+                                               "optimizer": "adam", "seed": 3}
+    assert records.path_says(records.record_path(runs, "tune", "t", "o"), runs) == \
         {"kind": "sweep", "task": "t", "optimizer": "o"}
     # a per-seed measurement's record without its seed, or a directory no measurement writes
-    assert aggregate.path_says(records.record_path(runs, "final", "t", "o"), runs) is None
-    assert aggregate.path_says(records.record_path(runs, "refused", "t", "o"), runs) is None
+    assert records.path_says(records.record_path(runs, "final", "t", "o"), runs) is None
+    assert records.path_says(records.record_path(runs, "refused", "t", "o"), runs) is None

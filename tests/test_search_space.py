@@ -1,15 +1,24 @@
 """The search space and its quasi-random design: the same number of trials for every optimizer,
-every point inside its ranges, the same points on every call; bad profile input refused."""
+every point inside its ranges, the same points on every call; bad profile input refused, by the
+schema where it says what is valid, by the registry where only it knows."""
 import math
+from pathlib import Path
 
 import pytest
+import yaml
 
 import optimizers
 import tasks
-from workflows.engine import pairs
-from workflows.engine import protocol
+from workflows.engine import config as profile_config
+from workflows.engine import pairs, protocol
 
 TUNING = {"trials": 8, "seeds": [100, 101]}
+SMOKE = Path(__file__).resolve().parent.parent / "workflows/config/smoke.yaml"
+
+
+def smoke() -> dict:
+    """The smoke profile, fresh (the check fills defaults in place)."""
+    return yaml.safe_load(SMOKE.read_text())
 
 
 def tunable(task):
@@ -61,16 +70,32 @@ def test_a_profile_replaces_an_entrys_ranges():
     (TUNING | {"search": {"adamw": {"weight_decay": [0.0, 0.1]}}}, r"weight_decay=\[0.0, 0.1\]: an empty or non-positive"),
     (TUNING | {"search": {"momentum": {"momentum": [0.5, 1.5]}}}, r"1.5 is not a valid value \(a finite number in \[0, 1\)"),
     (TUNING | {"search": {"adamw": {"betas": [0.5, 0.9]}}}, r"betas=.*not a real-valued"),
+    (TUNING | {"search": {"adamw": {}}}, r"tuning.search.adamw=\{\}: must map hyperparameter -> \[lo, hi\], at least one"),
     (TUNING | {"search": {"lion": {"lr": [1e-4, 1e-2]}}}, r"unknown optimizer 'lion'; valid: the profile's adamw, momentum"),
-    (TUNING | {"grid_points": 4}, r"unknown key 'grid_points'; valid: trials, seeds"),
-    (TUNING | {"trials": 0}, r"trials=0"),
-    (TUNING | {"seeds": [100]}, r"seeds=\[100\]: must be >= 2 distinct"),
-    (TUNING | {"seeds": [100, 100]}, r"seeds=\[100, 100\]"),
-    (TUNING | {"steps_fraction": 1.5}, r"steps_fraction=1.5"),
 ])
-def test_bad_tuning_is_refused_naming_the_value_and_what_is_valid(tuning, message):
+def test_a_search_space_the_registry_refuses_is_refused_naming_the_value_and_what_is_valid(tuning, message):
     with pytest.raises(ValueError, match=message):
         protocol.check_tuning(tuning, ["adamw", "momentum"])
+
+
+@pytest.mark.parametrize("tuning, message", [
+    (TUNING | {"grid_points": 4}, r"tuning: .*'grid_points' was unexpected\); valid: trials, seeds, steps_fraction, search"),
+    (TUNING | {"trials": 0}, r"tuning.trials: 0 is less than the minimum of 1"),
+    (TUNING | {"trials": True}, r"tuning.trials: True is not of type 'integer'"),
+    (TUNING | {"seeds": [100]}, r"tuning.seeds: \[100\] is too short"),
+    (TUNING | {"seeds": [100, 100]}, r"tuning.seeds: \[100, 100\] has non-unique elements"),
+    (TUNING | {"steps_fraction": 1.5}, r"tuning.steps_fraction: 1.5 is greater than the maximum of 1"),
+    (TUNING | {"search": [1]}, r"tuning.search: \[1\] is not of type 'object'"),
+    (TUNING | {"search": {"adamw": {"lr": [1e-4]}}}, r"tuning.search.adamw.lr: \[0.0001\] is too short"),
+])
+def test_a_tuning_mapping_of_the_wrong_shape_is_refused_by_the_schema(tuning, message):
+    with pytest.raises(profile_config.ConfigError, match=message):
+        profile_config.check(smoke() | {"tuning": tuning})
+
+
+def test_a_registry_refusal_reaches_the_profile_check():
+    with pytest.raises(profile_config.ConfigError, match=r"config tuning.search: unknown optimizer 'kron'"):
+        profile_config.check(smoke() | {"tuning": TUNING | {"search": {"kron": {"lr": [1e-4, 1e-2]}}}})
 
 
 def test_an_entry_declaring_a_bad_search_range_is_refused():

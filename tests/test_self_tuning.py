@@ -3,7 +3,7 @@ every entry at its defaults; its records carry their track and are checked again
 import pytest
 
 import optimizers
-from workflows.engine import aggregate, protocol, records
+from workflows.engine import protocol, records
 from workflows.engine.measurements import final
 
 
@@ -31,9 +31,9 @@ def test_the_record_says_its_track(hparams, track, expected_lr, tmp_path):
     runs = tmp_path / "runs"
     right = runs / ("defaults" if track == "defaults" else "final") / "quadratic-k1e2" / "adam" / "seed0.json"
     records.write(record, right)
-    aggregate.check_place(right, records.read(right), runs)
+    records.check_place(right, records.read(right), runs)
     wrong = runs / ("final" if track == "defaults" else "defaults") / "quadratic-k1e2" / "adam" / "seed0.json"
     with pytest.raises(records.RecordError, match="track"):
-        aggregate.check_place(wrong, record, runs)
+        records.check_place(wrong, record, runs)
     row = final.run_row(record)
     assert row["track"] == track

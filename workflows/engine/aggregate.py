@@ -16,47 +16,12 @@ TABLES = tuple(f"{name}.csv" for name in ROW_TABLES) + (
     "samples.csv", "skipped.csv", "memory_model.csv", "figures.json", "environment.json")
 
 
-def path_says(path, runs_dir) -> dict | None:
-    """What a record's place under `runs_dir` (records.record_path) says it holds: kind, task,
-    optimizer, and for a per-seed measurement the seed and the track; None for a path outside the
-    layout."""
-    parts = records.path_parts(path, runs_dir)
-    if parts is None or parts["measurement"] not in measurements.names():
-        return None
-    m = measurements.get(parts.pop("measurement"))
-    if m.per_seed != ("seed" in parts):
-        return None
-    return {"kind": m.kind, **({"track": m.track} if m.track else {}), **parts}
-
-
-def record_says(r: dict) -> dict:
-    c = r["config"]
-    return {"kind": r["kind"], "task": c.get("task"), "optimizer": c.get("optimizer"), "seed": c.get("seed"),
-            "size": c.get("size"), "track": r.get("track", "tuned")}
-
-
-def check_place(path, r: dict, runs_dir, size=None) -> None:
-    """Refuses a record whose place says another task, optimizer, seed or kind than the record
-    (seed 0's file copied as seed 1's), or another size than the profile's."""
-    expected = path_says(path, runs_dir) or {}
-    if size is not None:
-        expected["size"] = size
-    held = record_says(r)
-    if r["kind"] == "sweep" and r.get("measurement", "tune") != "tune":
-        held["kind"] = f"sweep of {r['measurement']!r}"
-    wrong = [k for k in expected if held.get(k) != expected[k]]
-    if wrong:
-        raise records.RecordError(
-            path, "the path says " + ", ".join(f"{k} {expected[k]!r}" for k in wrong)
-            + " but the record holds " + ", ".join(f"{k} {held.get(k)!r}" for k in wrong)
-            + " (a record copied or moved over another?)", records.RECOMPUTE)
-
-
 def check(path, r: dict, runs_dir, size=None) -> dict:
     """The table rows of record `r` read from `path`, after the checks aggregation makes: its place
-    under `runs_dir` and its size (`check_place`), and rows it can be read into. Raises RecordError
-    for a record aggregation would refuse (the final job's store uses it before taking a record)."""
-    check_place(path, r, runs_dir, size)
+    under `runs_dir` and its size (`records.check_place`), and rows it can be read into. Raises
+    RecordError for a record aggregation would refuse (the final job's store uses it before taking a
+    record)."""
+    records.check_place(path, r, runs_dir, size)
     return check_rows(path, r)
 
 

@@ -46,7 +46,6 @@ import optimizers
 import tasks
 
 SOBOL_SEED = 0
-TUNING_KEYS = ("trials", "seeds", "steps_fraction", "search")
 
 
 def search_space(task: str, optimizer: str, tuning: dict | None = None) -> dict[str, tuple[float, float]]:
@@ -106,27 +105,14 @@ def runs_per_sweep(task: str, optimizer: str, tuning: dict) -> int:
 
 
 def check_tuning(tuning: dict, optimizer_names) -> None:
-    """A profile's `tuning:` mapping checked before any job runs; ValueError names the bad value
-    and what is valid. `optimizer_names`: the optimizers the profile runs."""
-    unknown = sorted(set(tuning) - set(TUNING_KEYS))
-    if unknown:
-        raise ValueError(f"tuning: unknown key {unknown[0]!r}; valid: {', '.join(TUNING_KEYS)}")
-    n = tuning.get("trials")
-    if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
-        raise ValueError(f"tuning.trials={n!r}: must be a whole number >= 1 (the same for every optimizer)")
-    seeds = tuning.get("seeds")
-    if not (isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-            and len(set(seeds)) >= 2 and len(set(seeds)) == len(seeds)):
-        raise ValueError(f"tuning.seeds={seeds!r}: must be >= 2 distinct whole numbers "
-                         f"(selection on one seed picks that seed's noise)")
-    fraction = tuning.get("steps_fraction", 1.0)
-    if not (isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and 0 < fraction <= 1):
-        raise ValueError(f"tuning.steps_fraction={fraction!r}: must be in (0, 1]")
-    search = tuning.get("search", {})
-    if not isinstance(search, dict):
-        raise ValueError(f"tuning.search={search!r}: must map optimizer -> {{hyperparameter: [lo, hi]}}")
+    """What the schema (workflows/schemas/config.schema.yaml: the keys, trials, seeds,
+    steps_fraction, the shape of `search`) cannot say of a profile's `tuning:` mapping, checked
+    before any job runs: each `search` entry names an optimizer the profile runs that is tuned, at
+    least one hyperparameter, each a real-valued hyperparameter of the entry with a non-empty log
+    range of valid values. ValueError names the bad value and what is valid. `optimizer_names`:
+    the optimizers the profile runs."""
     names = list(optimizer_names)
-    for name, space in search.items():
+    for name, space in tuning.get("search", {}).items():
         if name not in names:
             raise ValueError(f"tuning.search: unknown optimizer {name!r}; valid: the profile's "
                              f"{', '.join(names)}")
@@ -135,7 +121,7 @@ def check_tuning(tuning: dict, optimizer_names) -> None:
             tuned = [o for o in names if not optimizers.get(o).self_tuning]
             raise ValueError(f"tuning.search: {name!r} is self-tuning (runs at its defaults, never tuned); "
                              f"valid: {', '.join(tuned)}")
-        if not isinstance(space, dict) or not space:
+        if not space:
             raise ValueError(f"tuning.search.{name}={space!r}: must map hyperparameter -> [lo, hi], at least one")
         for key, bounds in space.items():
             why = optimizers.search_range_error(spec, key, bounds)

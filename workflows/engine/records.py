@@ -6,8 +6,10 @@ measurements write (workflows.engine.measurements). A profile's records lie at
 temporary file in the same directory and `os.replace`, so a killed job leaves either the old
 file or the new one, never a partial one; the file gets the mode the umask gives (0666 & ~umask),
 as any other file its user writes. `read` refuses anything that is not a whole record of this
-schema with a RecordError naming the path and what to do; in the pipeline, `set_aside` moves
-such a file out of the way (results/runs/<profile>/refused/) so that the next Snakemake
+schema with a RecordError naming the path and what to do, and `check_place` one whose place says
+another task, optimizer, seed, kind or size than it holds (a file copied over another). In the
+pipeline, `read_input` makes both checks on a job's input before its use, and `set_aside` moves a
+refused file out of the way (results/runs/<profile>/refused/) so that the next Snakemake
 invocation sees it missing and recomputes it.
 """
 from __future__ import annotations
@@ -135,6 +137,42 @@ def read(path) -> dict:
     return _restore(record)
 
 
+def path_says(path, runs_dir) -> dict | None:
+    """What a record's place under `runs_dir` (`record_path`) says it holds: kind, task, optimizer,
+    and for a per-seed measurement the seed and the track; None for a path outside the layout."""
+    from workflows.engine import measurements   # here: its modules import this one
+    parts = path_parts(path, runs_dir)
+    if parts is None or parts["measurement"] not in measurements.names():
+        return None
+    m = measurements.get(parts.pop("measurement"))
+    if m.per_seed != ("seed" in parts):
+        return None
+    return {"kind": m.kind, **({"track": m.track} if m.track else {}), **parts}
+
+
+def record_says(r: dict) -> dict:
+    c = r["config"]
+    return {"kind": r["kind"], "task": c.get("task"), "optimizer": c.get("optimizer"), "seed": c.get("seed"),
+            "size": c.get("size"), "track": r.get("track", "tuned")}
+
+
+def check_place(path, r: dict, runs_dir, size=None) -> None:
+    """Refuses a record whose place says another task, optimizer, seed or kind than the record
+    (seed 0's file copied as seed 1's), or another size than the profile's."""
+    expected = path_says(path, runs_dir) or {}
+    if size is not None:
+        expected["size"] = size
+    held = record_says(r)
+    if r["kind"] == "sweep" and r.get("measurement", "tune") != "tune":
+        held["kind"] = f"sweep of {r['measurement']!r}"
+    wrong = [k for k in expected if held.get(k) != expected[k]]
+    if wrong:
+        raise RecordError(
+            path, "the path says " + ", ".join(f"{k} {expected[k]!r}" for k in wrong)
+            + " but the record holds " + ", ".join(f"{k} {held.get(k)!r}" for k in wrong)
+            + " (a record copied or moved over another?)", RECOMPUTE)
+
+
 def set_aside(path, runs_dir) -> Path:
     """Move a refused record from <runs_dir>/<rel> to <runs_dir>/refused/<rel> (kept for a look,
     never read): the next Snakemake invocation finds it missing and recomputes it."""
@@ -156,10 +194,15 @@ AGAIN = ("run the same snakemake command again: it recomputes what is missing, t
          "and the report")
 
 
-def read_input(path, runs_dir) -> dict:
-    """`read` for a pipeline job's input record: a refused one is set aside, and the error says so."""
+def read_input(path, runs_dir, size=None) -> dict:
+    """`read` for a pipeline job's input record (the tune record a final, stability or precision job
+    reads its hyperparameters from), with its place under `runs_dir` and its size (the profile's)
+    checked before any use (`check_place`): a record copied over another's would otherwise run
+    this job at that one's hyperparameters. A refused one is set aside, and the error says so."""
     try:
-        return read(path)
+        record = read(path)
+        check_place(path, record, runs_dir, size)
+        return record
     except RecordError as e:
         dest = set_aside(path, runs_dir)
         raise RecordError(path, f"{e.problem}; moved to {dest}", AGAIN) from None

@@ -23,11 +23,10 @@ measurement = measurements.get(snakemake.rule)  # noqa: F821 (final, or defaults
 hparams = None   # the self-tuning track: the entry's defaults
 if measurement.reads_selection:
     try:
-        hparams = records.read_input(snakemake.input.summary, p.runs)["selection"]["hparams"]  # noqa: F821
+        hparams = records.read_input(snakemake.input.summary, p.runs, p.size)["selection"]["hparams"]  # noqa: F821
     except records.RecordError as e:
         print(f"final: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
         raise
-
 
 
 def code_hash(packages=("optimizers", "tasks", "workflows.engine")) -> str:

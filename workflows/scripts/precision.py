@@ -8,7 +8,7 @@ from workflows.engine.measurements import precision
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
 try:
-    selection = records.read_input(snakemake.input.summary, p.runs)["selection"]  # noqa: F821
+    selection = records.read_input(snakemake.input.summary, p.runs, p.size)["selection"]  # noqa: F821
 except records.RecordError as e:
     print(f"precision: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
     raise

@@ -7,7 +7,7 @@ from workflows.engine.measurements import stability
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
 try:
-    hparams = records.read_input(snakemake.input.summary, p.runs)["selection"]["hparams"]  # noqa: F821
+    hparams = records.read_input(snakemake.input.summary, p.runs, p.size)["selection"]["hparams"]  # noqa: F821
 except records.RecordError as e:
     print(f"stability: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
     raise
