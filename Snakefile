@@ -49,6 +49,7 @@ rule all:
 # now and its end once it finishes or fails. Aggregation sums them (a resumed profile is several
 # invocations) and divides the jobs' busy core-seconds by wall x cores.
 onstart:
+    device_preflight()   # common.smk: the device checked before any job (and before this line's record)
     cost.mark_invocation(BENCHMARKS, "start", workflow.cores)
 
 onsuccess:

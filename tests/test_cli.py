@@ -183,3 +183,91 @@ def test_plan_into_a_closed_pipe_ends_quietly():
     proc = subprocess.run(f"{sys.executable} -m workflows.engine.cli plan --profile smoke | head -1",
                           shell=True, capture_output=True, text=True)
     assert proc.stdout.startswith("profile smoke:") and "Traceback" not in proc.stderr, proc.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Options that contradict each other are refused before training, naming both and what is valid;
+# what the pipeline would never run but an experiment may want is run with a warning.
+
+@pytest.mark.parametrize("options,expected", [
+    (["--lr", "1e-3", "--hparam", "lr=0.1"], "the lr is given twice, --lr 0.001 and --hparam lr=0.1; valid: one of them"),
+    (["--loss-scaling", "static"], "--loss-scaling static needs --static-scale C"),
+    (["--static-scale", "8"], "--static-scale 8 with --loss-scaling none: the scale acts only in static loss "
+                              "scaling; valid: --loss-scaling static"),
+    (["--static-scale", "8", "--loss-scaling", "dynamic"], "--static-scale 8 with --loss-scaling dynamic"),
+    (["--loss-scaling", "static", "--static-scale", "8"], "--loss-scaling static with --precision fp32"),
+    (["--loss-scaling", "dynamic"], "--loss-scaling dynamic with --precision fp32: loss scaling moves an fp16 "
+                                    "backward into fp16's range"),
+    (["--lr-floor", "0.1", "--schedule", "constant"], "--lr-floor 0.1 with schedule constant (--schedule constant)"),
+    (["--precision", "bf16"], "precision 'bf16': task 'quadratic-k1e2' does not run under autocast (valid for it: fp32)"),
+    (["--warmup", "5"], "argument --warmup: '5' is out of range; valid: a share of the run's steps in [0, 1)"),
+    (["--lr", "-1e-3"], "optimizer 'adam': invalid lr=-0.001: out of range; valid: a finite number > 0"),
+])
+def test_contradicting_options_are_refused(capsys, no_training, options, expected):
+    line = refused(capsys, RUN + options, expected)
+    assert line.startswith("optbench run: error: ")
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["run", "--task", "quadratic-k1e2", "--optimizer", "schedulefree-adamw", "--lr-floor", "0.1"],
+     "(entry 'schedulefree-adamw' brings its own schedule and runs at a constant lr): a constant lr has no floor"),
+    (["run", "--task", "cnn-digits-constant-lr", "--optimizer", "sgd", "--lr-floor", "0.1"],
+     "(task 'cnn-digits-constant-lr' runs at a constant lr)"),
+])
+def test_an_lr_floor_without_a_decaying_schedule_is_refused(capsys, no_training, argv, expected):
+    refused(capsys, argv, expected, "valid: --schedule cosine or wsd with it, or no --lr-floor")
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    """train() replaced by one that keeps the config it was given and returns a minimal record."""
+    from workflows.engine import harness
+    seen = []
+
+    def train(cfg, **kwargs):
+        seen.append(cfg)
+        return {"final_metric": 0.0, "final_loss": 0.0, "diverged": False, "task": {}}
+    monkeypatch.setattr(harness, "train", train)
+    return seen
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--optimizer", "prodigy", "--lr", "0.5"], "lr=0.5 for 'prodigy', a self-tuning entry: it multiplies the step "
+                                                 "size the entry adapts; the pipeline runs it at lr=1"),
+    (["--optimizer", "adam", "--lr", "1e300"], "lr=1e+300 is outside the tuning range of 'adam', 1e-05..1"),
+    (["--optimizer", "schedulefree-adamw", "--schedule", "cosine"],
+     "schedule cosine for 'schedulefree-adamw', which brings its own schedule; the pipeline runs it at a constant lr"),
+])
+def test_what_the_pipeline_never_runs_is_run_with_a_warning(capsys, fake_training, argv, expected):
+    assert cli.main(["run", "--task", "quadratic-k1e2", *argv]) == 0
+    assert capsys.readouterr().err.strip() == f"optbench run: warning: {expected}"
+    assert len(fake_training) == 1
+
+
+def test_an_lr_in_the_range_and_a_scaled_static_fp16_run_say_nothing(capsys, fake_training):
+    assert cli.main(RUN + ["--lr", "1e-2"]) == 0
+    assert cli.main(["run", "--task", "cnn-digits", "--optimizer", "adam", "--precision", "fp16",
+                     "--loss-scaling", "static", "--static-scale", "1024"]) == 0
+    assert capsys.readouterr().err == "" and fake_training[1].static_scale == 1024.0
+
+
+def test_warmup_is_a_share_of_the_steps_as_in_a_profile(fake_training):
+    assert cli.main(RUN + ["--steps", "200", "--warmup", "0.1"]) == 0
+    assert fake_training[0].warmup == 20 and fake_training[0].schedule == "cosine"
+
+
+def test_plan_of_a_cuda_profile_works_without_cuda_and_calibrating_it_is_refused(capsys, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli.main(["plan", "--profile", "gpu"]) == 0
+    assert capsys.readouterr().out.startswith("profile gpu: ")
+    refused(capsys, ["plan", "--profile", "gpu", "--calibrate"], "--calibrate on config device 'cuda': CUDA is "
+            "not available on this machine: torch ", "valid: cpu (--config device=cpu)")
+
+
+def test_plan_of_a_profile_where_no_pair_can_run_says_so_in_one_line(capsys):
+    refused(capsys, ["plan", "--profile", "smoke", "--config", "tasks=[embeddings-zipf-sparse]",
+                     "optimizers=[adam]", "stability={tasks: []}", "steptime={tasks: []}",
+                     "loop_options={tasks: []}", "defaults_track={tasks: []}", "precision={tasks: []}"],
+            "no pair can run, so no job would (embeddings-zipf-sparse x adam: task embeddings-zipf-sparse "
+            "requires sparse, which adam does not accept)", "valid optimizers for embeddings-zipf-sparse: ")

@@ -222,3 +222,18 @@ def test_malformed_yaml_is_one_line(tmp_path):
     with pytest.raises(profile_config.ConfigError, match=r"config file .*bad.yaml: not valid YAML \(") as e:
         profile_config.read(f)
     assert "\n" not in str(e.value)
+
+
+def test_a_profile_where_no_pair_can_run_is_refused_naming_them(tmp_path):
+    cfg = smoke() | {"tasks": ["embeddings-zipf-sparse"], "optimizers": ["adam", "lion"], "task_optimizers": {},
+                     "defaults_track": {"tasks": []}, "stability": {"tasks": [], "scales": [1.0]},
+                     "steptime": {"tasks": [], "steps": 10, "warmup": 3, "rounds": 3}, "loop_options": {"tasks": []},
+                     "precision": {"tasks": []}}
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(profile_config.ConfigError) as e:
+        profile_config.load(str(f))
+    line = str(e.value)
+    assert "\n" not in line and "no pair can run, so no job would (embeddings-zipf-sparse x adam, lion: " in line
+    assert "requires sparse, which lion does not accept" in line
+    assert "valid optimizers for embeddings-zipf-sparse: adagrad, sgd, sparse-adam" in line

@@ -7,7 +7,7 @@
     optbench run --task T --optimizer O [--seed S] [--steps N] [--lr X] [--hparam K=V ...]
                  [--loss-scale C] [--lr-scale C] [--size smoke|cpu|gpu] [--device D] [--out FILE]
                  [--precision fp32|bf16|fp16] [--loss-scaling none|static|dynamic] [--static-scale C]
-                 [--schedule constant|cosine|wsd] [--warmup N] [--lr-floor F]
+                 [--schedule constant|cosine|wsd] [--warmup W] [--lr-floor F]
 
 Bad input is refused before any training starts, with one line on stderr that names the value and
 what is valid, and exit status 2. Only argparse and the standard library are imported here: torch,
@@ -84,6 +84,35 @@ def real(positive: bool):
     return parse
 
 
+def share(text: str) -> float:
+    """An argparse type: a share in [0, 1), as a profile's `schedule.warmup` (of the run's steps)."""
+    valid = "a share of the run's steps in [0, 1), e.g. 0.05"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; valid: {valid}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range; valid: {valid}")
+    return value
+
+
+def negative_values(argv: list[str]) -> list[str]:
+    """`--lr -1e-3` as `--lr=-1e-3`: argparse reads a token such as -1e-3 as an option, not as the
+    value (it takes only -1 and -.5 for negative numbers), and would say "expected one argument"."""
+    out = []
+    for token in argv:
+        if token.startswith("-") and out and out[-1].startswith("--") and "=" not in out[-1]:
+            try:
+                float(token)
+            except ValueError:
+                pass
+            else:
+                out[-1] += f"={token}"
+                continue
+        out.append(token)
+    return out
+
+
 def device_name(text: str) -> str:
     if not DEVICE.fullmatch(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a device; valid: cpu, cuda or cuda:N (N = 0, 1, ...)")
@@ -96,19 +125,12 @@ def out_path(text: str) -> str:
     return text
 
 
-def check_device(device: str) -> None:
-    """A CUDA device must exist here (the syntax was checked by the parser)."""
-    if device == "cpu":
-        return
-    import torch
-    if not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine; valid: cpu")
-    count = torch.cuda.device_count()
-    index = int(device.partition(":")[2] or 0)
-    if index >= count:
-        valid = ", ".join(["cpu", "cuda"] + [f"cuda:{i}" for i in range(count)])
-        raise ValueError(f"--device {device}: this machine has {count} CUDA device{'s' * (count != 1)}; "
-                         f"valid: {valid}")
+def check_device(device: str, named: str | None = None, instead: str = "--device cpu") -> None:
+    """A CUDA device must exist here (the syntax was checked by the parser): workflows.engine.preflight."""
+    from workflows.engine import preflight
+    why = preflight.refusal(device, named or f"--device {device}", instead)
+    if why:
+        raise ValueError(why)
 
 
 def check_writable(path: str) -> None:
@@ -185,13 +207,21 @@ def cmd_run(args) -> int:
     from workflows.engine.harness import RunConfig, train
     hparams = dict(args.hparam or [])
     if args.lr is not None:
+        if "lr" in hparams:
+            raise ValueError(f"the lr is given twice, --lr {args.lr:g} and --hparam lr={hparams['lr']!r}; "
+                             f"valid: one of them")
         hparams["lr"] = args.lr
     # Everything is checked before training: the names, the hyperparameters (the registry), the
-    # config (RunConfig), the device and where the record goes.
+    # config (RunConfig), the options against each other, the device and where the record goes.
+    check_loss_scaling(args)
+    static_scale = 1.0 if args.static_scale is None else args.static_scale
     cfg = RunConfig(task=args.task, optimizer=args.optimizer, size=args.size, seed=args.seed, steps=args.steps,
                     hparams=hparams, loss_scale=args.loss_scale, lr_scale=args.lr_scale, device=args.device,
                     dtype=args.dtype, precision=args.precision, loss_scaling=args.loss_scaling,
-                    static_scale=args.static_scale, **run_schedule(args))
+                    static_scale=static_scale, **run_schedule(args))
+    check_schedule(args, cfg)
+    for line in run_warnings(cfg, "lr" in hparams):
+        print(f"optbench run: warning: {line}", file=sys.stderr)
     check_device(args.device)
     if args.out is not None:
         check_writable(args.out)
@@ -202,17 +232,63 @@ def cmd_run(args) -> int:
     return 0
 
 
+def check_loss_scaling(args) -> None:
+    """Loss scaling and its scale go together, and only with a low-precision backward (each value
+    alone RunConfig checks)."""
+    if args.loss_scaling == "static" and args.static_scale is None:
+        raise ValueError("--loss-scaling static needs --static-scale C (the loss × C, the gradients ÷ C); "
+                         "valid: e.g. --static-scale 1024, or --loss-scaling dynamic (GradScaler finds C)")
+    if args.static_scale is not None and args.loss_scaling != "static":
+        raise ValueError(f"--static-scale {args.static_scale:g} with --loss-scaling {args.loss_scaling}: "
+                         f"the scale acts only in static loss scaling; valid: --loss-scaling static")
+    if args.loss_scaling in ("static", "dynamic") and args.precision == "fp32":
+        raise ValueError(f"--loss-scaling {args.loss_scaling} with --precision fp32: loss scaling moves an "
+                         f"fp16 backward into fp16's range, an fp32 backward needs none; valid: --precision "
+                         f"fp16 (or bf16) with it, or --loss-scaling none")
+
+
+def check_schedule(args, cfg) -> None:
+    """An lr floor needs a schedule that decays to it: at a constant lr (given, the task's own, or
+    the entry's, which brings its own schedule) it would be ignored."""
+    if args.lr_floor is not None and cfg.schedule == "constant":
+        whose = ("--schedule constant" if args.schedule else
+                 f"entry {cfg.optimizer!r} brings its own schedule and runs at a constant lr"
+                 if not cfg.entries[1].takes_schedule else f"task {cfg.task!r} runs at a constant lr")
+        raise ValueError(f"--lr-floor {args.lr_floor:g} with schedule constant ({whose}): a constant lr has "
+                         f"no floor; valid: --schedule cosine or wsd with it, or no --lr-floor")
+
+
+def run_warnings(cfg, lr_given: bool) -> list[str]:
+    """What `optbench run` does but the pipeline never would: a run outside the entry's design,
+    allowed (an experiment may want it), said on stderr."""
+    spec = cfg.entries[1]
+    lr = cfg.hparams.get("lr")
+    lines = []
+    if lr_given and spec.self_tuning:
+        lines.append(f"lr={lr:g} for {spec.name!r}, a self-tuning entry: it multiplies the step size the entry "
+                     f"adapts; the pipeline runs it at lr={spec.defaults['lr']:g}")
+    elif lr_given and not spec.lr_range[0] <= lr <= spec.lr_range[1]:
+        lines.append(f"lr={lr:g} is outside the tuning range of {spec.name!r}, "
+                     f"{spec.lr_range[0]:g}..{spec.lr_range[1]:g}")
+    if cfg.schedule != "constant" and not spec.takes_schedule:
+        lines.append(f"schedule {cfg.schedule} for {spec.name!r}, which brings its own schedule; the pipeline "
+                     f"runs it at a constant lr")
+    return lines
+
+
 def run_schedule(args) -> dict:
     """The schedule options of `optbench run`: the pipeline's (the schema's `schedule:` default, or
     the task's own, at constant lr for an entry that brings its own, as in
-    workflows.engine.measure.final), each replaced by the option given."""
+    workflows.engine.measurements.final), each replaced by the option given; `--warmup` is a share of
+    the run's steps, as a profile's `schedule.warmup`, rounded to steps as there."""
     import optimizers
     import tasks
     from workflows.engine import config, schedule
     steps = args.steps or tasks.get(args.task).size(args.size)["steps"]
     options = schedule.run_options(schedule.for_task(args.task, config.defaults("schedule")), steps,
                                    optimizers.get(args.optimizer).takes_schedule)
-    given = {"schedule": args.schedule, "warmup": args.warmup, "lr_floor": args.lr_floor}
+    warmup = None if args.warmup is None else schedule.run_options({"warmup": args.warmup}, steps)["warmup"]
+    given = {"schedule": args.schedule, "warmup": warmup, "lr_floor": args.lr_floor}
     return options | {k: v for k, v in given.items() if v is not None}
 
 
@@ -291,7 +367,8 @@ def cmd_plan(args) -> int:
     if args.h100:
         calibration = plan.gpu_estimate(step_costs)
     elif args.calibrate:
-        check_device(config["device"])
+        check_device(config["device"], f"--calibrate on config device {config['device']!r}",
+                     instead="--config device=cpu")
         calibration = plan.calibrate(names, config["size"], config["device"], config["threads"])
     rows = plan.plan_rows(config, calibration, step_costs)
     table = pd.DataFrame(rows)
@@ -332,10 +409,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", default="float32", help="float32 or float64")
     run.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16: autocast (fp32 master weights)")
     run.add_argument("--loss-scaling", default="none", help="none, static or dynamic")
-    run.add_argument("--static-scale", type=real(positive=True), default=1.0, help="with --loss-scaling static")
+    run.add_argument("--static-scale", type=real(positive=True), help="C of --loss-scaling static")
     pipeline = "default: the pipeline's (workflows/schemas/config.schema.yaml `schedule:`)"
     run.add_argument("--schedule", choices=SCHEDULES, help=pipeline)
-    run.add_argument("--warmup", type=whole(0, MAX_STEPS), help=f"linear warm-up steps; {pipeline}")
+    run.add_argument("--warmup", type=share, help=f"linear warm-up, a share of the steps in [0, 1) as in a "
+                     f"profile; {pipeline}")
     run.add_argument("--lr-floor", type=real(positive=False), help=f"the last step's lr / the peak; {pipeline}")
     run.add_argument("--threads", type=whole(1, MAX_THREADS), help="torch threads")
     run.add_argument("--out", type=out_path, help="write the full result record (JSON) here")
@@ -367,7 +445,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = parser().parse_args(argv)
+        args = parser().parse_args(negative_values(argv))
     except SystemExit as e:  # --help (0), or a usage error the parser has printed (2)
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     try:

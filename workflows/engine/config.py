@@ -9,7 +9,8 @@ on the config Snakemake has read) and `optbench plan` (which reads the file and 
 `coerce` (the strings of --config and whole-number floats become the numbers the schema asks for);
 `schema_errors` (what the JSON Schema, workflows/schemas/config.schema.yaml, refuses, one line per
 bad value with its key); `fill_defaults` (the schema is the only place a default is written);
-`check_config` (what the schema cannot say). The schema's enumerations restate the engine's
+`check_config` (what the schema cannot say); `check_some_job` (a profile that runs
+nothing is refused). The schema's enumerations restate the engine's
 (tasks.SIZES, schedule.SCHEDULES, amp.PRECISIONS, harness.DTYPES, cli.DEVICE, cli.MAX_SEED):
 tests/test_config.py checks they agree."""
 from __future__ import annotations
@@ -270,6 +271,23 @@ def check_precision(config: dict, known) -> None:
         known(f"precision.optimizers of {task}", names_, optimizers.names())
 
 
+def check_some_job(config: dict) -> None:
+    """A profile with no job to run (every task x optimizer pair it names skipped, no measurement
+    left) is refused naming its tasks and optimizers, why each pair cannot run and the optimizers
+    that can run its tasks: the pipeline would run an aggregation of nothing."""
+    from workflows.engine import plan
+    if plan.jobs(config):
+        return
+    run = {t: pairs.optimizers_for(config, t) for t in config["tasks"]}
+    why = [pairs.compatible(t, optimizers.get(o)) for t, names_ in run.items() for o in names_]
+    valid = "; ".join(f"for {t}: " + (", ".join(o for o in optimizers.names()
+                                               if pairs.compatible(t, optimizers.get(o)) is None) or "none")
+                      for t in run)
+    given = ", ".join(f"{t} x {', '.join(names_) or 'no optimizer'}" for t, names_ in run.items())
+    raise ConfigError(f"config tasks and optimizers: no pair can run, so no job would ({given}: "
+                      f"{'; '.join(w for w in why if w) or 'no pair named'}); valid optimizers {valid}")
+
+
 def _source(configfiles, overrides) -> str:
     source = ", ".join(map(str, configfiles)) or f"{DEFAULT_PROFILE.relative_to(WORKFLOWS.parent)}, the default"
     return source + (" with --config " + " ".join(f"{k}=..." for k in overrides) if overrides else "")
@@ -288,6 +306,7 @@ def check(config: dict, configfiles=(), overrides=()) -> dict:
     check_schema(config, schema_, _source(configfiles, overrides))
     fill_defaults(config, schema_)
     check_config(config)
+    check_some_job(config)
     return config
 
 
