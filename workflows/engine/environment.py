@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from workflows.engine import device as device_module
+
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("torch", "numpy", "transformers", "bitsandbytes", "pytorch-optimizer", "sophia-opt",
             "schedulefree", "prodigyopt", "dadaptation", "opt-einsum", "scikit-learn", "pandas", "seaborn",
@@ -65,20 +67,19 @@ def cpu_model() -> tuple[str, list[str]]:
     return fields.get("model name", platform.machine()), [f for f in CPU_FLAGS if f in flags]
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return cpu_model()[0]
-
-
-def environment(device: torch.device, threads: int) -> dict:
+def environment(device, threads: int) -> dict:
+    """Versions, machine and the device's facts (`workflows.engine.device`: on CUDA the GPU, its
+    capability and memory, driver, CUDA and cuDNN versions and the fp32 precision and determinism in
+    effect; everywhere the fp32 precision and determinism the run asked for, CUDA_VISIBLE_DEVICES and
+    how many jobs shared the device, where known)."""
+    facts = device_module.get(device).facts()
     env = {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "torch": torch.__version__,
-        "cuda": torch.version.cuda if device.type == "cuda" else None,
-        "device": device.type,
-        "device_name": device_name(device),
+        "cuda": facts.pop("cuda"),
+        "device": facts.pop("device"),
+        "device_name": facts.pop("device_name", None) or cpu_model()[0],
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "git_commit": git_commit(),
@@ -89,9 +90,4 @@ def environment(device: torch.device, threads: int) -> dict:
     env["cpu_flags"] = " ".join(flags)
     # the kernels torch picked on this CPU (ATEN_CPU_CAPABILITY can lower it): DEFAULT, AVX2, AVX512
     env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        env["device_memory_bytes"] = props.total_memory
-        env["device_capability"] = f"{props.major}.{props.minor}"
-        env["cudnn"] = torch.backends.cudnn.version()
-    return env
+    return env | facts

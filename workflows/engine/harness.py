@@ -6,7 +6,7 @@ to be read top to bottom:
     for step in range(steps):
         loss = task loss on batch(step), times loss_scale
         backward; divergence check (loss, gradients); optional clipping
-        optimizer.step()            <- timed alone (perf_counter on CPU, CUDA events on GPU)
+        optimizer.step()            <- timed alone (perf_counter on CPU, events on the run's device)
         divergence check (parameters)
         optimizer hooks (Sophia's Hessian estimate every k steps, MuonClip's QK-clip)
         eval every `eval_every` steps; checkpoint every `checkpoint_every` steps
@@ -32,7 +32,12 @@ every optimizer sees the same batches. Every draw during training is a function 
 (the batch's stream; the Hessian loss's labels from `tasks.generator(seed, "hessian:<step>")`),
 and a checkpoint holds everything else that changes (model, optimizer state, RNG states, curves,
 monitor rows, step times), so a resumed run's record equals the uninterrupted run's, wall-clock
-fields aside.
+fields aside. On CUDA the same holds with `deterministic` (the default: deterministic algorithms,
+`workflows.engine.device.configure`); `fp32_precision` "ieee" (the default) keeps fp32 matmuls and
+convolutions out of TF32. Both are no-ops on CPU.
+
+Device: everything the harness asks of the device (the step timer, the one synchronisation a step
+before the wall clock, peak memory, the device's RNG state) goes through `workflows.engine.device`.
 """
 from __future__ import annotations
 
@@ -53,10 +58,13 @@ import optimizers
 import tasks
 from optimizers.routing import plan, routing
 from workflows.engine import amp, environment, pairs, records
+from workflows.engine import device as device_module
+from workflows.engine.device import StepTimer
 from workflows.engine.schedule import check as check_schedule, factor as lr_factor
 from workflows.engine.monitor import Monitor
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DEVICE_DEFAULTS = {"fp32_precision": "ieee", "deterministic": True}
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,8 @@ class RunConfig:
     loss_scaling: str = "none"          # amp.LOSS_SCALINGS: none, static (× static_scale), dynamic (GradScaler)
     static_scale: float = 1.0           # c of loss_scaling="static": loss × c, gradients ÷ c
     probe_every: int = 0                # underflow / overflow against an fp32 backward every k steps; 0: off
+    fp32_precision: str = "ieee"        # device.FP32_PRECISIONS: ieee, or tf32 in CUDA matmuls and convolutions
+    deterministic: bool = True          # deterministic algorithms on CUDA (bit-identical reruns)
 
     def __post_init__(self):
         task, spec = self.entries
@@ -132,6 +142,7 @@ class RunConfig:
             raise ValueError(f"accumulate={self.accumulate!r}: must be >= 1")
         if self.steps is not None and self.steps < 1:
             raise ValueError(f"steps={self.steps!r}: must be >= 1")
+        device_module.check(self.fp32_precision, self.deterministic)
 
     @functools.cached_property
     def entries(self) -> tuple[tasks.Task, optimizers.OptimizerSpec]:
@@ -140,7 +151,12 @@ class RunConfig:
         return tasks.get(self.task), optimizers.get(self.optimizer)
 
     def to_dict(self) -> dict:
+        """The config as the record and its hash hold it. The device settings appear only when not
+        at their defaults, so a config at the defaults keeps the hash it had before they existed."""
         d = dataclasses.asdict(self)
+        for key, default in DEVICE_DEFAULTS.items():
+            if d[key] == default:
+                del d[key]
         d["hparams"] = dict(sorted(self.hparams.items()))
         return d
 
@@ -162,44 +178,6 @@ def task_defaults(task, spec, problem=None) -> dict:
     return out
 
 
-class StepTimer:
-    """Times optimizer.step() alone: CUDA events around it on GPU, perf_counter on CPU.
-
-    `seconds` holds every time read so far on both devices (CUDA events are read, with one
-    synchronisation, by `times()`), so a checkpoint saves `times()` and a resumed run puts it back
-    into `seconds`. A step that raises is not timed."""
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.seconds: list[float] = []
-        self.pairs = []     # CUDA (start, end) events not read yet
-
-    def __enter__(self):
-        if self.cuda:
-            self._start = torch.cuda.Event(enable_timing=True)
-            self._end = torch.cuda.Event(enable_timing=True)
-            self._start.record()
-        else:
-            self._t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, exc_type, *exc):
-        if exc_type is not None:
-            return
-        if self.cuda:
-            self._end.record()
-            self.pairs.append((self._start, self._end))
-        else:
-            self.seconds.append(time.perf_counter() - self._t0)
-
-    def times(self) -> list[float]:
-        if self.pairs:
-            torch.cuda.synchronize()
-            self.seconds += [s.elapsed_time(e) / 1e3 for s, e in self.pairs]
-            self.pairs = []
-        return list(self.seconds)
-
-
 def summarise_times(seconds: list[float], warmup: int) -> dict:
     xs = seconds[warmup:] or seconds
     if not xs:
@@ -214,7 +192,7 @@ def record_header(kind: str, config: dict, device, threads: int) -> dict:
     the sweep / stability / steptime / loop_options records of `workflows.engine.measure`."""
     return {"schema_version": records.SCHEMA_VERSION, "kind": kind, "config": config,
             "config_hash": environment.config_hash(config),
-            "environment": environment.environment(torch.device(device), threads)}
+            "environment": environment.environment(device, threads)}
 
 
 @dataclass
@@ -272,7 +250,8 @@ class Run:
     entries, the step count and evaluation interval, the built problem and model, the validated
     hyperparameters (the task's defaults, the config's overrides, the lr scaled), the routing plan
     the optimizer is built on (`optimizers.routing.plan`; the record's routing is read from it), the
-    optimizer and its groups' peak lrs, and the config's hash (a checkpoint's key)."""
+    optimizer and its groups' peak lrs, and the config's hash (a checkpoint's key). `device` is
+    where the tensors are; `accel` the device's control (`workflows.engine.device`)."""
     cfg: RunConfig
     task: tasks.Task
     spec: optimizers.OptimizerSpec
@@ -287,6 +266,7 @@ class Run:
     opt: torch.optim.Optimizer
     base_lrs: list
     config_hash: str
+    accel: device_module.Cpu
 
 
 @dataclass
@@ -310,7 +290,9 @@ def setup(cfg: RunConfig) -> Run:
     """The run's entries, problem, model, hyperparameters and optimizer, in the order of their
     random draws (the seed first, for any module init that does not take a generator)."""
     task, spec = cfg.entries
-    device, dtype = torch.device(cfg.device), DTYPES[cfg.dtype]
+    accel = device_module.get(cfg.device)
+    accel.configure(cfg.fp32_precision, cfg.deterministic)
+    device, dtype = accel.tensors, DTYPES[cfg.dtype]
     size = task.size(cfg.size)
     steps = cfg.steps or size["steps"]
     size["steps"] = steps
@@ -325,7 +307,7 @@ def setup(cfg: RunConfig) -> Run:
     parts = plan(cfg.optimizer, named, hp, decay=task.decay)
     opt = optimizers.build_optimizer(cfg.optimizer, named, hp, decay=task.decay, parts=parts)
     return Run(cfg, task, spec, device, steps, cfg.eval_every or task.eval_every, problem, model, named, hp,
-               parts, opt, [g["lr"] for g in opt.param_groups], environment.config_hash(cfg.to_dict()))
+               parts, opt, [g["lr"] for g in opt.param_groups], environment.config_hash(cfg.to_dict()), accel)
 
 
 def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
@@ -344,9 +326,8 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
         torch.set_num_threads(threads)
     run = setup(cfg)
     model, opt, problem, steps = run.model, run.opt, run.problem, run.steps
-    state = State(StepTimer(run.device), Monitor(cfg.monitor_every), None)
-    if run.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(run.device)
+    state = State(run.accel.timer(), Monitor(cfg.monitor_every), None)
+    run.accel.reset_peak_memory()
     if not (cfg.precision == "fp32" and cfg.loss_scaling == "none"):
         state.scaler = amp.LossScaler(cfg.loss_scaling, cfg.static_scale, run.device)
     _resume(run, state, checkpoint)
@@ -367,9 +348,7 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
             break
         if state.scaler:
             state.scaler.update()
-        if run.device.type == "cuda":
-            torch.cuda.synchronize(run.device)
-        state.t_train += time.perf_counter() - t0
+        state.t_train += run.accel.wall_clock() - t0
         state.wall.append(state.t_train)
         if (step + 1) % run.eval_every == 0 or step + 1 == steps:
             _evaluate(run, state, step + 1)
@@ -402,9 +381,7 @@ def _resume(run: Run, state: State, checkpoint) -> None:
         return
     run.model.load_state_dict(saved["model"])
     run.opt.load_state_dict(saved["optimizer"])
-    torch.set_rng_state(saved["rng"])
-    if run.device.type == "cuda" and saved["cuda_rng"] is not None:
-        torch.cuda.set_rng_state(saved["cuda_rng"], run.device)
+    run.accel.set_rng_state((saved["rng"], saved["cuda_rng"]))
     state.start, state.losses, state.evals, state.wall, state.initial, state.t_train = (saved[k] for k in (
         "step", "losses", "evals", "wall", "initial", "t_train"))
     state.timer.seconds = list(saved["step_seconds"])
@@ -418,11 +395,10 @@ def _checkpoint(run: Run, state: State, step: int) -> dict:
     """What `_resume` puts back, taken in train mode: the exact training state (a schedule-free
     optimizer's y, z and mode); saving at the evaluation point would round y on the way back, and
     the resumed run would not be the uninterrupted one."""
-    cuda = run.device.type == "cuda"
+    rng, device_rng = run.accel.rng_state()
     return {
         "format": CHECKPOINT_FORMAT, "config_hash": run.config_hash, "step": step,
-        "model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state(run.device) if cuda else None,
+        "model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "rng": rng, "cuda_rng": device_rng,
         "losses": state.losses, "evals": state.evals, "wall": state.wall, "initial": state.initial,
         "t_train": state.t_train, "step_seconds": state.timer.times(), "monitor": state.monitor.rows,
         "scaler": state.scaler.state_dict() if state.scaler else None, "mixed": state.mixed}
@@ -433,7 +409,7 @@ def _update(run: Run, state: State, batch, step: int) -> str | None:
     optimizer's step and hooks (`_step`). Returns why the run diverged, else None. A non-finite
     gradient under a loss scaling is the scaler's business: the step is skipped, not divergence."""
     cfg = run.cfg
-    value = _gradients(run, state, batch, step)
+    (value,), bad = _read([_gradients(run, state, batch, step)], [(n, p.grad) for n, p in run.named])
     state.losses.append(value)
     if state.initial is None:
         state.initial = value
@@ -442,7 +418,7 @@ def _update(run: Run, state: State, batch, step: int) -> str | None:
         return f"non-finite loss {value} at step {step}"
     if value > initial + cfg.diverge_factor * (abs(initial) + 1):
         return f"loss {value:.3g} exceeded bound at step {step} (initial {initial:.3g})"
-    if bad := _non_finite([(n, p.grad) for n, p in run.named]):
+    if bad:
         if state.scaler and cfg.loss_scaling != "none":
             state.mixed["skipped"].append(step)
             return None
@@ -455,18 +431,19 @@ def _update(run: Run, state: State, batch, step: int) -> str | None:
     return _step(run, state, batch, step)
 
 
-def _gradients(run: Run, state: State, batch, step: int) -> float:
-    """The batch's gradients in .grad and its loss. Plain: one fp32 backward. Mixed precision or
+def _gradients(run: Run, state: State, batch, step: int) -> torch.Tensor:
+    """The batch's gradients in .grad and its loss (detached, read with the gradients' check in
+    `_update`). Plain: one fp32 backward. Mixed precision or
     loss scaling: under autocast and the scaler, unscaled after, with every `probe_every` steps the
     fp32 reference gradient taken first and the low-precision one compared with it."""
     cfg, model, loss_fn, scaler = run.cfg, run.model, run.problem.loss, state.scaler
     run.opt.zero_grad(set_to_none=True)
     if scaler is None:
-        return float(accumulate_gradients(model, loss_fn, batch, cfg.accumulate, cfg.loss_scale))
+        return accumulate_gradients(model, loss_fn, batch, cfg.accumulate, cfg.loss_scale)
     reference = None
     if cfg.probe_every and step % cfg.probe_every == 0:
         reference = _reference_gradients(model, run.named, loss_fn, batch, cfg.accumulate, cfg.loss_scale,
-                                         run.device)
+                                         run.accel)
     state.mixed["scales"].append(scaler.factor())
     loss = accumulate_gradients(model, loss_fn, batch, cfg.accumulate, cfg.loss_scale,
                                 forward=lambda: amp.autocast(cfg.precision, run.device), scaler=scaler)
@@ -474,7 +451,7 @@ def _gradients(run: Run, state: State, batch, step: int) -> float:
         state.mixed["probes"].append({"step": step, **amp.gradient_shares([p.grad for _, p in run.named],
                                                                             reference)})
     scaler.unscale(run.opt)
-    return float(loss)
+    return loss
 
 
 def _record(run: Run, state: State) -> dict:
@@ -489,9 +466,9 @@ def _record(run: Run, state: State) -> dict:
     n_params = sum(p.numel() for _, p in run.named)
     measured = optimizers.state_bytes(run.opt)
     modelled = optimizers.model_state_bytes(cfg.optimizer, run.named, hp)
-    mixed, device = state.mixed, run.device
+    mixed = state.mixed
     return {
-        **record_header("run", cfg.to_dict(), device, torch.get_num_threads()),
+        **record_header("run", cfg.to_dict(), run.accel, torch.get_num_threads()),
         "task": {"name": task.name, "family": task.family, "metric": metric.name,
                  "direction": metric.direction, "target": metric.target, "data_hash": problem.data_hash,
                  "n_params": n_params, "optimum": problem.optimum, "extras": problem.extras},
@@ -507,7 +484,7 @@ def _record(run: Run, state: State) -> dict:
         "seconds_to_target": seconds_to_target,
         "step_time": summarise_times(state.timer.times(), warmup=min(5, run.steps // 10)),
         "state_bytes": {"measured": measured, "model": modelled, "per_param": measured / max(n_params, 1)},
-        "peak_memory_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
+        "peak_memory_bytes": run.accel.peak_memory(),
         "samples": _samples(problem, run.model, run.opt) if problem.samples and not diverged else None,
         "diverged": diverged,
         "diverge_reason": state.reason,
@@ -553,17 +530,37 @@ def _step(run: Run, state: State, batch, step: int) -> str | None:
 
 
 def _non_finite(named) -> list[str]:
-    """The names of the (name, tensor) pairs with a non-finite entry; None tensors are skipped.
-    One synchronisation per device."""
+    """The names of the (name, tensor) pairs with a non-finite entry (`_read`)."""
+    return _read([], named)[1]
+
+
+def _read(scalars: list[torch.Tensor], named) -> tuple[list[float], list[str]]:
+    """The values of the 0-d tensors `scalars` and the names of the (name, tensor) pairs with a
+    non-finite entry, in one host read per device: the check of a step costs one synchronisation
+    and a few kernels, not two per tensor. A tensor is finite iff its largest |entry| (the inf-norm,
+    one multi-tensor kernel for all: `torch._foreach_norm`) is; NaN propagates through the max.
+    None, empty and integer tensors are finite; a sparse tensor is its stored values."""
     named = [(n, t._values() if t.is_sparse else t) for n, t in named if isinstance(t, torch.Tensor)]
-    by_device: dict[torch.device, list[int]] = {}
-    for i, (_, t) in enumerate(named):
-        by_device.setdefault(t.device, []).append(i)
-    bad = []
-    for idx in by_device.values():
-        finite = torch.stack([torch.isfinite(named[i][1]).all() for i in idx]).tolist()
-        bad += [named[i][0] for i, ok in zip(idx, finite) if not ok]
-    return bad
+    named = [(i, n, t) for i, (n, t) in enumerate(named) if t.numel() and (t.is_floating_point() or t.is_complex())]
+    groups: dict = {}   # device -> [(labels, 1-d float64 tensor)]: ("value", i) a scalar, (i, name) a tensor
+    for i, s in enumerate(scalars):
+        groups.setdefault(s.device, []).append(([("value", i)], s.detach().reshape(1).to(torch.float64)))
+    by_kind: dict = {}
+    for i, n, t in named:
+        by_kind.setdefault((t.device, t.dtype), []).append((i, n, t))
+    for (dev, _), kind in by_kind.items():
+        norms = torch._foreach_norm([t for _, _, t in kind], float("inf"))
+        groups.setdefault(dev, []).append(([(i, n) for i, n, _ in kind], torch.stack(norms).to(torch.float64)))
+    values, bad = [None] * len(scalars), []
+    for parts in groups.values():   # the devices in the order they come, each's names in the given order
+        read = torch.cat([v for _, v in parts]).tolist()
+        labels = [label for labels, _ in parts for label in labels]
+        values_here = [(label[1], x) for label, x in zip(labels, read) if label[0] == "value"]
+        for i, x in values_here:
+            values[i] = x
+        bad += [n for (i, n), x in sorted((lab, x) for lab, x in zip(labels, read) if lab[0] != "value")
+                if not math.isfinite(x)]
+    return values, bad
 
 
 def _listed(names: list[str], n: int = 3) -> str:
@@ -631,20 +628,17 @@ def accumulate_gradients(model, loss_fn, batch, k: int, loss_scale: float,
     return total
 
 
-def _reference_gradients(model, named, loss_fn, batch, k: int, loss_scale: float, device) -> list:
+def _reference_gradients(model, named, loss_fn, batch, k: int, loss_scale: float, accel) -> list:
     """The fp32 gradient of the batch (no autocast, no scaler), for the underflow / overflow probe.
     It leaves the run as it was: the RNG states and the model's buffers (BatchNorm's running
     statistics) are put back, and .grad is cleared for the run's own backward."""
-    rng = torch.get_rng_state()
-    cuda_rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    rng = accel.rng_state()
     buffers = [b.detach().clone() for b in model.buffers()]
     accumulate_gradients(model, loss_fn, batch, k, loss_scale)
     reference = [None if p.grad is None else p.grad.detach().clone() for _, p in named]
     for p_, b in zip(model.buffers(), buffers):
         p_.data.copy_(b)
-    torch.set_rng_state(rng)
-    if cuda_rng is not None:
-        torch.cuda.set_rng_state(cuda_rng, device)
+    accel.set_rng_state(rng)
     for _, p in named:
         p.grad = None
     return reference

@@ -32,13 +32,7 @@ import torch
 
 import optimizers
 from optimizers import itemsize
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
+from workflows.engine import device as device_module
 
 
 def bandwidth_bytes_per_s(device="cpu", n_bytes: int = 256 * 2**20, repeats: int = 10, warmup: int = 2) -> float:
@@ -47,20 +41,18 @@ def bandwidth_bytes_per_s(device="cpu", n_bytes: int = 256 * 2**20, repeats: int
     `n_bytes` is the size of each of the two float32 buffers (default 256 MiB, far beyond a
     CPU's last-level cache); each add moves ``3 * n_bytes``.
     """
-    device = torch.device(device)
+    device = device_module.get(device)
     n = max(1, n_bytes // 4)
-    a = torch.zeros(n, dtype=torch.float32, device=device)
-    b = torch.ones(n, dtype=torch.float32, device=device)
+    a = torch.zeros(n, dtype=torch.float32, device=device.tensors)
+    b = torch.ones(n, dtype=torch.float32, device=device.tensors)
     for _ in range(warmup):
         a += b
-    _sync(device)
+    device.synchronize()
     best = math.inf
     for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
+        t0 = device.wall_clock()
         a += b
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, device.wall_clock() - t0)
     return 3 * n * 4 / best
 
 

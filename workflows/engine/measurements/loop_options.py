@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 import statistics
 
-import torch
 
 import tasks
+from workflows.engine import device as device_module
 from workflows.engine.flops import saved_activation_bytes
 from workflows.engine.harness import RunConfig, record_header, split_batch, train
 from workflows.engine.measurements import Measurement
@@ -49,8 +49,9 @@ def run(task: str, optimizer: str, size: str, steps: int, rounds: int, monitor_e
     rows = []
     plain = statistics.median(step_seconds["plain"])
     for name, options in options_of.items():
-        problem = tasks.get(task).make(size, seed=0, device=torch.device(device))
-        model = problem.model.to(device)
+        dev = device_module.get(device).tensors
+        problem = tasks.get(task).make(size, seed=0, device=dev)
+        model = problem.model.to(dev)
         if options.get("activation_checkpointing"):
             problem.activation_checkpointing(model)
         model.train()

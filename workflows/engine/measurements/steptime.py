@@ -8,8 +8,9 @@ import torch
 
 import optimizers
 import tasks
-from workflows.engine import roofline
-from workflows.engine.harness import StepTimer, record_header, summarise_times
+from workflows.engine import device as device_module, roofline
+from workflows.engine.device import StepTimer
+from workflows.engine.harness import record_header, summarise_times
 from workflows.engine.measurements import Measurement
 from workflows.engine.pairs import pairs
 
@@ -20,7 +21,8 @@ def run(task: str, optimizer: str, size: str, steps: int, warmup: int, rounds: i
     gradients, measured in alternating rounds so that drift in machine speed hits both alike."""
     if threads:
         torch.set_num_threads(threads)
-    dev = torch.device(device)
+    accel = device_module.get(device)
+    dev = accel.tensors
     problem = tasks.get(task).make(size, seed=0, device=dev)
     model = problem.model.to(dev)
     loss = problem.loss(model, problem.batch(0))
@@ -40,7 +42,7 @@ def run(task: str, optimizer: str, size: str, steps: int, warmup: int, rounds: i
     times = {n: [] for n in names}
     for _ in range(rounds):
         for n in names:
-            timer = StepTimer(dev)
+            timer = StepTimer(accel)
             for _ in range(steps):
                 with timer:
                     opts[n].step()
@@ -48,7 +50,7 @@ def run(task: str, optimizer: str, size: str, steps: int, warmup: int, rounds: i
     summary = {n: summarise_times(t, warmup=0) for n, t in times.items()}   # warmed up above
     med = {n: s["median"] for n, s in summary.items()}
     # The roofline: the bytes the step must move over the bandwidth measured here, now.
-    bandwidth = roofline.bandwidth_bytes_per_s(dev, n_bytes=(64 if dev.type == "cpu" else 1024) * 2**20)
+    bandwidth = roofline.bandwidth_bytes_per_s(accel, n_bytes=(64 if dev.type == "cpu" else 1024) * 2**20)
     floor = roofline.floor_seconds(optimizer, 0, bandwidth, named_params=list(model.named_parameters()))
     config = dict(task=task, optimizer=optimizer, size=size, steps=steps, warmup=warmup, rounds=rounds,
                   baseline=baseline, device=device)
