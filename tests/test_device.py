@@ -177,3 +177,19 @@ def test_one_read_finds_the_non_finite_tensors_in_order():
              ("g", torch.tensor([-inf, 1.0])), ("h", torch.tensor([3e38, 3e38]))]
     values, bad = harness._read([torch.tensor(2.5), torch.tensor(nan)], named)
     assert values[0] == 2.5 and values[1] != values[1] and bad == ["a", "d", "g"]
+
+
+# optimizers/ is a leaf that may not import the engine; PSGD-Kron's adapter seeds the generator of
+# every CUDA device its parameters live on, which only torch.cuda names
+NAMES_CUDA_TOO = {"optimizers/kron.py"}
+
+
+def test_one_module_names_torch_cuda():
+    """Every other module goes through workflows.engine.device (a test may name torch.cuda)."""
+    import re
+    from pathlib import Path
+    repo = Path(__file__).resolve().parent.parent
+    found = sorted(str(p.relative_to(repo)) for top in ("optimizers", "tasks", "workflows", "report")
+                   for p in (repo / top).rglob("*.py")
+                   if re.search(r"torch\.(cuda|accelerator)\b", p.read_text()))
+    assert set(found) == {"workflows/engine/device.py"} | NAMES_CUDA_TOO, found

@@ -46,6 +46,12 @@ _RECORDERS: list["Recorder"] = []
 _CONFIGURED: dict = {"fp32_precision": None, "deterministic": None}   # the process's last `configure`
 
 
+def cuda_devices() -> int:
+    """How many CUDA devices this process sees: 0 without CUDA (a CPU build of torch, no driver, or
+    CUDA_VISIBLE_DEVICES empty)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def check(fp32_precision: str, deterministic) -> None:
     if fp32_precision not in FP32_PRECISIONS:
         raise ValueError(f"fp32_precision {fp32_precision!r}; valid: {', '.join(FP32_PRECISIONS)}")

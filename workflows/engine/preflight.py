@@ -15,7 +15,7 @@ import os
 
 # The oldest Linux driver that runs a CUDA major's builds (NVIDIA's "minimum required driver version
 # for CUDA minor version compatibility", CUDA Toolkit release notes, table 2). PyPI's torch 2.13.0
-# wheel is a CUDA 13.0 build, so a driver older than 580 leaves `torch.cuda.is_available()` False.
+# wheel is a CUDA 13.0 build, so a driver older than 580 leaves torch seeing no CUDA device.
 DRIVERS = {"13": "580", "12": "525.60.13", "11": "450.80.02"}
 
 
@@ -38,8 +38,9 @@ def refusal(device: str, named: str, instead: str) -> str | None:
     if not device.startswith("cuda"):
         return None
     import torch
+    from workflows.engine import device as devices
     index = int(device.partition(":")[2] or 0)
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    count = devices.cuda_devices()
     if index < count:
         return None
     if count:
