@@ -132,6 +132,13 @@ class Moment:
 # that keeps them as the Adam family does; an entry that keeps them otherwise declares its own.
 ADAM_MOMENTS = {"m": (Moment("exp_avg"),), "v": (Moment("exp_avg_sq"),)}
 
+# The kinds of matrix work an entry's `step_flops` counts, each run at its own rate (workflows.engine.plan).
+STEP_FLOP_KINDS = {
+    "matmul": "matrix products in the parameter's dtype (Shampoo's and SOAP's statistics and projections)",
+    "bf16": "matrix products in bfloat16 whatever the parameter's dtype (Muon's Newton-Schulz)",
+    "decomposition": "SVD, eigendecomposition and QR (LAPACK, cuSOLVER): far below a product's rate",
+}
+
 _NOUNS = {"real": "a finite number", "int": "a whole number", "bool": "True or False", "str": "a string"}
 
 
@@ -289,6 +296,9 @@ class OptimizerSpec:
     moments: dict = field(default_factory=lambda: dict(ADAM_MOMENTS))  # where the monitor reads the
     # first moment "m" and the second "v": Moments tried in order for each parameter; () none (the
     # monitor lists the state it has); a str: why the entry keeps none that is one
+    step_flops: Callable[[tuple, dict], dict] | None = None   # (shape, hparams) -> {kind: FLOPs} of
+    # one step's matrix work on a parameter (STEP_FLOP_KINDS), averaged over steps; None: elementwise
+    # (its step moves bytes: the parameter, its gradient and state_bytes, workflows.engine.flops)
 
     def __post_init__(self):
         unknown = set(self.needs) - NEEDS
@@ -313,6 +323,9 @@ class OptimizerSpec:
                 raise ValueError(f"{self.name}: search {key}={bounds!r}: {why}")
         if self.self_tuning and self.search:
             raise ValueError(f"{self.name}: a self-tuning entry is never tuned; its search must be empty")
+        kinds = set(self.step_flops((2, 3), self.hparams())) if self.step_flops else set()
+        if kinds - set(STEP_FLOP_KINDS):
+            raise ValueError(f"{self.name}: step_flops kinds {sorted(kinds)}; valid: {', '.join(STEP_FLOP_KINDS)}")
         if set(self.moments) != {"m", "v"} or not all(
                 isinstance(d, str) or (isinstance(d, tuple) and all(isinstance(x, Moment) for x in d))
                 for d in self.moments.values()):
@@ -407,5 +420,5 @@ from optimizers._build import build_optimizer, group_entries, state_bytes, model
 
 __all__ = ["OptimizerSpec", "register", "search_range_error", "get", "names", "build_optimizer", "state_bytes",
            "model_state_bytes", "NEEDS", "HparamError", "Rule", "COMMON_RULES", "above", "at_least",
-           "at_most", "within", "one_of", "check_hparams", "Moment", "MOMENT_READS", "ADAM_MOMENTS",
+           "at_most", "within", "one_of", "check_hparams", "Moment", "MOMENT_READS", "ADAM_MOMENTS", "STEP_FLOP_KINDS",
            "group_entries"]

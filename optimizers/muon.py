@@ -79,6 +79,14 @@ def muon_state_bytes(shape, dtype):
     return numel(shape) * itemsize(dtype)
 
 
+def muon_step_flops(shape, hp):
+    """``ns_steps`` Newton-Schulz iterations on the a×b momentum (a <= b: torch transposes a tall one),
+    each three bfloat16 products: X Xᵀ (2·a²·b), the Gram matrix's b·A + c·A² (2·a³), and its
+    product with X (2·a²·b)."""
+    a, b = sorted(shape)
+    return {"bf16": hp["ns_steps"] * (4 * a * a * b + 2 * a ** 3)}
+
+
 def _check_tau(tau) -> None:
     check_hparam("muonclip", "tau", tau, 100.0, above(0))   # the QK-clip threshold
 
@@ -156,7 +164,7 @@ MUON_RULES = dict(adjust_lr_fn=one_of(None, "original", "match_rms_adamw"), ns_s
 
 # What both entries are: Muon on the 2-D hidden matrices, the registry's AdamW on the rest.
 MUON = dict(family="muon", lr_range=(1e-4, 1.0), search=dict(weight_decay=(1e-3, 1.0)),  # decoupled decay: tuned with lr
-            takes=is_hidden_matrix, fallback="adamw", state_bytes=muon_state_bytes,
+            takes=is_hidden_matrix, fallback="adamw", state_bytes=muon_state_bytes, step_flops=muon_step_flops,
             moments={"m": (Moment("momentum_buffer"),), "v": ()})   # the momentum it orthogonalises
 
 register(OptimizerSpec(

@@ -48,6 +48,18 @@ def shampoo_state_bytes(shape, dtype):
     return (2 * sum(d * d for d in shape) + numel(shape)) * itemsize(dtype)
 
 
+SVD_FLOPS = 21   # × d³: an SVD of a d×d matrix with U and V (Golub & Van Loan's R-SVD count)
+
+
+def shampoo_step_flops(shape, hp):
+    """Per step and dimension d of an n-element parameter: the statistic's G Gᵀ (2·d·n) and the
+    preconditioning product (2·d·n); every ``preconditioning_compute_steps`` steps the root: an SVD
+    of the d×d statistic and U·S^(-1/2k)·Vᵀ (2·d³): O(d³) a dimension, the step's dominant cost."""
+    n, every = numel(shape), hp["preconditioning_compute_steps"]
+    return {"matmul": sum(4 * d * n + 2 * d ** 3 / every for d in shape),
+            "decomposition": sum(SVD_FLOPS * d ** 3 for d in shape) / every}
+
+
 def build_shampoo(params, **hp):
     from pytorch_optimizer import Shampoo  # imported when used: pytorch_optimizer takes seconds to import
     return Shampoo(params, momentum=0.0, **hp)
@@ -74,6 +86,6 @@ register(OptimizerSpec(
     lr_range=(1e-4, 1.0),
     hparam_rules=dict(preconditioning_compute_steps=at_least(1), matrix_eps=above(0)),
     package="pytorch_optimizer",
-    state_bytes=shampoo_state_bytes,
+    state_bytes=shampoo_state_bytes, step_flops=shampoo_step_flops,
     takes=preconditionable, fallback="adamw",
 ))

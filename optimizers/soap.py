@@ -63,6 +63,22 @@ def soap_state_bytes(shape, dtype):
     return (2 * numel(shape) + factors) * itemsize(dtype)
 
 
+QR_FLOPS = 8 / 3   # × d³: Householder QR of a d×d matrix (4/3·d³) and forming its Q (4/3·d³)
+
+
+def soap_step_flops(shape, hp):
+    """Per step and preconditioned dimension d of an n-element parameter (2+ dimensions): the
+    statistic's update and three projections (the gradient and M into the basis, the step back),
+    2·d·n each; every ``precondition_frequency`` steps the refresh: L·Q (2·d³) and a QR of it. The
+    first step's eigendecomposition, once a run, is left out. A 1-D parameter is AdamW: elementwise."""
+    if len(shape) < 2:
+        return {}
+    n, every = numel(shape), hp["precondition_frequency"]
+    dims = [d for d in shape if d <= MAX_PRECONDITION_DIM]
+    return {"matmul": sum(8 * d * n + 2 * d ** 3 / every for d in dims),
+            "decomposition": sum(QR_FLOPS * d ** 3 for d in dims) / every}
+
+
 def build_soap(params, **hp):
     from pytorch_optimizer import SOAP  # imported when used: pytorch_optimizer takes seconds to import
     return SOAP(params, max_precondition_dim=MAX_PRECONDITION_DIM, merge_dims=False,
@@ -79,5 +95,5 @@ register(OptimizerSpec(
     hparam_rules=dict(shampoo_beta=Rule("in [0, 1)", lambda v: 0 <= v < 1, kind="real", none=True),
                       precondition_frequency=at_least(1)),
     package="pytorch_optimizer",
-    state_bytes=soap_state_bytes,
+    state_bytes=soap_state_bytes, step_flops=soap_step_flops,
 ))

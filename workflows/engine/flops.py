@@ -26,6 +26,7 @@ from workflows.engine.harness import split_batch
 
 PARAMETER_PASSES = 5
 ACTIVATION_PASSES = 2
+OPTIMIZER_PASSES = 3   # of PARAMETER_PASSES, the optimizer's: weights and gradients read, weights written
 
 
 def saved_activation_bytes(problem, model, accumulate: int = 1) -> int:
@@ -82,7 +83,13 @@ def step_cost(task: str, size: str, device: str = "cpu") -> dict:
     flops = step_flops(problem, model)
     model.zero_grad(set_to_none=True)
     return {"params": sum(p.numel() for p in params), "flops_per_step": flops,
-            "bytes_per_step": PARAMETER_PASSES * param_bytes + ACTIVATION_PASSES * activation_bytes}
+            "bytes_per_step": PARAMETER_PASSES * param_bytes + ACTIVATION_PASSES * activation_bytes,
+            "parameters": named_shapes(model)}
+
+
+def named_shapes(model) -> list[tuple[str, tuple, torch.dtype]]:
+    """(name, shape, dtype) of each trained parameter: what an optimizer's step cost depends on."""
+    return [(n, tuple(p.shape), p.dtype) for n, p in model.named_parameters() if p.requires_grad]
 
 
 def lm_step_flops(size: dict, vocab: int) -> int:
@@ -101,7 +108,38 @@ def estimated_step_cost(task: str, size: str, device: str = "cpu") -> dict:
     spec = tasks.get(task)
     if spec.family != "lm" or size == "smoke":
         return step_cost(task, size, device)
-    from tasks.lm import VOCAB, count_parameters
+    from tasks.lm import VOCAB, build_model, count_parameters
     kw = spec.size(size)
     params = count_parameters(kw)
-    return {"params": params, "flops_per_step": lm_step_flops(kw, VOCAB), "bytes_per_step": PARAMETER_PASSES * 4 * params}
+    with torch.device("meta"):   # the shapes, no weights
+        shapes = named_shapes(build_model(kw, seed=0))
+    return {"params": params, "flops_per_step": lm_step_flops(kw, VOCAB),
+            "bytes_per_step": PARAMETER_PASSES * 4 * params, "parameters": shapes}
+
+
+def optimizer_step_cost(task: str, optimizer: str, parameters) -> dict:
+    """{"bytes", and FLOPs by kind (optimizers.STEP_FLOP_KINDS)} of one step of registry entry
+    `optimizer` on the task's `parameters` (named_shapes), its fallback's share included, at the
+    entry's defaults and the task's (workflows.engine.harness.task_defaults: the preconditioning
+    interval of the run). Bytes: an elementwise step reads the weights, the gradients and the state
+    and writes the weights and the state (3 passes over the weights, 2 over `state_bytes`); the
+    matrix work is the entry's `step_flops`. Scratch tensors and bitsandbytes' shared maps are left
+    out: a floor."""
+    import optimizers
+    from optimizers.routing import split_parameters
+    from workflows.engine.harness import task_defaults
+    spec = optimizers.get(optimizer)
+    named = [(n, torch.empty(shape, dtype=dtype, device="meta", requires_grad=True)) for n, shape, dtype in parameters]
+    taken, rest = split_parameters(spec, named)
+    total = {"bytes": 0.0}
+    for entry, params in ((spec, taken), (optimizers.get(spec.fallback) if rest else None, rest)):
+        if not params:
+            continue
+        hp = entry.hparams(task_defaults(tasks.get(task), entry))
+        for _, p in params:
+            shape = tuple(p.shape)
+            total["bytes"] += (OPTIMIZER_PASSES * p.numel() * p.element_size()
+                               + 2 * entry.state_bytes(shape, p.dtype))
+            for kind, n in (entry.step_flops(shape, hp) if entry.step_flops else {}).items():
+                total[kind] = total.get(kind, 0.0) + n
+    return total

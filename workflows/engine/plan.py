@@ -9,7 +9,11 @@ optimizer steps are counted in `steps` and estimated at a tenth of a training st
 time is the jobs' seconds × their cores over the profile's cores (perfect packing: a floor)."""
 from __future__ import annotations
 
+import math
 import time
+from pathlib import Path
+
+import torch
 
 import optimizers
 import tasks
@@ -90,23 +94,85 @@ def recorded_calibration(run_rows: list[dict], job_rows: list[dict]) -> dict:
     return found
 
 
-H100_BF16_PEAK = 989e12   # FLOP/s, dense bf16 tensor cores (NVIDIA's H100 SXM datasheet)
+# NVIDIA's H100 SXM datasheet, dense (no sparsity): FLOP/s by what a job's products run in, HBM3 bytes/s.
+H100_PEAKS = {"bf16": 989e12, "fp16": 989e12, "tf32": 494.5e12, "fp32": 67e12, "fp64": 34e12}
+H100_BF16_PEAK = H100_PEAKS["bf16"]
+H100_BANDWIDTH = 3.35e12
 H100_FRACTION = 0.4       # of peak an eager PyTorch step of a mid-sized transformer reaches: an assumption
+DECOMPOSITION_FRACTION = 0.01   # of the fp32 peak an SVD, eigh or QR of a 100-2000-row matrix reaches
+# (cuSOLVER's bidiagonalisation and QR sweeps are sequential and latency-bound): an assumption, to be
+# replaced by the GPU check's SVD timings; at it Shampoo's every-step SVDs of the gpu LM take ~3 s a step
 LAUNCH_FLOOR = 0.003      # s a step: forward, backward and step of a small model are kernel launches
 GPU_RUN_OVERHEAD = 2.0    # s a run: build the task, move it to the device, evaluate
+GPU_PROFILE = Path(__file__).resolve().parents[1] / "profiles" / "gpu" / "config.yaml"
+GPU_ESTIMATE = (f"one H100 at {H100_FRACTION:.0%} of its datasheet peak for the jobs' precision "
+                f"(bf16 {H100_PEAKS['bf16'] / 1e12:g}, IEEE fp32 {H100_PEAKS['fp32'] / 1e12:g} TFLOP/s), "
+                f"{H100_BANDWIDTH / 1e12:g} TB/s, SVD/QR at {DECOMPOSITION_FRACTION:.0%} of fp32, at least "
+                f"{LAUNCH_FLOOR * 1e3:g} ms a step, the optimizer's step included: an estimate from FLOPs and "
+                f"bytes, not a measurement")
 
 
-def gpu_estimate(step_costs: dict, peak: float = H100_BF16_PEAK, fraction: float = H100_FRACTION) -> dict:
-    """A calibration without a GPU: {task: {"seconds_per_step", "run_overhead"}} with seconds per step
-    max(FLOPs / (fraction × peak), LAUNCH_FLOOR). An estimate, stated as one wherever it is printed."""
-    return {t: {"seconds_per_step": max(c["flops_per_step"] / (fraction * peak), LAUNCH_FLOOR),
-                "run_overhead": GPU_RUN_OVERHEAD} for t, c in step_costs.items()}
+def job_precision(config: dict, rule: str, task: str) -> str:
+    """What a job's matrix products run in (an H100_PEAKS key): the stability study's dtype, the
+    precision study's half precision (its one fp32 arm of 3 + static scales is counted as bf16: an
+    under-count), the task's `train_precision` for tuning and final runs, else fp32 (IEEE on CUDA:
+    TF32 is an explicit option)."""
+    if rule == "stability":
+        return {"float32": "fp32", "float64": "fp64"}[settings(config, "stability", task).get("dtype", "float32")]
+    if rule == "precision":
+        return "bf16"
+    if rule in ("tune", "final", "defaults"):
+        return config["train_precision"].get(task, "fp32")
+    return "fp32"
+
+
+def gpu_step(cost: dict, step: dict, precision: str, alone: bool = False,
+             fraction: float = H100_FRACTION) -> tuple[float, float]:
+    """(seconds, busy seconds) of one training step on an H100: max(FLOPs at their rates, bytes /
+    bandwidth, LAUNCH_FLOOR), busy without the floor. `cost`: the task's flops.step_cost, whose
+    bytes hold the optimizer's 3 weight passes, replaced by `step` (flops.optimizer_step_cost) with
+    the entry's state and matrix work (Newton-Schulz in bf16, Shampoo's and SOAP's products in the
+    weights' fp32, SVD and QR at DECOMPOSITION_FRACTION). `alone`: the optimizer's step without the
+    model's forward and backward (the step-time rule), floored at a tenth of LAUNCH_FLOOR."""
+    from workflows.engine.flops import OPTIMIZER_PASSES
+    weights = "fp64" if precision == "fp64" else "fp32"
+    model = 0.0 if alone else 1.0
+    param_bytes = sum(math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+                      for _, shape, dtype in cost["parameters"])
+    compute = (model * cost["flops_per_step"] / (fraction * H100_PEAKS[precision])
+               + step.get("matmul", 0.0) / (fraction * H100_PEAKS[weights])
+               + step.get("bf16", 0.0) / (fraction * H100_PEAKS["bf16"])
+               + step.get("decomposition", 0.0) / (DECOMPOSITION_FRACTION * H100_PEAKS[weights]))
+    moved = model * (cost["bytes_per_step"] - OPTIMIZER_PASSES * param_bytes) + step["bytes"]
+    busy = max(compute, moved / H100_BANDWIDTH)
+    return max(busy, LAUNCH_FLOOR * (0.1 if alone else 1.0)), busy
+
+
+def gpu_estimate(step_costs: dict, config: dict | None = None, fraction: float = H100_FRACTION) -> dict:
+    """A calibration without a GPU: {task: {"seconds_per_step", "run_overhead"}} (the model's step
+    in bf16, no optimizer), and with the profile's `config` per job {"jobs": {(rule, optimizer):
+    (seconds, busy seconds) a step}} from `gpu_step`: each job's precision and its optimizer's step.
+    An estimate, stated as one wherever it is printed (GPU_ESTIMATE)."""
+    from workflows.engine.flops import optimizer_step_cost
+    found = {t: {"seconds_per_step": max(c["flops_per_step"] / (fraction * H100_BF16_PEAK), LAUNCH_FLOOR),
+                 "run_overhead": GPU_RUN_OVERHEAD, "jobs": {}} for t, c in step_costs.items()}
+    steps = {}
+    for rule, task, optimizer in jobs(config) if config else []:
+        if task not in step_costs:
+            continue
+        if (task, optimizer) not in steps:
+            steps[task, optimizer] = optimizer_step_cost(task, optimizer, step_costs[task]["parameters"])
+        alone = measurements.get(rule).step_share < 1
+        found[task]["jobs"][rule, optimizer] = gpu_step(step_costs[task], steps[task, optimizer],
+                                                        job_precision(config, rule, task), alone, fraction)
+    return found
 
 
 def plan_rows(config: dict, calibration: dict | None = None, step_costs: dict | None = None) -> list[dict]:
     """One row per rule and task: jobs, runs, steps, FLOPs and bytes per step (`step_costs`: task ->
-    flops.step_cost), estimated job seconds (`calibration`: task -> calibrate's entry), threads."""
-    rows = {}
+    flops.step_cost), estimated job seconds (`calibration`: task -> calibrate's entry; a GPU
+    estimate's per-job step seconds where it has them, and the seconds the GPU is busy)."""
+    rows, per_job = {}, {}
     for rule, task, optimizer in jobs(config):
         runs, steps = runs_and_steps(config, rule, task, optimizer)
         row = rows.setdefault((rule, task), {"rule": rule, "task": task, "jobs": 0, "runs": 0, "steps": 0,
@@ -115,16 +181,40 @@ def plan_rows(config: dict, calibration: dict | None = None, step_costs: dict | 
         row["jobs"] += 1
         row["runs"] += runs
         row["steps"] += steps
+        per_job.setdefault((rule, task), []).append((optimizer, steps))
     for (rule, task), row in rows.items():
         if step_costs and task in step_costs:
             row["flops_per_step"] = step_costs[task]["flops_per_step"]
             row["bytes_per_step"] = step_costs[task]["bytes_per_step"]
         if calibration and task in calibration:
             c = calibration[task]
-            per_step = c["seconds_per_step"] * measurements.get(rule).step_share
-            row["estimated_seconds"] = (row["jobs"] * STARTUP_SECONDS + row["runs"] * c["run_overhead"]
-                                        + row["steps"] * per_step)
+            fixed = row["jobs"] * STARTUP_SECONDS + row["runs"] * c["run_overhead"]
+            timed = [c["jobs"].get((rule, o)) for o, _ in per_job[rule, task]] if c.get("jobs") else [None]
+            if None in timed:   # a calibration of the task's step: the optimizer's is in it
+                per_step = c["seconds_per_step"] * measurements.get(rule).step_share
+                row["estimated_seconds"] = fixed + row["steps"] * per_step
+            else:
+                row["estimated_seconds"] = fixed + sum(n * s for (_, n), (s, _) in zip(per_job[rule, task], timed))
+                row["busy_seconds"] = sum(n * b for (_, n), (_, b) in zip(per_job[rule, task], timed))
     return list(rows.values())
+
+
+def gpu_pool(path: Path = GPU_PROFILE) -> int:
+    """How many jobs share the GPU at once: the Snakemake profile's `gpu` resource (every job asks 1)."""
+    import yaml
+    return int(yaml.safe_load(path.read_text())["resources"]["gpu"])
+
+
+def gpu_wall_seconds(rows: list[dict], pool: int | None = None) -> float:
+    """The plan's wall time on one GPU shared by `pool` jobs (gpu_pool()): a timing job holds every
+    core, so it runs alone; the others `pool` at a time, but no faster than the GPU does their work
+    one after another (their busy seconds: sharing overlaps launches and start-up, not FLOPs)."""
+    pool = gpu_pool() if pool is None else pool
+    timed = [r for r in rows if r["estimated_seconds"] is not None]
+    alone = [r for r in timed if measurements.get(r["rule"]).holds_every_core]
+    shared = [r for r in timed if not measurements.get(r["rule"]).holds_every_core]
+    return (sum(r["estimated_seconds"] for r in alone)
+            + max(sum(r["estimated_seconds"] for r in shared) / pool, sum(r.get("busy_seconds", 0.0) for r in shared)))
 
 
 def held_cores(rule: str, threads: int, cores: int) -> int:
