@@ -1,8 +1,8 @@
 """results/tables/<profile>/ -> report/<profile>/README.md and figures/*.png.
 
 Reads the CSV tables and environment.json only: every number in the report comes from a run the
-pipeline made. The body carries no timestamp beyond the environment block, the bootstrap is
-seeded, and the figures carry no date, so the same tables give the same bytes.
+pipeline made. The body carries no timestamp beyond the environment block, no statistic is
+randomised, and the figures carry no date, so the same tables give the same bytes.
 
 Each section of the README is one module of one shape, `section(tables, out) -> list[str]`: its
 markdown lines from the tables (none where the profile did not measure it), its figures saved

@@ -43,8 +43,3 @@ def fmt(x, digits=4) -> str:
 def short(x, digits=3) -> str:
     """A number in a claim's evidence: `digits` significant digits, – for NaN and infinities."""
     return "–" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
-
-
-def claim_row(claim, source, verdict, evidence) -> dict:
-    """One row of the Claims table (report.claims gathers them from every module that checks some)."""
-    return {"claim": claim, "source": source, "verdict": verdict, "evidence": evidence}

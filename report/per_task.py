@@ -22,10 +22,10 @@ def curves_figure(curves: pd.DataFrame, task: str, metric: str, out: Path) -> st
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for ax, series, title in ((axes[0], "loss", "training loss"), (axes[1], metric, f"validation {metric}")):
         d = c[c.series == series]
-        # the band computed here, vectorised over steps: seaborn's per-point bootstrap took minutes
+        # the band computed here, vectorised over steps (the t interval of each step's mean)
         for opt, color in zip(sorted(d.optimizer.unique()), sns.color_palette("tab20", d.optimizer.nunique())):
             m = d[d.optimizer == opt].pivot_table(index="seed", columns="step", values="value", dropna=False)
-            mean, lo, hi = stats.bootstrap_band(m.to_numpy())
+            mean, lo, hi = stats.t_band(m.to_numpy())
             ax.plot(m.columns, mean, color=color, linewidth=1.2, label=opt)
             ax.fill_between(m.columns, lo, hi, color=color, alpha=0.2, linewidth=0)
         ax.legend(fontsize=7, ncol=2)

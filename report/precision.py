@@ -4,9 +4,10 @@
 precision, loss_scaling, scale, final_metric, diverged, skipped_steps, underflow_share,
 overflow_share, ... `tables["precision_scale"]`: the dynamic scale's trajectory (scale_rows).
 
-A static scale is *safe* for an optimizer on a task when no seed diverged and the 95 % bootstrap
-interval of its mean final metric overlaps the fp32 runs' interval (with one seed the intervals are
-points: the claims leave such a task × optimizer out, and say inconclusive when nothing is left).
+A static scale is *safe* for an optimizer on a task when no seed diverged and it is non-inferior to
+fp32: the one-sided paired t-test over the seeds both ran rejects "worse than fp32 by δ or more"
+at α = 0.05, δ = 1 % of fp32's mean final metric (report.verdicts). One-sided, so that a scale
+that trains better than fp32 counts as safe. Under MIN_SEEDS paired seeds the claims decide nothing.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from report import stats  # noqa: E402
-from report.output import claim_row, save, short  # noqa: E402
+from report import stats, verdicts  # noqa: E402
+from report.output import save, short  # noqa: E402
 
 REFERENCES = {"fp32": "-", "bf16": "--", "fp16 dynamic": ":", "fp16 unscaled": "-."}
 
@@ -41,21 +42,50 @@ def variant(df: pd.DataFrame) -> pd.Series:
 
 
 def ci(g: pd.DataFrame) -> tuple[float, float, float]:
-    """(mean, low, high) of the final metric over the seeds; NaNs if any seed diverged."""
+    """(mean, low, high) of the final metric over the seeds (95 % t interval); NaNs if any seed diverged."""
     if g.empty or g.diverged.any():
         return (math.nan,) * 3
-    return stats.bootstrap_ci(g.final_metric.tolist())
+    return stats.t_interval(g.final_metric.tolist())
 
 
-def overlaps(a, b) -> bool:
-    return all(map(math.isfinite, a + b)) and not (a[2] < b[1] or b[2] < a[1])
+def by_seed(g: pd.DataFrame) -> pd.Series:
+    """Final metric per seed, NaN where the seed diverged."""
+    g = g.set_index("seed")
+    return g.final_metric.where(~g.diverged).astype(float)
+
+
+def non_inferiority_p(g: pd.DataFrame, ref: pd.DataFrame) -> float:
+    """One-sided paired p of H0 "g is worse than the fp32 runs `ref` by the margin δ (1 % of fp32's
+    mean) or more"; 1 when a seed of g diverged (a diverged run is not safe), NaN under 2 pairs."""
+    if g.diverged.any():
+        return 1.0
+    a, b = by_seed(g), by_seed(ref)
+    joined = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").dropna()
+    if len(joined) < 2:
+        return math.nan
+    lower = g.direction.iloc[0] == "min"
+    delta = verdicts.margin_of(float(joined.b.mean()))
+    return stats.one_sided_p((joined.a - joined.b).to_numpy(), delta if lower else -delta, greater=not lower)
+
+
+def inferiority_p(g: pd.DataFrame, ref: pd.DataFrame) -> float:
+    """One-sided paired p of H0 "g is not worse than fp32 by more than δ"; 0 when a seed of g
+    diverged where fp32 did not, NaN under 2 pairs."""
+    if g.diverged.any():
+        return 0.0
+    joined = pd.concat([by_seed(g).rename("a"), by_seed(ref).rename("b")], axis=1, join="inner").dropna()
+    if len(joined) < 2:
+        return math.nan
+    lower = g.direction.iloc[0] == "min"
+    delta = verdicts.margin_of(float(joined.b.mean()))
+    return stats.one_sided_p((joined.a - joined.b).to_numpy(), delta if lower else -delta, greater=lower)
 
 
 def safe_scales(g: pd.DataFrame) -> list[float]:
-    """The static scales of one task × optimizer whose final metric is within fp32's (see above)."""
-    ref = ci(g[variant(g) == "fp32"])
+    """The static scales of one task × optimizer that are safe: non-inferior to fp32 (see above)."""
+    ref = g[variant(g) == "fp32"]
     static = g[g.loss_scaling == "static"]
-    return [c for c, s in static.groupby("scale") if overlaps(ci(s), ref)]
+    return [c for c, s in static.groupby("scale") if non_inferiority_p(s, ref) < stats.ALPHA]
 
 
 def window(scales: list[float], grid: list[float]) -> str:
@@ -147,8 +177,9 @@ def section(tables: dict[str, pd.DataFrame], out: Path) -> list[str]:
              "weights and optimizer state): bf16 without loss scaling, fp16 without, fp16 with a static scale c "
              "(loss × c, gradients ÷ c, a step with a non-finite gradient skipped) and fp16 with dynamic scaling "
              "(torch.amp.GradScaler's defaults: 2^16 to start, halved on inf, doubled after 2000 clean steps). "
-             "Final metric: mean [95 % bootstrap interval] over seeds. A static scale is *safe* when no seed "
-             "diverged and its interval overlaps fp32's. *Underflow*: the share of gradient entries exactly 0 "
+             "Final metric: mean [95 % t interval] over seeds. A static scale is *safe* when no seed "
+             "diverged and it is non-inferior to fp32 (one-sided paired t over the seeds, p < 0.05, margin "
+             "δ = 1 % of fp32's mean): a scale that trains better counts as safe. *Underflow*: the share of gradient entries exactly 0 "
              "where the fp32 gradient of the same batch is not (probed every k steps); *overflow*: inf or NaN.",
              "", summary(pr).to_markdown(index=False, disable_numparse=True), ""]
     for task in sorted(pr.task.unique()):
@@ -159,70 +190,98 @@ def section(tables: dict[str, pd.DataFrame], out: Path) -> list[str]:
     return lines
 
 
-def no_fixed_scale_is_safe(pr: pd.DataFrame) -> dict:
-    claim = "In fp16, no fixed loss scale is safe for every optimizer"
-    src = SOURCE
-    per_task, empty = [], []
+def _seeds(pr: pd.DataFrame) -> int:
+    return int(pr.groupby(["task", "optimizer", "precision", "loss_scaling", "scale"], dropna=False).seed.nunique().min())
+
+
+def fixed_scale_is_safe(pr: pd.DataFrame) -> dict:
+    claim = "A constant loss scale, chosen empirically, trains fp16 to fp32's accuracy (factors 8 to 32K worked)"
+    src = "Micikevicius et al. 2018 (Mixed Precision Training), §3.2"
+    tested = ("some static scale of the grid is safe (non-inferior to fp32, one-sided paired t, "
+              f"{verdicts.margin_text('fp32')}) for every optimizer of a task: intersection-union over "
+              "optimizers, Bonferroni over the grid's scales")
+    per_task, found = [], []
     for task, g in pr.groupby("task"):
-        if g.seed.nunique() < 2:
-            per_task.append(f"{task}: one seed, no interval to compare")
-            continue
-        # a pair whose fp32 reference diverged has no interval to be safe against: left out
         lost = [o for o, h in g.groupby("optimizer") if h[variant(h) == "fp32"].diverged.any()]
         g = g[~g.optimizer.isin(lost)]
-        if g.empty:
-            per_task.append(f"{task}: fp32 diverged for every optimizer")
-            continue
         grid = sorted(g.loc[g.loss_scaling == "static", "scale"].unique())
-        common = set(grid)
-        for _, h in g.groupby("optimizer"):
-            common &= set(safe_scales(h))
-        empty.append(not common)
-        per_task.append(f"{task} ({g.optimizer.nunique()} optimizers): safe for all {window(sorted(common), grid)}"
-                        + (f" (fp32 diverged, left out: {', '.join(lost)})" if lost else ""))
-    verdict = ("inconclusive" if not empty or (any(empty) and not all(empty))
-               else "reproduced" if all(empty) else "not reproduced")
-    return claim_row(claim, src, verdict, "; ".join(per_task))
-
-
-def _matches(pr: pd.DataFrame, name: str, claim: str) -> dict:
-    """`name` runs against fp32: a pair matches when the intervals overlap; the claim fails on a
-    pair where `name` is separated and worse (or diverged). Pairs with one seed are left out."""
-    src = SOURCE
-    matched, compared, worse, single, lost = 0, 0, [], [], []
-    for (task, opt), g in pr.groupby(["task", "optimizer"]):
-        if g.seed.nunique() < 2:
-            single.append(f"{task}/{opt}")
+        if g.empty or not grid:
+            per_task.append(f"{task}: no fp32 reference or no static scale")
             continue
-        if g[variant(g) == "fp32"].diverged.any():   # no reference interval
+        # a scale is safe for all when its worst optimizer's p is below α (intersection-union)
+        worst = {c: max(non_inferiority_p(h[(h.loss_scaling == "static") & (h.scale == c)], h[variant(h) == "fp32"]) for _, h in g.groupby("optimizer"))
+                 for c in grid}
+        best_c = min(worst, key=lambda c: (worst[c], c))
+        p = min(1.0, worst[best_c] * len(grid))
+        # refuted when every scale has an optimizer worse than fp32 beyond δ (Bonferroni over optimizers)
+        k = g.optimizer.nunique()
+        bad = max(min(min(1.0, k * inferiority_p(h[(h.loss_scaling == "static") & (h.scale == c)], h[variant(h) == "fp32"]))
+                      for _, h in g.groupby("optimizer")) for c in grid)
+        n = _seeds(g)
+        found.append((n, p, bad))
+        per_task.append(f"{task} ({g.optimizer.nunique()} optimizers, {n} seeds): best common scale {_pow2(best_c)}, "
+                        f"p = {p:.3g} (Bonferroni × {len(grid)}); every scale worse than fp32 for some optimizer: p = {bad:.3g}" + (f"; fp32 diverged, left out: {', '.join(lost)}" if lost else ""))
+    tested_tasks = [(p, bad) for n, p, bad in found if n >= verdicts.MIN_SEEDS]
+    verdict = (verdicts.FEW if found and not tested_tasks else "not measured" if not found
+               else "reproduced" if all(p < stats.ALPHA for p, _ in tested_tasks)
+               else "not reproduced" if any(bad < stats.ALPHA for _, bad in tested_tasks) else "inconclusive")
+    return verdicts.row(claim, src, tested, verdict, "; ".join(per_task))
+
+
+def _matches(pr: pd.DataFrame, name: str, claim: str, src: str) -> dict:
+    """`name` runs against fp32 per task × optimizer: TOST within δ on every pair (intersection-union)
+    reproduces the claim; a pair significantly different (the smallest paired p, Bonferroni over
+    the pairs, then in the report's Holm family) beyond δ, or diverging where fp32 did not, refutes it."""
+    tested = (f"{name} equivalent to fp32 on every task × optimizer (TOST on paired seeds, "
+              f"{verdicts.margin_text('fp32')}); refuted by a Holm-significant difference beyond δ")
+    tost, diff, lines, n_min, lost = [], [], [], math.inf, []
+    for (task, opt), g in pr.groupby(["task", "optimizer"]):
+        v = variant(g)
+        ref, got = g[v == "fp32"], g[v == name]
+        if ref.empty or got.empty or ref.diverged.any():
             lost.append(f"{task}/{opt}")
             continue
-        compared += 1
-        v = variant(g)
-        ref, got = ci(g[v == "fp32"]), ci(g[v == name])
-        lower = g.direction.iloc[0] == "min"
-        if overlaps(ref, got):
-            matched += 1
+        n_min = min(n_min, len(got))
+        if got.diverged.any():
+            lines.append(f"{task}/{opt}: {name} diverged on {int(got.diverged.sum())}/{len(got)} seeds")
+            tost.append(1.0)
+            diff.append(0.0)
             continue
-        gap = got[0] - ref[0] if math.isfinite(got[0]) else math.inf * (1 if lower else -1)
-        if (gap > 0) == lower:
-            worse.append(f"{task}/{opt} {short(got[0])} vs fp32 {short(ref[0])}")
-    evidence = f"{matched}/{compared} task × optimizer pairs within fp32's interval"
-    evidence += f"; worse: {', '.join(worse)}" if worse else ""
-    evidence += f"; one seed, left out: {', '.join(single)}" if single else ""
-    evidence += f"; fp32 diverged, left out: {', '.join(lost)}" if lost else ""
+        verdict, evidence, p, sig = verdicts.matches(by_seed(got), by_seed(ref), g.direction.iloc[0] == "min",
+                                                     name, "fp32", better_is_fine=False)
+        t = stats.paired(by_seed(got), by_seed(ref))
+        tost.append(stats.tost_p((by_seed(got) - by_seed(ref)).dropna().to_numpy(), verdicts.margin_of(float(by_seed(ref).mean()))))
+        diff.append(t.p if abs(t.diff) > verdicts.margin_of(float(by_seed(ref).mean())) else math.nan)
+        lines.append(f"{task}/{opt}: {evidence}")
     if name == "bf16":
         u_bf, u_fp = (float(pr.loc[variant(pr) == n, "underflow_share"].mean()) for n in ("bf16", "fp16 unscaled"))
-        evidence += f"; mean underflow share bf16 {short(u_bf, 2)}, fp16 unscaled {short(u_fp, 2)}"
-    verdict = ("inconclusive" if not compared else "not reproduced" if worse
-               else "reproduced" if matched == compared else "inconclusive")
-    return claim_row(claim, src, verdict, evidence)
+        lines.append(f"mean underflow share bf16 {short(u_bf, 2)}, fp16 unscaled {short(u_fp, 2)}")
+    lines += [f"no fp32 reference, left out: {', '.join(lost)}"] if lost else []
+    evidence = "; ".join(lines)
+    if not tost:
+        return verdicts.row(claim, src, tested, "not measured", evidence)
+    if n_min < verdicts.MIN_SEEDS:
+        return verdicts.row(claim, src, tested, verdicts.FEW, evidence)
+    if max(tost) < stats.ALPHA:
+        return verdicts.row(claim, src, tested, "reproduced", evidence)
+    if any(d == 0.0 for d in diff):   # a seed diverged where fp32 did not
+        return verdicts.row(claim, src, tested, "not reproduced", evidence)
+    finite = [d for d in diff if math.isfinite(d)]
+    p = min(1.0, min(finite) * len(diff)) if finite else math.nan
+    return verdicts.row(claim, src, tested, "inconclusive", evidence, p, "not reproduced")
+
+
+CLAIMS = (("A constant loss scale, chosen empirically, trains fp16 to fp32's accuracy (factors 8 to 32K worked)",
+           "Micikevicius et al. 2018 (Mixed Precision Training), §3.2"),
+          ("Dynamic loss scaling trains fp16 to fp32's accuracy without choosing a scale",
+           "Micikevicius et al. 2018 (Mixed Precision Training), §3.2; torch.amp.GradScaler"),
+          ("bf16 trains to fp32's accuracy with no loss scaling and no hyperparameter change",
+           "Kalamkar et al. 2019 (A Study of BFLOAT16 for Deep Learning Training), §1, §4"))
 
 
 def claims(tables: dict[str, pd.DataFrame]) -> list[dict]:
     pr = tables.get("precision", pd.DataFrame())
-    names = ["In fp16, no fixed loss scale is safe for every optimizer", "Dynamic loss scaling matches fp32",
-             "bf16 needs no loss scaling"]
     if pr.empty:
-        return [claim_row(c, SOURCE, "not measured", "no precision runs in this profile") for c in names]
-    return [no_fixed_scale_is_safe(pr), _matches(pr, "fp16 dynamic", names[1]), _matches(pr, "bf16", names[2])]
+        return [verdicts.row(c, s, "the precision sweep's final metrics", "not measured", "no precision runs in this profile")
+                for c, s in CLAIMS]
+    return [fixed_scale_is_safe(pr), _matches(pr, "fp16 dynamic", *CLAIMS[1]), _matches(pr, "bf16", *CLAIMS[2])]

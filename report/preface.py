@@ -26,6 +26,7 @@ def section(tables: dict, out: Path) -> list[str]:
     return [f"# optbench report: `{profile}` profile", "",
             f"Generated from `results/tables/{profile}/` alone (CSV files beside the figures). Each "
             "final run uses the hyperparameters selected by the tuning sweep (see Tuning) on seeds disjoint "
-            "from the final seeds, under the profile's schedule; confidence intervals are 95 % percentile bootstraps of the mean over "
-            "non-diverged seeds; diverged runs are counted, not dropped.", "",
+            "from the final seeds, under the profile's schedule; confidence intervals are 95 % Student t intervals of the mean over "
+            "non-diverged seeds (coverage 95 % for normal seed-to-seed noise, checked by simulation in "
+            "tests/test_stats.py); diverged runs are counted, not dropped.", "",
             "## Environment", ""] + environment_block(tables["environment"]) + [""]

@@ -29,7 +29,7 @@ def section(tables: dict, out: Path) -> list[str]:
             row = {"optimizer": opt}
             for task in sorted(schedule):
                 ok = h[(h.task == task) & ~h.diverged]
-                mean, lo, hi = stats.bootstrap_ci(ok.final_metric.tolist())
+                mean, lo, hi = stats.t_interval(ok.final_metric.tolist())
                 row[f"{task} ({schedule[task]})"] = f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]" if len(ok) else "–"
             if all(v != "–" for k, v in row.items() if k != "optimizer"):
                 rows.append(row)

@@ -28,9 +28,9 @@ def section(tables: dict, out: Path) -> list[str]:
         rows = []
         for opt, g in d.groupby("optimizer"):
             ok = g[~g["diverged"]]
-            mean, lo, hi = stats.bootstrap_ci(ok["final_metric"].tolist())
+            mean, lo, hi = stats.t_interval(ok["final_metric"].tolist())
             tg = tuned[(tuned.task == task) & (tuned.optimizer == opt)]
-            tmean, tlo, thi = stats.bootstrap_ci(tg[~tg["diverged"]]["final_metric"].tolist())
+            tmean, tlo, thi = stats.t_interval(tg[~tg["diverged"]]["final_metric"].tolist())
             reached = g["steps_to_target"].dropna()
             rows.append({"optimizer": opt, "default lr": fmt(float(g["lr"].iloc[0]), 3),
                          f"defaults: final {metric} (95% CI)": f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]",

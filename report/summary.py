@@ -26,7 +26,7 @@ def table(runs: pd.DataFrame, tuning: pd.DataFrame, steptime: pd.DataFrame) -> p
     rows = []
     for (task, opt), g in runs.groupby(["task", "optimizer"], sort=True):
         ok = g[~g["diverged"]]
-        mean, lo, hi = stats.bootstrap_ci(ok["final_metric"].tolist())
+        mean, lo, hi = stats.t_interval(ok["final_metric"].tolist())
         reached = g["steps_to_target"].dropna()
         trials = tuning[(tuning.task == task) & (tuning.optimizer == opt)] if len(tuning) else tuning
         edges = set(", ".join(trials["edge"].dropna().astype(str)).split(", ")) if "edge" in trials else set()

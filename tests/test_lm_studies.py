@@ -2,12 +2,13 @@
 max-logit evaluation, and report/studies.py's numbers and verdicts on constructed tables."""
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 import tasks
-from report import studies
+from report import studies, verdicts
 from tasks import lm
 from workflows.engine.harness import RunConfig, train
 
@@ -119,37 +120,46 @@ def test_steps_to_target_interpolates_the_first_crossing():
     assert math.isnan(studies.steps_to_target([0, 10], [5.0, 3.0], 2.0))
 
 
-def _qk_tables(clip_peak, muon_peak, clip_loss, muon_loss, tau=10.0):
+def _qk_tables(clip_peak, muon_peak, clip_loss, muon_loss, tau=10.0, seeds=5):
+    """Seeds share an effect across optimizers (same init and batches) plus a small seeded noise."""
+    rng = np.random.default_rng(0)
     runs, curves = [], []
     for opt, peak, loss in (("adamw", 20.0, 2.0), ("muon", muon_peak, muon_loss), ("muonclip", clip_peak, clip_loss)):
-        for seed in range(3):
+        for seed in range(seeds):
             runs.append(dict(task="qk", optimizer=opt, seed=seed, track="tuned", lr=0.01, diverged=False,
-                             final_metric=loss + 0.001 * seed))
+                             final_metric=loss + 0.01 * seed + 0.001 * rng.standard_normal()))
             curves += [dict(task="qk", optimizer=opt, seed=seed, series="max_attn_logit", step=s, value=v)
                        for s, v in ((0, 0.1), (25, peak), (50, 0.9 * peak))]
     return {"runs": pd.DataFrame(runs), "curves": pd.DataFrame(curves), "figures": {"qk": {"qk_tau": tau}}}
 
 
 def test_qk_claims_verdicts():
-    bound, cost = studies.qk_claims(_qk_tables(10.0, 25.0, 1.80, 1.85))
-    assert (bound["verdict"], cost["verdict"]) == ("reproduced", "reproduced")
-    assert "2.5 τ" in bound["evidence"]
-    bound, cost = studies.qk_claims(_qk_tables(12.1, 25.0, 1.95, 1.85))
-    assert (bound["verdict"], cost["verdict"]) == ("not reproduced", "not reproduced")
-    bound, _ = studies.qk_claims(_qk_tables(9.0, 9.5, 1.85, 1.85))
-    assert bound["verdict"] == "inconclusive"
+    bound, held, cost = studies.qk_claims(_qk_tables(10.0, 25.0, 1.80, 1.85))
+    # no per-step training-batch series in the tables: the guarantee is not measured, the held-out
+    # maximum is reported, not tested
+    assert (bound["verdict"], held["verdict"], cost["verdict"]) == ("not measured", "reported", "reproduced")
+    assert "2.5 τ" in held["evidence"]
+    _, _, cost = studies.qk_claims(_qk_tables(12.1, 25.0, 1.95, 1.85))
+    assert verdicts.resolve([cost]).verdict.iloc[0] == "not reproduced"
+    _, _, cost = studies.qk_claims(_qk_tables(12.1, 25.0, 1.95, 1.85, seeds=3))
+    assert cost["verdict"] == "not measured (n < 5)"
+    tables = _qk_tables(10.0, 25.0, 1.80, 1.85)
+    tables["curves"] = pd.concat([tables["curves"], pd.DataFrame(
+        [dict(task="qk", optimizer="muonclip", seed=0, series=studies.STEP_SERIES, step=s, value=9.99) for s in (1, 2)])])
+    assert studies.qk_claims(tables)[0]["verdict"] == "reproduced"
 
 
-def _scale_tables(speedups):
+def _scale_tables(speedups, seeds=5):
     """AdamW's val_loss falls linearly from 3.0 to 2.0 over 200 steps at every size; muon's falls
     `speedup` times faster to the same final 2.0 (then stays), so at the matched loss 2.0 the
-    speed-up is `speedup`; seeds differ by a 1 % time stretch and end within 0.5 % of 2.0."""
+    speed-up is `speedup`; seeds differ by a 1 % time stretch (muon's by up to 1.6 % more, varying with
+    size, so that the per-seed speed-ups vary) and end within 0.5 % of 2.0."""
     runs, curves = [], []
     for (k, n), sp in zip(((1, 1000), (4, 4000), (16, 16000)), speedups):
         task = f"lm-scale-x{k}"
         for opt, rate in (("adamw", 1.0), ("muon", sp)):
-            for seed in range(3):
-                stretch = 1 + 0.01 * seed
+            for seed in range(seeds):
+                stretch = 1 + 0.01 * seed + (0.004 * ((seed * 7 + k) % 5) if opt == "muon" else 0)
                 values = [max(2.0, 3.0 - rate * s / (200 * stretch)) for s in range(0, 201, 10)]
                 runs.append(dict(task=task, optimizer=opt, seed=seed, track="tuned", lr=0.01, diverged=False,
                                  final_metric=values[-1], metric="val_loss", target=2.5, steps=200, n_params=n,
@@ -160,12 +170,13 @@ def _scale_tables(speedups):
 
 
 def test_scale_claim_follows_the_speedup_trend_and_section_draws(tmp_path):
-    (row,) = studies.scale_claims(_scale_tables([1.6, 1.3, 1.05]))
-    assert row["verdict"] == "reproduced" and "muon" in row["claim"]
-    (row,) = studies.scale_claims(_scale_tables([1.05, 1.3, 1.6]))
-    assert row["verdict"] == "not reproduced"
-    (row,) = studies.scale_claims(_scale_tables([1.3, 1.3, 1.3]))
-    assert row["verdict"] == "inconclusive"
+    def verdict(speedups, seeds=5):
+        return verdicts.resolve(studies.scale_claims(_scale_tables(speedups, seeds))).verdict.iloc[0]
+
+    assert verdict([1.6, 1.3, 1.05]) == "reproduced" and "muon" in studies.scale_claims(_scale_tables([1.6, 1.3, 1.05]))[0]["claim"]
+    assert verdict([1.05, 1.3, 1.6]) == "not reproduced"
+    assert verdict([1.3, 1.3, 1.3]) == "inconclusive"
+    assert verdict([1.6, 1.3, 1.05], seeds=3) == "not measured (n < 5)"
     sp = studies.speedups(_scale_tables([1.6, 1.3, 1.05]), [(1, "lm-scale-x1")])
     # the worst AdamW seed ends at 2.0 + 0.01 x 3/2.02 (its stretch), so the matched loss sits just
     # above 2.0 and both reach it a few per cent early: the ratio stays within 3 % of 1.6

@@ -1,6 +1,7 @@
 """The aggregator and the report generator on a small set of real result files."""
 import hashlib
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -100,3 +101,22 @@ def test_the_qk_study_shows_the_optimizers_the_tables_hold(tmp_path):
     text = "\n".join(studies.qk_section(tables, tmp_path))
     rows = [line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")]
     assert rows[1:] == ["lion", "muon", "muonclip"]   # under the header
+
+
+def test_ranks_use_common_ground_and_ties_share_a_rank():
+    from report import across
+    rng = np.random.default_rng(0)
+    means = {"a": 1.0, "b": 1.0, "c": 2.0}   # a and b equal, c clearly worse (lower is better)
+    rows = []
+    for task, opts in (("t1", "abc"), ("t2", "abc"), ("t4", "abc"), ("t1-ablation", "a"), ("t3", "ab")):
+        for opt in opts:
+            for seed in range(5):
+                rows.append(dict(task=task, task_family="f", optimizer=opt, seed=seed, direction="min",
+                                 final_metric=means[opt] + 0.1 * seed + 0.001 * rng.standard_normal(),
+                                 diverged=False, step_time_median=1e-3, state_bytes_per_param=8.0))
+    runs = pd.DataFrame(rows)
+    assert across.variants(runs.task.unique()) == {"t1-ablation"}
+    tasks, opts = across.common_ground(across.primary(runs))
+    assert (tasks, opts) == (["t1", "t2", "t4"], ["a", "b", "c"])   # 9 cells against 4 tasks × a, b: 8
+    ranks = across.tie_ranks(runs[runs.task == "t1"])
+    assert ranks.to_dict() == {"a": 1, "b": 1, "c": 3}
