@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from workflows.engine import cli, cost, plan
 
@@ -104,3 +105,43 @@ def test_the_recorded_calibration_splits_a_final_job_into_steps_and_overhead():
             dict(task="a", optimizer="y", track="defaults", steps=100, train_seconds=9.0)]   # not the tuned track
     job = dict(rule="final", task="a", optimizer="x", s=plan.STARTUP_SECONDS + 4.0 + 2 * 0.5)
     assert plan.recorded_calibration(runs, [job]) == {"a": {"seconds_per_step": 0.02, "run_overhead": 0.5}}
+
+
+def test_adams_step_moves_its_weights_gradients_and_two_moments():
+    """Adam on one 1024×1024 fp32 matrix: the weights and the gradient read and the weights written
+    (3 × 4 bytes an element), each moment read and written (2 moments × 2 × 4 bytes), the step
+    counter (a 4-byte fp32 scalar) read and written: 28 bytes an element and 8, no matrix work."""
+    from workflows.engine.flops import optimizer_step_cost
+    n = 1024 * 1024
+    step = optimizer_step_cost("quadratic-k1e2", "adam", [("w", (1024, 1024), torch.float32)])
+    assert step == {"bytes": 3 * 4 * n + 2 * (2 * 4 * n + 4)}
+
+
+def test_muons_newton_schulz_flops_are_three_products_an_iteration():
+    """On a 512×1408 momentum: X Xᵀ (2·512²·1408), b·A + c·A² (2·512³), (…)·X (2·512²·1408)."""
+    import optimizers
+    spec = optimizers.get("muon")
+    hp = spec.hparams({})
+    assert spec.step_flops((1408, 512), hp) == {"bf16": hp["ns_steps"] * (4 * 512 ** 2 * 1408 + 2 * 512 ** 3)}
+
+
+def test_shampoos_step_costs_less_the_rarer_its_roots():
+    """Every `preconditioning_compute_steps` steps an SVD per dimension: the H100 estimate of a step
+    on the gpu LM's shapes falls as the interval grows (1: the entry's, 1000: ScalableShampoo's)."""
+    import optimizers
+    spec = optimizers.get("shampoo")
+    cost = {"flops_per_step": 0.0, "bytes_per_step": 0.0, "parameters": [("w", (512, 1408), torch.float32)]}
+    seconds = []
+    for every in (1, 10, 1000):
+        flops = spec.step_flops((512, 1408), spec.hparams({"preconditioning_compute_steps": every}))
+        seconds.append(plan.gpu_step(cost, {"bytes": 0.0, **flops}, "fp32", alone=True)[1])
+    assert seconds[0] > seconds[1] > seconds[2] > 0
+
+
+def test_gpu_full_is_planned_overnight_on_one_h100_and_says_it_is_an_estimate(capsys):
+    assert cli.main(["plan", "--profile", "gpu-full", "--h100"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    hours = float(re.search(r"\(([\d.]+) h\) of wall time on one GPU shared by (\d+) jobs", last)[1])
+    assert hours <= 8.0
+    assert "an estimate from FLOPs and bytes, not a measurement" in last
+    assert f"shared by {plan.gpu_pool()} jobs" in last

@@ -1,12 +1,22 @@
 """A profile's plan before it runs: its jobs (the same list the Snakefile builds its DAG from), runs
 and training steps per rule and task, FLOPs and bytes per step, and an estimated wall time.
 
-The estimate of a job is start-up + runs × per-run overhead + training steps × seconds per step,
-with seconds per step and per-run overhead from a calibration (before a run, a short timed run of
-each task here, `calibrate`; after one, the profile's own final runs, `recorded_calibration`) and start-up the measured import of torch, transformers and the runner (2.8 s on the
-2-core machine the cpu profile is published from). The step-time rule runs no training step: its
-optimizer steps are counted in `steps` and estimated at a tenth of a training step's time. Wall
-time is the jobs' seconds × their cores over the profile's cores (perfect packing: a floor)."""
+On the machine it runs on, the estimate of a job is start-up + runs × per-run overhead + training
+steps × seconds per step, with seconds per step and per-run overhead from a calibration (before a
+run, a short timed run of each task here, `calibrate`; after one, the profile's own final runs,
+`recorded_calibration`) and start-up the measured import of torch, transformers and the runner (2.8 s
+on the 2-core machine the cpu profile is published from). The step-time rule runs no training step:
+its optimizer steps are counted in `steps` and estimated at a tenth of a training step's time. Wall
+time is the jobs' seconds × their cores over the profile's cores (perfect packing: a floor).
+
+Without a GPU (`--h100`, `gpu_estimate`) a job's step is costed from FLOPs and bytes: the model's
+forward and backward at 40 % of the H100's datasheet peak for the job's precision (bf16 autocast,
+IEEE fp32, fp64; the precision study's one fp32 arm weighted in), the optimizer's own step from the
+entry's `step_flops` (Newton-Schulz in bf16, Shampoo's and SOAP's products in fp32, SVD and QR at 1 %
+of the fp32 peak) and its bytes, no faster than the memory bandwidth and a 3 ms launch floor. Its wall
+time (`gpu_wall_seconds`) has the GPU pool of workflows/profiles/gpu as its parallelism: timing jobs
+alone, the others `pool` at a time but no faster than the GPU's busy seconds one after another. An
+estimate (GPU_ESTIMATE says so wherever it is printed), never a measurement."""
 from __future__ import annotations
 
 import math
@@ -21,7 +31,7 @@ from workflows.engine import measurements
 from workflows.engine.pairs import compatible, optimizers_for
 
 STARTUP_SECONDS = 2.8   # python -c "import torch, transformers, workflows.engine.harness"
-CLOSING = ("aggregate", "report", "all")   # the jobs after every measurement's
+CLOSING = ("aggregate", "publish_tables", "report", "all")   # the jobs after every measurement's
 
 
 def settings(config: dict, measurement: str, task: str) -> dict:
@@ -112,15 +122,20 @@ GPU_ESTIMATE = (f"one H100 at {H100_FRACTION:.0%} of its datasheet peak for the 
                 f"bytes, not a measurement")
 
 
+def precision_fp32_share(config: dict, task: str) -> float:
+    """The share of the precision study's runs in fp32: one arm of fp32, bf16, fp16 unscaled, each
+    static scale and dynamic (its fp32 reference gradients every `probe_every` steps are left out)."""
+    return 1 / (len(settings(config, "precision", task)["static_scales"]) + 4)
+
+
 def job_precision(config: dict, rule: str, task: str) -> str:
     """What a job's matrix products run in (an H100_PEAKS key): the stability study's dtype, the
-    precision study's half precision (its one fp32 arm of 3 + static scales is counted as bf16: an
-    under-count), the task's `train_precision` for tuning and final runs, else fp32 (IEEE on CUDA:
-    TF32 is an explicit option)."""
+    precision study's half precision (its fp32 arm is added by gpu_estimate), the task's
+    `train_precision` for tuning and final runs, else fp32 (IEEE on CUDA: TF32 is an explicit option)."""
     if rule == "stability":
         return {"float32": "fp32", "float64": "fp64"}[settings(config, "stability", task).get("dtype", "float32")]
     if rule == "precision":
-        return "bf16"
+        return "bf16"   # its fp32 arm: precision_fp32_share
     if rule in ("tune", "final", "defaults"):
         return config["train_precision"].get(task, "fp32")
     return "fp32"
@@ -163,8 +178,12 @@ def gpu_estimate(step_costs: dict, config: dict | None = None, fraction: float =
         if (task, optimizer) not in steps:
             steps[task, optimizer] = optimizer_step_cost(task, optimizer, step_costs[task]["parameters"])
         alone = measurements.get(rule).step_share < 1
-        found[task]["jobs"][rule, optimizer] = gpu_step(step_costs[task], steps[task, optimizer],
-                                                        job_precision(config, rule, task), alone, fraction)
+        step = gpu_step(step_costs[task], steps[task, optimizer], job_precision(config, rule, task), alone, fraction)
+        if rule == "precision":   # the weighted mean of its fp32 arm and the half-precision ones
+            share = precision_fp32_share(config, task)
+            fp32 = gpu_step(step_costs[task], steps[task, optimizer], "fp32", alone, fraction)
+            step = tuple((1 - share) * h + share * f for h, f in zip(step, fp32))
+        found[task]["jobs"][rule, optimizer] = step
     return found
 
 

@@ -16,6 +16,7 @@ rule precision:
         precision=lambda w: plan.job_settings(config, "precision", w.task),
         size=config["size"],
         device=config["device"],
+        **SHARED_PARAMS,
         schedule=config["schedule"],
         runs=RUNS,
     threads: config["threads"]

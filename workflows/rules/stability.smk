@@ -16,6 +16,7 @@ rule stability:
         schedule=config["schedule"],
         size=config["size"],
         device=config["device"],
+        **SHARED_PARAMS,
         runs=RUNS,
     threads: config["threads"]
     resources:

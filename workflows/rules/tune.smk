@@ -16,6 +16,7 @@ rule tune:
         precision=lambda w: config["train_precision"].get(w.task, "fp32"),
         size=config["size"],
         device=config["device"],
+        **SHARED_PARAMS,
     threads: config["threads"]
     resources:
         gpu=GPU,

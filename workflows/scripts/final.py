@@ -15,10 +15,17 @@ import os
 import sys
 from pathlib import Path
 
+from workflows.engine.device import JOBS_PER_DEVICE_VARIABLE
+from workflows.engine.harness import DEVICE_DEFAULTS
 from workflows.engine import aggregate, measurements, records
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
+# the run's device settings where the profile moves them from the defaults (params only then), and
+# how many jobs share the device (the GPU pool), for the records
+settings = {k: getattr(p, k) for k in DEVICE_DEFAULTS if hasattr(p, k)}
+if hasattr(p, "jobs_per_device"):
+    os.environ[JOBS_PER_DEVICE_VARIABLE] = str(p.jobs_per_device)
 measurement = measurements.get(snakemake.rule)  # noqa: F821 (final, or defaults: the self-tuning track)
 hparams = None   # the self-tuning track: the entry's defaults
 if measurement.reads_selection:
@@ -39,7 +46,7 @@ def code_hash(packages=("optimizers", "tasks", "workflows.engine")) -> str:
 
 engine = code_hash()
 depends = dict(hparams=hparams, schedule=p.schedule, size=p.size, device=p.device, monitor_every=p.monitor_every,
-               precision=p.precision, engine=engine)
+               precision=p.precision, engine=engine, **settings)
 key = hashlib.sha256(json.dumps(depends, sort_keys=True, default=str).encode()).hexdigest()[:16]
 store = Path(p.store) / key
 newest_input = max(os.stat(f).st_mtime for f in snakemake.input)  # noqa: F821
@@ -67,7 +74,7 @@ for seed, out in zip(p.seeds, snakemake.output):  # noqa: F821
     record = measurement.run(w.task, w.optimizer, p.size, seed=seed, hparams=hparams, schedule=p.schedule,
                              device=p.device, threads=snakemake.threads, progress=True,  # noqa: F821
                              checkpoint=checkpoint, checkpoint_every=p.checkpoint_every,
-                             monitor_every=p.monitor_every, precision=p.precision)
+                             monitor_every=p.monitor_every, precision=p.precision, **settings)
     records.write(record, path)  # atomic: a killed job leaves no partial file
     checkpoint.unlink(missing_ok=True)
 

@@ -1,13 +1,21 @@
 """Snakemake job: the hyperparameter search of one optimizer on one task."""
+import os
 import sys
 
+from workflows.engine.device import JOBS_PER_DEVICE_VARIABLE
+from workflows.engine.harness import DEVICE_DEFAULTS
 from workflows.engine import records
 from workflows.engine.measurements import tune
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
+# the run's device settings where the profile moves them from the defaults (params only then), and
+# how many jobs share the device (the GPU pool), for the records
+settings = {k: getattr(p, k) for k in DEVICE_DEFAULTS if hasattr(p, k)}
+if hasattr(p, "jobs_per_device"):
+    os.environ[JOBS_PER_DEVICE_VARIABLE] = str(p.jobs_per_device)
 record = tune.run(w.task, w.optimizer, p.size, tuning=p.tuning, schedule=p.schedule,
-                  precision=p.precision, device=p.device, threads=snakemake.threads)  # noqa: F821
+                  precision=p.precision, device=p.device, threads=snakemake.threads, **settings)  # noqa: F821
 selection = record["selection"]
 print(f"selected {selection['hparams']} (edge: {selection['at_edge']})", file=sys.stderr)
 records.write(record, snakemake.output[0])  # noqa: F821

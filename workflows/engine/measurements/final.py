@@ -17,7 +17,7 @@ CURVE_POINTS = 200  # per run: enough for a figure, small enough to publish
 
 def run(task: str, optimizer: str, size: str, seed: int, hparams: dict | None, schedule: dict | None = None,
         device="cpu", threads=1, progress=False, checkpoint=None, checkpoint_every=0, monitor_every=0,
-        precision: str = "fp32") -> dict:
+        precision: str = "fp32", fp32_precision: str = "ieee", deterministic: bool = True) -> dict:
     """One final run at the tuned `hparams` (the sweep's selection, lr included) under the
     profile's `schedule`, in `precision` (autocast; the profile's `train_precision`); with
     `hparams=None`, the self-tuning track's run (workflows.engine.measurements.defaults): every
@@ -26,7 +26,8 @@ def run(task: str, optimizer: str, size: str, seed: int, hparams: dict | None, s
     steps = tasks.get(task).size(size)["steps"]
     options = schedules.run_options(schedules.for_task(task, schedule), steps, optimizers.get(optimizer).takes_schedule)
     record = train(RunConfig(task, optimizer, size=size, seed=seed, hparams=dict(hparams or {}),
-                             device=device, monitor_every=monitor_every, precision=precision, **options),
+                             device=device, monitor_every=monitor_every, precision=precision,
+                             fp32_precision=fp32_precision, deterministic=deterministic, **options),
                    threads=threads, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     return {**record, "track": "defaults" if hparams is None else "tuned"}
 

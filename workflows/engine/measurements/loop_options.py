@@ -31,7 +31,7 @@ def variants(task: str, size: str, monitor_every: int) -> dict[str, dict]:
 
 
 def run(task: str, optimizer: str, size: str, steps: int, rounds: int, monitor_every: int,
-        device="cpu", threads=1) -> dict:
+        device="cpu", threads=1, fp32_precision: str = "ieee", deterministic: bool = True) -> dict:
     """Each training-loop option against the plain loop, in alternating rounds (drift hits all
     alike): seconds per training step (the mean over a round's steps, so that a monitor working
     every k steps is counted; the median over rounds), activation bytes, peak CUDA memory, and the
@@ -41,7 +41,8 @@ def run(task: str, optimizer: str, size: str, steps: int, rounds: int, monitor_e
     results = {}
     for _ in range(rounds):
         for name, options in options_of.items():
-            cfg = RunConfig(task, optimizer, size=size, seed=0, steps=steps, eval_every=steps, device=device, **options)
+            cfg = RunConfig(task, optimizer, size=size, seed=0, steps=steps, eval_every=steps, device=device,
+                            fp32_precision=fp32_precision, deterministic=deterministic, **options)
             r = train(cfg, threads=threads)
             wall = r["curves"]["time"]
             step_seconds[name].append((wall[-1] - wall[1]) / (len(wall) - 2))   # from step 2: warm-up

@@ -31,7 +31,7 @@ def variants(static_scales: list[float]) -> list[dict]:
 
 def run(task: str, optimizer: str, size: str, hparams: dict, seeds: list[int], static_scales: list[float],
             device: str = "cpu", threads: int = 1, steps: int | None = None, schedule: dict | None = None,
-            probe_every: int | None = None) -> dict:
+            probe_every: int | None = None, fp32_precision: str = "ieee", deterministic: bool = True) -> dict:
     """Every variant × seed at `hparams` (the tuned lr, and whatever else the tuning selected).
     `schedule`: the profile's `schedule:` mapping (workflows.engine.schedule.run_options), as the final
     runs use it, stretched to `steps`. `probe_every`: None gives 10 probes a run."""
@@ -39,7 +39,8 @@ def run(task: str, optimizer: str, size: str, hparams: dict, seeds: list[int], s
     probe_every = probe_every or max(1, steps // 10)
     options = run_options(for_task(task, schedule), steps, optimizers.get(optimizer).takes_schedule)
     configs = [RunConfig(task, optimizer, size=size, seed=seed, steps=steps, hparams=dict(hparams), device=device,
-                         probe_every=0 if v["precision"] == "fp32" else probe_every, **options, **v)
+                         probe_every=0 if v["precision"] == "fp32" else probe_every,
+                         fp32_precision=fp32_precision, deterministic=deterministic, **options, **v)
                for v in variants(static_scales) for seed in seeds]   # all checked before the first run
     runs = []
     for cfg in configs:

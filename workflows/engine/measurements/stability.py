@@ -16,7 +16,8 @@ from workflows.engine.plan import settings
 
 
 def run(task: str, optimizer: str, size: str, hparams: dict, scales: list[float], seed: int = 0,
-        dtype: str = "float32", device="cpu", threads=1, schedule: dict | None = None) -> dict:
+        dtype: str = "float32", device="cpu", threads=1, schedule: dict | None = None,
+        fp32_precision: str = "ieee", deterministic: bool = True) -> dict:
     """For each c: one run with loss × c (lr fixed), one with lr × c (loss fixed), at the tuned
     `hparams` under the profile's `schedule`, as the final runs."""
     steps = tasks.get(task).size(size)["steps"]
@@ -26,7 +27,8 @@ def run(task: str, optimizer: str, size: str, hparams: dict, scales: list[float]
     for axis in ("loss", "lr"):
         for c in scales:
             cfg = RunConfig(task, optimizer, size=size, seed=seed, hparams=hparams, dtype=dtype,
-                            device=device, **options, **{f"{axis}_scale": c})
+                            device=device, fp32_precision=fp32_precision, deterministic=deterministic, **options,
+                            **{f"{axis}_scale": c})
             r = train(cfg, threads=threads)
             runs.append({"axis": axis, "scale": c, "final_metric": r["final_metric"],
                          "diverged": r["diverged"], "diverge_reason": r["diverge_reason"],

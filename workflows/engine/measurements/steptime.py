@@ -16,12 +16,14 @@ from workflows.engine.pairs import pairs
 
 
 def run(task: str, optimizer: str, size: str, steps: int, warmup: int, rounds: int,
-        device="cpu", threads=1, baseline: str = "adamw") -> dict:
+        device="cpu", threads=1, baseline: str = "adamw", fp32_precision: str = "ieee", deterministic: bool = True) -> dict:
     """Median optimizer.step() time of `optimizer` and of `baseline` on the same parameters and
     gradients, measured in alternating rounds so that drift in machine speed hits both alike."""
     if threads:
         torch.set_num_threads(threads)
     accel = device_module.get(device)
+    if device != "cpu":   # no CPU kernel reads either setting: a CPU record stays as it was
+        accel.configure(fp32_precision, deterministic)
     dev = accel.tensors
     problem = tasks.get(task).make(size, seed=0, device=dev)
     model = problem.model.to(dev)

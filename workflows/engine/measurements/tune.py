@@ -22,7 +22,7 @@ def steps(task: str, size: str, tuning: dict) -> int:
 
 
 def run(task: str, optimizer: str, size: str, tuning: dict, schedule: dict | None = None,
-        device: str = "cpu", threads: int = 1, precision: str = "fp32") -> dict:
+        device: str = "cpu", threads: int = 1, precision: str = "fp32", fp32_precision: str = "ieee", deterministic: bool = True) -> dict:
     """The search of `protocol` at `steps` under the profile's `schedule` (stretched to those steps)."""
     spec = optimizers.get(optimizer)
     n = steps(task, size, tuning)
@@ -31,7 +31,7 @@ def run(task: str, optimizer: str, size: str, tuning: dict, schedule: dict | Non
     for i, hparams in enumerate(protocol.trials(task, optimizer, tuning)):
         for seed in tuning["seeds"]:
             cfg = RunConfig(task, optimizer, size=size, seed=seed, steps=n, hparams=hparams, device=device,
-                            precision=precision, **options)
+                            precision=precision, fp32_precision=fp32_precision, deterministic=deterministic, **options)
             runs.append({**compact(train(cfg, threads=threads)), "trial": i, "tuned": hparams})
     space = protocol.search_space(task, optimizer, tuning)
     config = dict(task=task, optimizer=optimizer, size=size, seeds=list(tuning["seeds"]), trials=tuning["trials"],
