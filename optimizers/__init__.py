@@ -19,6 +19,7 @@ hyperparameters from `hparam_check`. Every refusal is an `HparamError` of one fo
 from __future__ import annotations
 
 import importlib
+import os
 import math
 import numbers
 import pkgutil
@@ -386,6 +387,7 @@ def source(name: str) -> str:
 
 
 _loaded = False
+_BROKEN: list[tuple[str, str]] = []   # (file, error) of modules that failed to load
 
 
 MACHINERY = ("_build", "memory", "routing")   # modules of the package that are not entries
@@ -393,14 +395,41 @@ MACHINERY = ("_build", "memory", "routing")   # modules of the package that are 
 
 def _load_all() -> None:
     """Import every entry module of the package on first use (every module but MACHINERY), so
-    that `import optimizers` alone stays cheap."""
+    that `import optimizers` alone stays cheap. A module that raises (a SyntaxError, an
+    ImportError, an error in its `register` call) is kept out whole, what it registered before
+    raising included, with its file and error in `broken()`: the other entries and every
+    command keep working, and the file is named wherever its names would be looked up."""
     global _loaded
     if _loaded:
         return
     _loaded = True
     for mod in pkgutil.iter_modules(__path__):
         if mod.name not in MACHINERY:
-            importlib.import_module(f"{__name__}.{mod.name}")
+            before = set(_REGISTRY)
+            try:
+                importlib.import_module(f"{__name__}.{mod.name}")
+            except Exception as e:   # noqa: BLE001 (any error of one file is that file's, reported by name)
+                for name in set(_REGISTRY) - before:
+                    del _REGISTRY[name], _SOURCES[name]
+                _BROKEN.append((_shown(os.path.join(mod.module_finder.path, f"{mod.name}.py")),
+                                f"{type(e).__name__}: {' '.join(str(e).split())}"))
+
+
+def _shown(path: str) -> str:
+    """A module's file as a user finds it: relative to the directory above the package when inside it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.abspath(path)
+    return os.path.relpath(path, root) if path.startswith(root + os.sep) else path
+
+
+def broken() -> list[tuple[str, str]]:
+    """(file, error) of every module of the package that failed to load, in the order they were tried."""
+    _load_all()
+    return list(_BROKEN)
+
+
+def _broken_note() -> str:
+    return "".join(f" ({f} failed to load: {e})" for f, e in broken())
 
 
 def names() -> list[str]:
@@ -413,7 +442,7 @@ def get(name: str) -> OptimizerSpec:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown optimizer {name!r}; valid: {', '.join(names())}") from None
+        raise KeyError(f"unknown optimizer {name!r}; valid: {', '.join(names())}{_broken_note()}") from None
 
 
 from optimizers._build import build_optimizer, group_entries, state_bytes, model_state_bytes  # noqa: E402

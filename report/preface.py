@@ -20,13 +20,36 @@ def environment_block(env: dict) -> list[str]:
     return lines
 
 
+def overrides_block(overrides, profile: str) -> list[str]:
+    """What an overridden run changed from its profile's file (results/tables/<report>/overrides.csv):
+    one row a key, the profile's value beside the value used. Nothing for the profile's own report."""
+    if overrides is None or overrides.empty:
+        return []
+    source = overrides.profile_file.iloc[0]
+    lines = ["## Overrides", "",
+             f"This configuration is not the profile's: it differs from `{source}` in the keys below, so "
+             "its report and tables are written under this name, and the profile's own are left as they "
+             f"are. Its records are the profile's (`results/runs/{profile}/`, one a job), shared with every "
+             "run that asks for the same job.", "",
+             "| key | profile's value | value used |", "|---|---|---|"]
+    for row in overrides.itertuples():
+        lines.append(f"| {row.key} | `{_cell(row.profile_value)}` | `{_cell(row.value_used)}` |")
+    return lines + [""]
+
+
+def _cell(value) -> str:
+    return "absent" if value != value or value == "null" else str(value).replace("|", "\\|")
+
+
 def section(tables: dict, out: Path) -> list[str]:
-    """The title names the profile: the report's directory (report/<profile>/)."""
+    """The title names the report's directory (report/<report>/: the profile, or its derived name);
+    an overridden configuration lists its differences from the profile's file."""
     profile = Path(out).name
     return [f"# optbench report: `{profile}` profile", "",
             f"Generated from `results/tables/{profile}/` alone (CSV files beside the figures). Each "
             "final run uses the hyperparameters selected by the tuning sweep (see Tuning) on seeds disjoint "
             "from the final seeds, under the profile's schedule; confidence intervals are 95 % Student t intervals of the mean over "
             "non-diverged seeds (coverage 95 % for normal seed-to-seed noise, checked by simulation in "
-            "tests/test_stats.py); diverged runs are counted, not dropped.", "",
+            "tests/test_stats.py); diverged runs are counted, not dropped.", ""
+            ] + overrides_block(tables.get("overrides"), profile.split("+")[0]) + [
             "## Environment", ""] + environment_block(tables["environment"]) + [""]

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import dataclasses
 import importlib
+import os
 import pkgutil
 import sys
 from dataclasses import dataclass, field
@@ -189,7 +190,7 @@ def get(name: str) -> Task:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown task {name!r}; valid: {', '.join(names())}") from None
+        raise KeyError(f"unknown task {name!r}; valid: {', '.join(names())}{_broken_note()}") from None
 
 
 class Shipped(NamedTuple):
@@ -295,15 +296,42 @@ def seeded(seed: int, stream: str):
 
 
 _loaded = False
+_BROKEN: list[tuple[str, str]] = []   # (file, error) of modules that failed to load
 
 
 def _load_all() -> None:
-    """Import every task module  on first use, so
-    that `import tasks` alone stays cheap."""
+    """Import every task module on first use, so that `import tasks` alone stays cheap. A module
+    that raises (a SyntaxError, an ImportError, an error in its `register` call) is kept out
+    whole, what it registered before raising included, with its file and error in `broken()`:
+    the other tasks and every command keep working."""
     global _loaded
     if _loaded:
         return
     _loaded = True
     for mod in pkgutil.iter_modules(__path__):
         if not mod.name.startswith("_") and not mod.ispkg:
-            importlib.import_module(f"{__name__}.{mod.name}")
+            before = set(_REGISTRY)
+            try:
+                importlib.import_module(f"{__name__}.{mod.name}")
+            except Exception as e:   # noqa: BLE001 (any error of one file is that file's, reported by name)
+                for name in set(_REGISTRY) - before:
+                    del _REGISTRY[name], _SOURCES[name]
+                _BROKEN.append((_shown(os.path.join(mod.module_finder.path, f"{mod.name}.py")),
+                                f"{type(e).__name__}: {' '.join(str(e).split())}"))
+
+
+def _shown(path: str) -> str:
+    """A module's file as a user finds it: relative to the directory above the package when inside it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.path.abspath(path)
+    return os.path.relpath(path, root) if path.startswith(root + os.sep) else path
+
+
+def broken() -> list[tuple[str, str]]:
+    """(file, error) of every module of the package that failed to load, in the order they were tried."""
+    _load_all()
+    return list(_BROKEN)
+
+
+def _broken_note() -> str:
+    return "".join(f" ({f} failed to load: {e})" for f, e in broken())

@@ -271,3 +271,13 @@ def test_plan_of_a_profile_where_no_pair_can_run_says_so_in_one_line(capsys):
                      "loop_options={tasks: []}", "defaults_track={tasks: []}", "precision={tasks: []}"],
             "no pair can run, so no job would (embeddings-zipf-sparse x adam: task embeddings-zipf-sparse "
             "requires sparse, which adam does not accept)", "valid optimizers for embeddings-zipf-sparse: ")
+
+
+def test_run_parses_the_device_settings_with_runconfigs_defaults():
+    """--fp32-precision and --no-deterministic, absent, are RunConfig's defaults (IEEE, deterministic)."""
+    from workflows.engine import cli as cli_module
+    args = cli_module.parser().parse_args(["run", "--task", "quadratic-k1e2", "--optimizer", "sgd"])
+    assert (args.fp32_precision, args.deterministic) == ("ieee", True)
+    args = cli_module.parser().parse_args(["run", "--task", "quadratic-k1e2", "--optimizer", "sgd",
+                                           "--fp32-precision", "tf32", "--no-deterministic"])
+    assert (args.fp32_precision, args.deterministic) == ("tf32", False)

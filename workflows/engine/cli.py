@@ -185,6 +185,10 @@ def list_tasks() -> str:
 
 def cmd_list(args) -> int:
     print(list_optimizers() if args.what == "optimizers" else list_tasks())
+    import optimizers
+    import tasks
+    for path, error in (optimizers if args.what == "optimizers" else tasks).broken():
+        print(f"\n{path} failed to load: {error}")
     return 0
 
 
@@ -218,7 +222,8 @@ def cmd_run(args) -> int:
     cfg = RunConfig(task=args.task, optimizer=args.optimizer, size=args.size, seed=args.seed, steps=args.steps,
                     hparams=hparams, loss_scale=args.loss_scale, lr_scale=args.lr_scale, device=args.device,
                     dtype=args.dtype, precision=args.precision, loss_scaling=args.loss_scaling,
-                    static_scale=static_scale, **run_schedule(args))
+                    static_scale=static_scale, fp32_precision=args.fp32_precision,
+                    deterministic=args.deterministic, **run_schedule(args))
     check_schedule(args, cfg)
     for line in run_warnings(cfg, "lr" in hparams):
         print(f"optbench run: warning: {line}", file=sys.stderr)
@@ -365,7 +370,7 @@ def cmd_plan(args) -> int:
         from workflows.engine import flops
         step_costs = {t: flops.estimated_step_cost(t, config["size"]) for t in names}
     if args.h100:
-        calibration = plan.gpu_estimate(step_costs)
+        calibration = plan.gpu_estimate(step_costs, config)
     elif args.calibrate:
         check_device(config["device"], f"--calibrate on config device {config['device']!r}",
                      instead="--config device=cpu")
@@ -376,13 +381,16 @@ def cmd_plan(args) -> int:
     print(f"profile {config['profile']}: {n_jobs} jobs ({len(plan.CLOSING)} of them "
           f"{', '.join(plan.CLOSING)}), {int(table['runs'].sum())} runs, {int(table['steps'].sum())} steps")
     print(table.to_markdown(index=False))
-    if calibration:
+    if calibration and args.h100:
+        wall = plan.gpu_wall_seconds(rows)
+        print(f"estimated: {table['estimated_seconds'].sum():,.0f} job-seconds, {wall:,.0f} s "
+              f"({wall / 3600:.1f} h) of wall time on one GPU shared by {plan.gpu_pool()} jobs "
+              f"({plan.GPU_ESTIMATE}; start-up {plan.STARTUP_SECONDS} s a job)")
+    elif calibration:
         wall = plan.wall_seconds(rows, config["threads"], args.cores)
-        how = (f"one H100 at {plan.H100_FRACTION:.0%} of its bf16 peak, at least {plan.LAUNCH_FLOOR * 1e3:g} ms "
-               f"a step: an estimate from FLOPs, not a measurement" if args.h100
-               else f"calibrated here, {config['device']}")
         print(f"estimated: {table['estimated_seconds'].sum():,.0f} job-seconds, {wall:,.0f} s of wall time on "
-              f"{args.cores} core(s) at perfect packing ({how}; start-up {plan.STARTUP_SECONDS} s a job)")
+              f"{args.cores} core(s) at perfect packing (calibrated here, {config['device']}; "
+              f"start-up {plan.STARTUP_SECONDS} s a job)")
     return 0
 
 
@@ -410,6 +418,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", default="fp32", help="fp32, bf16 or fp16: autocast (fp32 master weights)")
     run.add_argument("--loss-scaling", default="none", help="none, static or dynamic")
     run.add_argument("--static-scale", type=real(positive=True), help="C of --loss-scaling static")
+    run.add_argument("--fp32-precision", default="ieee", choices=("ieee", "tf32"),
+                     help="fp32 matmuls and convolutions on CUDA: IEEE fp32 (default) or TF32")
+    run.add_argument("--no-deterministic", dest="deterministic", action="store_false",
+                     help="let CUDA pick nondeterministic algorithms (reruns no longer bit-identical)")
     pipeline = "default: the pipeline's (workflows/schemas/config.schema.yaml `schedule:`)"
     run.add_argument("--schedule", choices=SCHEDULES, help=pipeline)
     run.add_argument("--warmup", type=share, help=f"linear warm-up, a share of the steps in [0, 1) as in a "

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import json
 import math
+import sys
 from pathlib import Path
 
 import yaml
@@ -207,7 +210,8 @@ def check_config(config: dict) -> None:
     def known(kind, given, valid):
         bad = [x for x in given if x not in valid]
         if bad:
-            raise ConfigError(f"config {kind}: unknown {', '.join(map(repr, bad))}; valid: {', '.join(valid)}")
+            raise ConfigError(f"config {kind}: unknown {', '.join(map(repr, bad))}; valid: {', '.join(valid)}"
+                              + "".join(f" ({f} failed to load: {e})" for f, e in broken_files()))
 
     known("tasks", config["tasks"], tasks.names())
     known("optimizers", config["optimizers"], optimizers.names())
@@ -307,7 +311,28 @@ def check(config: dict, configfiles=(), overrides=()) -> dict:
     fill_defaults(config, schema_)
     check_config(config)
     check_some_job(config)
+    warn_broken()
     return config
+
+
+def broken_files() -> list[tuple[str, str]]:
+    """(file, error) of every optimizer or task module that failed to load (optimizers.broken, tasks.broken)."""
+    return optimizers.broken() + tasks.broken()
+
+
+_warned = False
+
+
+def warn_broken() -> None:
+    """One line on stderr a process naming each file that failed to load, once the config checked:
+    a profile that names none of its entries runs (a name it would register is unknown, refused by
+    `check_config` with the file named)."""
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    for f, e in broken_files():
+        print(f"optbench: warning: {f} failed to load ({e}); its entries are left out", file=sys.stderr)
 
 
 def parse_overrides(entries) -> dict:
@@ -336,3 +361,59 @@ def load(configfile=None, overrides=()) -> dict:
     given = parse_overrides(overrides)
     update_config(config, given)
     return check(config, [path] if configfile else [], list(given))
+
+
+# Overrides never overwrite a published report. The report and tables of a profile (report/<profile>/,
+# results/tables/<profile>/) are made by the profile's own file alone; a run whose configuration differs
+# from it (--config, another file, a file of the same profile name with other content) writes them
+# under `report_name`, its header listing the differences. Its records stay in results/runs/<profile>/:
+# a record is named by its pair and its config hash, and reused by any run that asks for the same job.
+
+def baseline(config: dict, configfiles=()) -> tuple[dict, str]:
+    """The configuration the profile's published report is made from, completed as `check` completes
+    one, and where it was read: workflows/config/<profile>.yaml when the project ships that profile,
+    else the files given (a profile of the user's own: its report is its own, only --config overrides it)."""
+    from snakemake.utils import update_config
+    own = PROFILES / f"{config['profile']}.yaml"
+    files = [own] if own.is_file() else [Path(f) for f in configfiles] or [DEFAULT_PROFILE]
+    base = {}
+    for path in files:
+        update_config(base, read(path))   # several --configfile merge key by key, as Snakemake merges them
+    schema_ = schema()
+    base = fill_defaults(coerce(base, schema_), schema_)
+    root = WORKFLOWS.parent
+    return base, ", ".join(str(p.relative_to(root)) if p.resolve().is_relative_to(root) else str(p) for p in files)
+
+
+_ABSENT = object()
+
+
+def differences(config: dict, base: dict, path: tuple = ()) -> list[tuple[str, object, object]]:
+    """(key, the profile's value, the value used) of every leaf where `config` differs from `base`,
+    nested keys dotted (tuning.trials), a list compared whole; None where one side lacks the key."""
+    out = []
+    for key in sorted(set(config) | set(base), key=str):
+        a, b = base.get(key, _ABSENT), config.get(key, _ABSENT)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(b, a, (*path, key))
+        elif a != b:
+            out.append((_key((*path, key)), None if a is _ABSENT else a, None if b is _ABSENT else b))
+    return out
+
+
+def report_name(config: dict, base: dict) -> str:
+    """The name of the run's report and tables: the profile's own when the configuration is its file's;
+    else <profile>+<top-level keys changed>-<8 hex digits of the differences>, the same overrides
+    always the same name (`snakemake --config 'optimizers=[adam,sgd]'`: cpu+optimizers-<hash>)."""
+    diff = differences(config, base)
+    if not diff:
+        return config["profile"]
+    digest = hashlib.sha256(json.dumps(diff, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    keys = ",".join(dict.fromkeys(k.split(".")[0].split("[")[0] for k, _, _ in diff))
+    return f"{config['profile']}+{keys if len(keys) <= 40 else 'overrides'}-{digest}"
+
+
+def override_rows(config: dict, base: dict, source: str) -> list[dict]:
+    """The differences as the rows of the report's overrides table (values as JSON)."""
+    return [dict(key=k, profile_value=json.dumps(a), value_used=json.dumps(b), profile_file=source)
+            for k, a, b in differences(config, base)]

@@ -11,15 +11,26 @@ def all_records(w=None):
     return [path for job in JOBS for path in measurement_records(*job)]
 
 
+# The tables of the report: an overridden run's add the differences from the profile's file.
+TABLE_FILES = list(TABLE_NAMES + cost.TABLES) + (["overrides.csv"] if OVERRIDES else [])
+STAGING = f"results/tables/.staging/{REPORT}"
+
+
+# Published tables are not deleted while aggregation fails. Snakemake deletes a job's declared outputs
+# before it runs the job, so the aggregation writes its tables to STAGING, declared temp(), and
+# publish_tables, which runs only once the aggregation has succeeded, moves them into TABLES. Snakemake
+# still knows the tables as outputs (a missing or stale one reruns both jobs) and, once published,
+# does not rerun the aggregation for its missing temp files; a failed aggregation leaves the previous
+# tables as they were.
 rule aggregate:
     input:
         all_records,
     output:
-        [f"{TABLES}/{name}" for name in TABLE_NAMES + cost.TABLES],
+        temp([f"{STAGING}/{name}" for name in TABLE_FILES]),
     log:
-        f"{LOGS}/aggregate.log",
+        f"logs/{REPORT}/aggregate.log",
     benchmark:
-        f"{BENCHMARKS}/aggregate.tsv"
+        f"results/benchmarks/{REPORT}/aggregate.tsv"
     params:
         skipped=SKIPPED,
         optimizers=config["optimizers"],
@@ -28,5 +39,17 @@ rule aggregate:
         benchmarks=BENCHMARKS,   # the measurement jobs' benchmark files and the invocations: cost tables
         jobs=JOBS,
         config=config,           # the plan beside the measured cost
+        overrides=OVERRIDES,     # the differences from the profile's file: the report's header
     script:
         "../scripts/aggregate.py"
+
+
+rule publish_tables:
+    input:
+        rules.aggregate.output,
+    output:
+        [f"{TABLES}/{name}" for name in TABLE_FILES],
+    localrule: True
+    run:
+        for staged, published in zip(input, output):
+            os.replace(staged, published)   # atomic, each file whole; temp() cleanup finds them gone

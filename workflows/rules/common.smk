@@ -40,10 +40,31 @@ def device_preflight():
 
 PROFILE = config["profile"]
 RUNS = f"results/runs/{PROFILE}"
-TABLES = f"results/tables/{PROFILE}"
+# The report's name (workflows.engine.config.report_name): the profile's own when the configuration is
+# its file's, else a derived one, so that an override never rewrites the published report and tables
+# (report/<profile>/, results/tables/<profile>/); the records in RUNS are shared, per job.
+PROFILE_CONFIG, PROFILE_SOURCE = profile_config.baseline(config, workflow.overwrite_configfiles)
+REPORT = profile_config.report_name(config, PROFILE_CONFIG)
+OVERRIDES = profile_config.override_rows(config, PROFILE_CONFIG, PROFILE_SOURCE)
+if OVERRIDES:
+    print(f"optbench: this configuration differs from {PROFILE_SOURCE} in "
+          f"{', '.join(row['key'] for row in OVERRIDES)}: its report goes to report/{REPORT}/ and "
+          f"results/tables/{REPORT}/, not the profile's own (records shared in {RUNS}/)", file=sys.stderr)
+TABLES = f"results/tables/{REPORT}"
 LOGS = f"logs/{PROFILE}"
 BENCHMARKS = f"results/benchmarks/{PROFILE}"   # one TSV a job: wall, CPU time, peak memory
 GPU = 1 if config["device"].startswith("cuda") else 0
+# The GPU pool: how many training jobs share the GPU (`resources: gpu: N`, workflows/profiles/gpu).
+# A timing job asks for the whole pool, so it runs with the device to itself; every job is told, in
+# OPTBENCH_JOBS_PER_DEVICE (at most this many shared), so that its records say so. None: no pool set.
+GPU_POOL = workflow.global_resources.get("gpu").value if GPU else None
+TIMING_GPU = GPU_POOL or GPU
+# The run's device settings (RunConfig.fp32_precision, .deterministic), and the sharing, as params
+# only where they differ from the defaults: a profile at the defaults keeps its params (no rerun).
+from workflows.engine.harness import DEVICE_DEFAULTS
+DEVICE_PARAMS = {k: config[k] for k, default in DEVICE_DEFAULTS.items() if config.get(k, default) != default}
+SHARED_PARAMS = {**DEVICE_PARAMS, **({"jobs_per_device": GPU_POOL} if GPU_POOL else {})}
+TIMING_PARAMS = {**DEVICE_PARAMS, **({"jobs_per_device": 1} if GPU_POOL else {})}
 
 
 wildcard_constraints:

@@ -1,14 +1,15 @@
-# The report: markdown, PNG figures and the environment, from results/tables/<profile>/ alone.
+# The report: markdown, PNG figures and the environment, from results/tables/<report>/ alone (REPORT:
+# the profile, or a derived name for an overridden configuration, common.smk).
 
 
 rule report:
     input:
-        rules.aggregate.output,
+        rules.publish_tables.output,
     output:
-        f"report/{PROFILE}/README.md",
+        f"report/{REPORT}/README.md",
     log:
-        f"{LOGS}/report.log",
+        f"logs/{REPORT}/report.log",
     benchmark:
-        f"{BENCHMARKS}/report.tsv"
+        f"results/benchmarks/{REPORT}/report.tsv"
     script:
         "../scripts/report.py"

@@ -1,4 +1,6 @@
-"""Snakemake job: result records -> tidy CSV tables; benchmark files and the plan -> cost tables."""
+"""Snakemake job: result records -> tidy CSV tables; benchmark files and the plan -> cost tables; the
+differences from the profile's file, if any -> overrides.csv. Written to the staging directory
+(aggregate.smk's publish_tables moves them into place)."""
 import sys
 from pathlib import Path
 
@@ -28,3 +30,5 @@ calibration = plan.recorded_calibration(run_rows, cost.benchmark_rows(final_jobs
 step_costs = {t: flops.step_cost(t, config["size"], config["device"]) for t in task_names}
 rows = plan.plan_rows(config, calibration, step_costs)
 cost.write_tables(p.jobs, p.benchmarks, out, rows, config["threads"])
+if p.overrides:   # a run whose configuration differs from its profile's file: the report's header says how
+    pd.DataFrame(p.overrides).to_csv(out / "overrides.csv", index=False)

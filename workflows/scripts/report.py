@@ -1,4 +1,4 @@
-"""Snakemake job: tables -> report/<profile>/README.md and figures."""
+"""Snakemake job: tables -> report/<report>/README.md and figures (<report>: the profile, or its derived name)."""
 import sys
 from pathlib import Path
 
