@@ -234,7 +234,7 @@ def _matches(pr: pd.DataFrame, name: str, claim: str, src: str) -> dict:
     the pairs, then in the report's Holm family) beyond δ, or diverging where fp32 did not, refutes it."""
     tested = (f"{name} equivalent to fp32 on every task × optimizer (TOST on paired seeds, "
               f"{verdicts.margin_text('fp32')}); refuted by a Holm-significant difference beyond δ")
-    tost, diff, lines, n_min, lost = [], [], [], math.inf, []
+    tost, diff, lines, n_min, lost, diverged = [], [], [], math.inf, [], False
     for (task, opt), g in pr.groupby(["task", "optimizer"]):
         v = variant(g)
         ref, got = g[v == "fp32"], g[v == name]
@@ -245,13 +245,14 @@ def _matches(pr: pd.DataFrame, name: str, claim: str, src: str) -> dict:
         if got.diverged.any():
             lines.append(f"{task}/{opt}: {name} diverged on {int(got.diverged.sum())}/{len(got)} seeds")
             tost.append(1.0)
-            diff.append(0.0)
+            diverged = True
             continue
         verdict, evidence, p, sig = verdicts.matches(by_seed(got), by_seed(ref), g.direction.iloc[0] == "min",
                                                      name, "fp32", better_is_fine=False)
-        t = stats.paired(by_seed(got), by_seed(ref))
-        tost.append(stats.tost_p((by_seed(got) - by_seed(ref)).dropna().to_numpy(), verdicts.margin_of(float(by_seed(ref).mean()))))
-        diff.append(t.p if abs(t.diff) > verdicts.margin_of(float(by_seed(ref).mean())) else math.nan)
+        d = (by_seed(got) - by_seed(ref)).dropna().to_numpy()
+        delta = verdicts.margin_of(float(by_seed(ref).mean()))
+        tost.append(stats.tost_p(d, delta))
+        diff.append(verdicts.refute_p(d, delta))   # "beyond the margin", the claim's negation
         lines.append(f"{task}/{opt}: {evidence}")
     if name == "bf16":
         u_bf, u_fp = (float(pr.loc[variant(pr) == n, "underflow_share"].mean()) for n in ("bf16", "fp16 unscaled"))
@@ -264,7 +265,7 @@ def _matches(pr: pd.DataFrame, name: str, claim: str, src: str) -> dict:
         return verdicts.row(claim, src, tested, verdicts.FEW, evidence)
     if max(tost) < stats.ALPHA:
         return verdicts.row(claim, src, tested, "reproduced", evidence)
-    if any(d == 0.0 for d in diff):   # a seed diverged where fp32 did not
+    if diverged:   # a seed diverged where fp32 did not
         return verdicts.row(claim, src, tested, "not reproduced", evidence)
     finite = [d for d in diff if math.isfinite(d)]
     p = min(1.0, min(finite) * len(diff)) if finite else math.nan

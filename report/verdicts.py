@@ -56,13 +56,12 @@ def better(a: pd.Series, b: pd.Series, lower: bool, a_name: str, b_name: str) ->
 def matches(a: pd.Series, b: pd.Series, lower: bool, a_name: str, b_name: str,
             better_is_fine: bool) -> tuple[str, str, float, str]:
     """"A matches B" (or, `better_is_fine`, "A costs nothing against B"): TOST within ±δ (δ = 1 % of
-    B's mean) reproduces it; a Holm-significant difference beyond δ on the wrong side refutes it.
-    Returns as ``better``."""
+    B's mean) reproduces it; a Holm-significant test that the difference lies beyond δ (on the wrong
+    side, for non-inferiority) refutes it. Returns as ``better``."""
     t = stats.paired(a, b)
     joined = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").astype(float).dropna()
     d = (joined.a - joined.b).to_numpy()
     delta = margin_of(float(joined.b.mean())) if len(joined) else math.nan
-    worse = (t.diff > 0) == lower and t.diff != 0
     if better_is_fine:   # non-inferiority: H0 "A worse by δ or more", one-sided
         p_eq = stats.one_sided_p(d, delta if lower else -delta, greater=not lower)
     else:
@@ -71,9 +70,21 @@ def matches(a: pd.Series, b: pd.Series, lower: bool, a_name: str, b_name: str,
     if t.n < MIN_SEEDS:
         return FEW, evidence, math.nan, None
     if p_eq < stats.ALPHA:
-        return "reproduced", evidence, t.p, "reproduced"
-    beyond = abs(t.diff) > delta
-    return "inconclusive", evidence, t.p, "not reproduced" if (worse or not better_is_fine) and beyond else "inconclusive"
+        return "reproduced", evidence, math.nan, None
+    # refuted only by a test of the claim's own negation, "beyond the margin" (A worse by more than δ
+    # for non-inferiority, |A − B| > δ for equivalence), which joins the report's Holm family
+    if better_is_fine:
+        p_refute = stats.one_sided_p(d, delta if lower else -delta, greater=lower)
+    else:
+        p_refute = refute_p(d, delta)
+    return "inconclusive", evidence, p_refute, "not reproduced"
+
+
+def refute_p(d, delta: float) -> float:
+    """p of H0 "|mean(d)| ≤ δ" against "beyond δ on either side": the smaller one-sided p, doubled
+    (Bonferroni over the two sides; at most one of them can be small)."""
+    p = min(stats.one_sided_p(d, delta, greater=True), stats.one_sided_p(d, -delta, greater=False))
+    return min(1.0, 2 * p) if math.isfinite(p) else math.nan
 
 
 def resolve(rows: list[dict]) -> pd.DataFrame:
