@@ -367,7 +367,8 @@ def load(configfile=None, overrides=()) -> dict:
 # results/tables/<profile>/) are made by the profile's own file alone; a run whose configuration differs
 # from it (--config, another file, a file of the same profile name with other content) writes them
 # under `report_name`, its header listing the differences. Its records stay in results/runs/<profile>/:
-# a record is named by its pair and its config hash, and reused by any run that asks for the same job.
+# a record is named by its job (measurement, task, optimizer, seed): a run that asks for the same job
+# with the same params reuses it; one that changes its params reruns it and replaces it.
 
 def baseline(config: dict, configfiles=()) -> tuple[dict, str]:
     """The configuration the profile's published report is made from, completed as `check` completes

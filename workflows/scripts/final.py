@@ -26,6 +26,7 @@ w, p = snakemake.wildcards, snakemake.params  # noqa: F821
 settings = {k: getattr(p, k) for k in DEVICE_DEFAULTS if hasattr(p, k)}
 if hasattr(p, "jobs_per_device"):
     os.environ[JOBS_PER_DEVICE_VARIABLE] = str(p.jobs_per_device)
+    settings["jobs_per_device"] = p.jobs_per_device   # the records' step times depend on it: a key part
 measurement = measurements.get(snakemake.rule)  # noqa: F821 (final, or defaults: the self-tuning track)
 hparams = None   # the self-tuning track: the entry's defaults
 if measurement.reads_selection:
