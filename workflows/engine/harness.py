@@ -67,6 +67,16 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 DEVICE_DEFAULTS = {"fp32_precision": "ieee", "deterministic": True}
 
 
+def job_device_settings(params) -> dict:
+    """A pipeline job's device settings from its Snakemake params: the keys of DEVICE_DEFAULTS the
+    profile moves from their defaults (the rules pass them only then, so a profile at the defaults
+    keeps its jobs' params and records), and how many jobs share the device (the GPU pool), which
+    goes to the environment variable the records' environment block reads."""
+    if hasattr(params, "jobs_per_device"):
+        os.environ[device_module.JOBS_PER_DEVICE_VARIABLE] = str(params.jobs_per_device)
+    return {k: getattr(params, k) for k in DEVICE_DEFAULTS if hasattr(params, k)}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     task: str

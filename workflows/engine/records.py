@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -192,6 +193,16 @@ def set_aside(path, runs_dir) -> Path:
 
 AGAIN = ("run the same snakemake command again: it recomputes what is missing, then the tables "
          "and the report")
+
+
+def read_selection(path, runs_dir, size, job: str) -> dict:
+    """The tune record's selection a job (final, stability, precision) runs at, read with
+    `read_input`; a refusal is also printed on the terminal (`job`: the rule), not only in the log."""
+    try:
+        return read_input(path, runs_dir, size)["selection"]
+    except RecordError as e:
+        print(f"{job}: {e}", file=sys.__stderr__)
+        raise
 
 
 def read_input(path, runs_dir, size=None) -> dict:

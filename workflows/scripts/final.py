@@ -15,26 +15,18 @@ import os
 import sys
 from pathlib import Path
 
-from workflows.engine.device import JOBS_PER_DEVICE_VARIABLE
-from workflows.engine.harness import DEVICE_DEFAULTS
+from workflows.engine.harness import job_device_settings
 from workflows.engine import aggregate, measurements, records
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
-# the run's device settings where the profile moves them from the defaults (params only then), and
-# how many jobs share the device (the GPU pool), for the records
-settings = {k: getattr(p, k) for k in DEVICE_DEFAULTS if hasattr(p, k)}
+settings = job_device_settings(p)   # the profile's device settings; the GPU pool
 if hasattr(p, "jobs_per_device"):
-    os.environ[JOBS_PER_DEVICE_VARIABLE] = str(p.jobs_per_device)
     settings["jobs_per_device"] = p.jobs_per_device   # the records' step times depend on it: a key part
 measurement = measurements.get(snakemake.rule)  # noqa: F821 (final, or defaults: the self-tuning track)
 hparams = None   # the self-tuning track: the entry's defaults
 if measurement.reads_selection:
-    try:
-        hparams = records.read_input(snakemake.input.summary, p.runs, p.size)["selection"]["hparams"]  # noqa: F821
-    except records.RecordError as e:
-        print(f"final: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
-        raise
+    hparams = records.read_selection(snakemake.input.summary, p.runs, p.size, "final")["hparams"]  # noqa: F821
 
 
 def code_hash(packages=("optimizers", "tasks", "workflows.engine")) -> str:

@@ -1,19 +1,13 @@
 """Snakemake job: the hyperparameter search of one optimizer on one task."""
-import os
 import sys
 
-from workflows.engine.device import JOBS_PER_DEVICE_VARIABLE
-from workflows.engine.harness import DEVICE_DEFAULTS
+from workflows.engine.harness import job_device_settings
 from workflows.engine import records
 from workflows.engine.measurements import tune
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
-# the run's device settings where the profile moves them from the defaults (params only then), and
-# how many jobs share the device (the GPU pool), for the records
-settings = {k: getattr(p, k) for k in DEVICE_DEFAULTS if hasattr(p, k)}
-if hasattr(p, "jobs_per_device"):
-    os.environ[JOBS_PER_DEVICE_VARIABLE] = str(p.jobs_per_device)
+settings = job_device_settings(p)   # the profile's device settings; the GPU pool
 record = tune.run(w.task, w.optimizer, p.size, tuning=p.tuning, schedule=p.schedule,
                   precision=p.precision, device=p.device, threads=snakemake.threads, **settings)  # noqa: F821
 selection = record["selection"]
