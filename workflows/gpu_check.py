@@ -2,7 +2,7 @@
 
     python -m workflows.gpu_check DIR [BUDGET_S]     # on a CUDA machine (default 420 s in all)
     python -m workflows.gpu_check DIR dry            # the same control flow on the CPU, tiny sizes
-    bash workflows/gpu_check.sh [BUDGET_S]           # on the device tool's GPU machine: install, run, pack
+    bash workflows/gpu_check.sh [BUDGET_S]           # on a GPU machine without a registry: install, run, pack
 
 Each step runs under its own time budget and writes DIR/<step>.json as soon as it ends (long steps
 also after each measurement), and one line to DIR/summary.jsonl and to stdout, so a check stopped

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# The GPU check (workflows/gpu_check.py) on a lent GPU machine, and the wheels it needs there.
+# The GPU check (workflows/gpu_check.py) on a GPU machine that reaches no package registry (an
+# air-gapped or borrowed machine with its own CUDA build of torch), and the wheels it needs there.
 #
 #   bash workflows/gpu_check.sh wheels          # here, once: the wheels the GPU machine lacks, into .whl/
 #   bash workflows/gpu_check.sh [BUDGET_S]      # there: install, run the check, results into $OUT
 #
-# The GPU machine reaches no registry. Its python3 already holds a CUDA build of torch and most of
-# what the project needs (the device tool's KINDS.md lists it); the rest travels as wheels in .whl/
-# (ignored by git through .git/info/exclude; the tool's `carry: [".whl"]` takes it along), installed
-# with --no-deps into /tmp/site. The project itself is not installed: the repository root goes on
+# Such a machine's python3 is assumed to hold a CUDA build of torch and most of what the project
+# needs; the rest travels as wheels in .whl/ (keep it out of git, e.g. in .git/info/exclude, and copy
+# it along with the working tree), installed with --no-deps into /tmp/site. The project itself is not installed: the repository root goes on
 # PYTHONPATH, so the check imports the working tree that travelled. torch is never carried (GBs):
 # the check runs on the machine's torch and says which it is.
 #
 # The check writes into /tmp/gpu_check as it goes; at the end (or when the time limit stops it) this
-# script packs that folder into $OUT/gpu_check.tar.gz (the tool brings back at most 8 files) and
-# copies the summary and log beside it. BUDGET_S (default 420) bounds the check; the hard limit is
+# script packs that folder into $OUT/gpu_check.tar.gz (one file is easy to bring back; OUT defaults
+# to /tmp/gpu_check_out) and copies the summary and log beside it. BUDGET_S (default 420) bounds the check; the hard limit is
 # BUDGET_S + 45 s, so a device call needs timeout_s >= BUDGET_S + 90 (install and packing included).
 set -u
 cd "$(dirname "$0")/.."
@@ -46,8 +46,8 @@ download_wheels() {
     du -ch .whl/*.whl
 }
 
-# bitsandbytes' wheel holds a library for each CUDA and ROCm release (42 MiB, with the working tree
-# over the device tool's 64 MiB): keep the CPU's and CUDA 13's, what a cu13x torch loads (the GPU
+# bitsandbytes' wheel holds a library for each CUDA and ROCm release (42 MiB, more than the rest of
+# what travels together): keep the CPU's and CUDA 13's, what a cu13x torch loads (the GPU
 # image's torch is one), and drop the others from the wheel and its RECORD.
 slim_bitsandbytes() {
     python3 - .whl/bitsandbytes-*.whl <<'EOF'
