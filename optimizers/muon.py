@@ -22,13 +22,17 @@ J. Liu et al., "Muon is Scalable for LLM Training" (Moonshot, 2025) for the deca
 matching. Implementation: torch.optim.Muon.
 
 Parameter policy: Muon is defined for 2-D hidden matrices. The entry takes parameters that are
-2-D and are not an embedding or an output head, decided by name: a name containing ``embed``,
-``wte`` or ``wpe``, or with a dotted component ``head``/``lm_head``/``..._head``/``head...``
+2-D or more and are not an embedding or an output head, decided by name: a name containing
+``embed``, ``wte`` or ``wpe``, or with a dotted component ``head``/``lm_head``/``..._head``/``head...``
 (``head.weight``, ``lm_head.weight``, ``heads.0.weight``) is refused -- so ``multihead_attn``'s
-projections stay with Muon. Everything refused (embeddings, the head, biases, norms, 1-D and
-4-D tensors) goes to the registry's ``adamw`` with the entry's lr and weight decay. Convolution
-filters are therefore AdamW's here (torch.optim.Muon refuses non-2-D tensors; Jordan's CIFAR-10
-runs flatten them to 2-D), so on a model with no hidden Linear layer this entry *is* AdamW.
+projections stay with Muon. Everything refused (embeddings, the head, biases, norms, scalars) goes
+to the registry's ``adamw`` with the entry's lr and weight decay. Convolution filters
+(out x in x kh x kw) are Muon's, flattened to the out x (in kh kw) matrix, as in Jordan's CIFAR-10
+speedrun (``g.view(len(g), -1)`` before Newton-Schulz): torch.optim.Muon refuses tensors that are
+not 2-D, so `Muon` below hands it 2-D views of them (for a 2-D tensor the view is the tensor: its
+numbers are torch.optim.Muon's, bit for bit). The lr adjustment sees the flattened shape. A task
+whose model has no such tensor does not run this entry (every tensor would be AdamW's: the pair
+would be AdamW under another name); tests/test_routing_policy.py checks every profile for it.
 
 MuonClip (Kimi K2 technical report, Moonshot AI, 2025) is Muon plus QK-clip: after each
 optimizer step, for each attention layer and head :math:`h` whose largest pre-softmax logit
@@ -67,12 +71,18 @@ def _is_head_component(component: str) -> bool:
 
 
 def is_hidden_matrix(name: str, p: torch.Tensor) -> bool:
-    """Muon's parameter policy: 2-D, and not an embedding table or an output head (by name)."""
-    if p.ndim != 2:
+    """Muon's parameter policy: 2-D or more (a conv filter is flattened to 2-D), and not an
+    embedding table or an output head (by name)."""
+    if p.ndim < 2:
         return False
     if any(key in name for key in EMBEDDING_KEYS):
         return False
     return not any(_is_head_component(c) for c in name.split("."))
+
+
+def as_matrix(shape) -> tuple[int, int]:
+    """The 2-D shape Muon orthogonalises: (out, everything else), a conv filter's out x (in kh kw)."""
+    return int(shape[0]), numel(shape[1:])
 
 
 def muon_state_bytes(shape, dtype):
@@ -83,7 +93,7 @@ def muon_step_flops(shape, hp):
     """``ns_steps`` Newton-Schulz iterations on the a×b momentum (a <= b: torch transposes a tall one),
     each three bfloat16 products: X Xᵀ (2·a²·b), the Gram matrix's b·A + c·A² (2·a³), and its
     product with X (2·a²·b)."""
-    a, b = sorted(shape)
+    a, b = sorted(as_matrix(shape))
     return {"bf16": hp["ns_steps"] * (4 * a * a * b + 2 * a ** 3)}
 
 
@@ -126,7 +136,38 @@ def qk_clip_(max_logits: torch.Tensor, qk_weights, tau: float) -> torch.Tensor:
     return factors
 
 
-class MuonClip(torch.optim.Muon):
+class Muon(torch.optim.Muon):
+    """torch.optim.Muon on tensors of 2 or more dimensions, each seen as its `as_matrix` view.
+
+    torch.optim.Muon checks `ndim == 2` at construction and in its update; everything else here is
+    its code: the update (`torch.optim._muon.muon`, called by the inherited `step`) runs on 2-D views
+    of the parameters, their gradients and momentum buffers, and in-place updates of a view are
+    updates of the tensor. The momentum buffer keeps the parameter's shape in the state (the
+    checkpoint and the memory accounting see the tensor, not the view)."""
+
+    def __init__(self, params, **kwargs):
+        # torch's own validation of every hyperparameter and its defaults, from a 1 x 1 stand-in;
+        # then the optimizer over the real groups without torch.optim.Muon's 2-D check
+        defaults = torch.optim.Muon([torch.zeros(1, 1, requires_grad=True)], **kwargs).defaults
+        torch.optim.Optimizer.__init__(self, params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.ndim < 2:
+                    raise ValueError(f"Muon: a parameter of shape {tuple(p.shape)} is not valid; "
+                                     "valid: tensors of 2 or more dimensions")
+
+    def _init_group(self, group, params_with_grad, grads, muon_momentum_bufs):
+        has_complex = super()._init_group(group, params_with_grad, grads, muon_momentum_bufs)
+        for i, p in enumerate(params_with_grad):
+            if p.ndim != 2:
+                rows = p.shape[0]
+                params_with_grad[i] = p.view(rows, -1)
+                grads[i] = grads[i].view(rows, -1)
+                muon_momentum_bufs[i] = muon_momentum_bufs[i].view(rows, -1)
+        return has_complex
+
+
+class MuonClip(Muon):
     """torch.optim.Muon with the QK-clip hook the training loop calls after each step.
 
     What the clip guarantees. The training loop measures every head's max logit S (layer l,
@@ -169,13 +210,13 @@ MUON = dict(family="muon", lr_range=(1e-4, 1.0), search=dict(weight_decay=(1e-3,
 
 register(OptimizerSpec(
     name="muon", paper="Jordan et al. 2024; Liu et al. 2025",
-    implementation="torch.optim.Muon (2-D hidden matrices) + torch.optim.AdamW (rest)",
-    build=torch.optim.Muon, defaults=dict(MUON_DEFAULTS), hparam_rules=MUON_RULES, **MUON,
+    implementation="torch.optim.Muon (hidden matrices; conv filters flattened to 2-D) + torch.optim.AdamW (rest)",
+    build=Muon, defaults=dict(MUON_DEFAULTS), hparam_rules=MUON_RULES, **MUON,
 ))
 
 register(OptimizerSpec(
     name="muonclip", paper="Kimi Team 2025 (Kimi K2)",
-    implementation="torch.optim.Muon + QK-clip (ours) (2-D hidden matrices) + torch.optim.AdamW (rest)",
+    implementation="torch.optim.Muon + QK-clip (ours) (hidden matrices) + torch.optim.AdamW (rest)",
     build=MuonClip, defaults=dict(MUON_DEFAULTS, tau=100.0),
     needs=frozenset({"attention_logits"}),
     hparam_rules=dict(MUON_RULES, tau=above(0)),   # the QK-clip threshold

@@ -12,5 +12,5 @@ def rows(r: dict) -> dict:
 
 
 MEASUREMENT = Measurement(name="defaults", kind="run", run=final.run, rows=rows, tables=("runs",),
-                          jobs=lambda config: pairs(config, config["defaults_track"]["tasks"]), cost=final.cost,
+                          jobs=lambda config: pairs(config, config["defaults_track"]["tasks"], config["defaults_track"].get("optimizers")), cost=final.cost,
                           per_seed=True, track="defaults")
