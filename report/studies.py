@@ -140,7 +140,7 @@ def qk_claims(tables: dict) -> list[dict]:
     held = "Held-out max attention logit under MuonClip (all layers, held-out windows: beyond the guarantee)"
     cost = "QK-clip does not harm the loss: MuonClip trains as well as Muon"
     tested_cost = (f"MuonClip's final val_loss non-inferior to Muon's (one-sided paired t, "
-                   f"{verdicts.margin_text('muon')}), each at its tuned lr")
+                   f"{verdicts.margin_text('muon')}; against: worse beyond δ), each at its tuned lr, Holm")
     curves, rows = tables.get("curves", pd.DataFrame()), []
     for task, tau in qk_tasks(tables).items():
         s = qk_summary(tables, task, tau).set_index("optimizer") if not _runs(tables).empty else pd.DataFrame()
@@ -165,10 +165,10 @@ def qk_claims(tables: dict) -> list[dict]:
         rows.append(verdicts.row(held, src, "reported: the held-out maximum, not the guarantee", "reported",
                                  f"{task}, τ = {tau:g}: MuonClip's held-out max logit peaks at {short(mc['peak (mean)'])} "
                                  f"({short(mc['peak / tau'])} τ; worst seed {short(mc['worst / tau'])} τ) against {others}"))
-        verdict, evidence, p, sig = verdicts.matches(_seed_finals(tables, task, "muonclip"), _seed_finals(tables, task, "muon"),
-                                                     True, "muonclip", "muon", better_is_fine=True)
+        verdict, evidence, tests = verdicts.matches(_seed_finals(tables, task, "muonclip"), _seed_finals(tables, task, "muon"),
+                                                    True, "muonclip", "muon", better_is_fine=True)
         rows.append(verdicts.row(cost, src, tested_cost, verdict, f"{task}, val_loss: {evidence}; diverged seeds "
-                                 f"muonclip {int(mc['diverged'])}, muon {int(mu['diverged'])}", p, sig))
+                                 f"muonclip {int(mc['diverged'])}, muon {int(mu['diverged'])}", tests))
     return rows
 
 
@@ -357,14 +357,14 @@ def scale_claims(tables: dict) -> list[dict]:
             small, large = tasks[0][1], tasks[-1][1]
             each = "; ".join(f"{int(r.n_params)} params {short(r.speedup)}× [{short(r.low)}, {short(r.high)}]"
                              for r in g.itertuples())
-            verdict, evidence, p, sig = verdicts.better(seed_log_speedups(tables, small, opt),
-                                                        seed_log_speedups(tables, large, opt), False,
-                                                        f"ln speed-up {small}", large)
+            verdict, evidence, tests = verdicts.better(seed_log_speedups(tables, small, opt),
+                                                       seed_log_speedups(tables, large, opt), False,
+                                                       f"ln speed-up {small}", large)
             rows.append(verdicts.row(f"{claim}: {opt}", src, tested, verdict,
                                      f"{base}: {evidence}; speed-up in steps at matched loss (mean): {each}. Sizes "
                                      f"{int(g.n_params.min())}–{int(g.n_params.max())} parameters, "
                                      f"{orders_below(g.n_params.max())} orders of magnitude below the paper's "
-                                     "smallest (0.1B)", p, sig))
+                                     "smallest (0.1B)", tests))
     if not rows:
         rows.append(verdicts.row(claim, src, tested, "not measured", "needs adamw and a matrix optimizer on two or more "
                                  "<task>-scale-x<k> sizes"))
