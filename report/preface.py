@@ -37,6 +37,30 @@ def overrides_block(overrides, profile: str) -> list[str]:
     return lines + [""]
 
 
+def reuse_block(reuse, profile: str) -> list[str]:
+    """A run with added entries (results/tables/<report>/reuse.csv, one row a pair): what was added,
+    which pairs' rows were reused from the published tables (their commit and machine), what ran
+    here, and why a published pair reran. Nothing for a run that added nothing."""
+    if reuse is None or reuse.empty or not reuse.added.any():
+        return []
+    new, old = reuse[reuse.added], reuse[~reuse.added]
+    added = sorted(set(new.optimizer) - set(old.optimizer)) + sorted(set(new.task) - set(old.task))
+    lines = ["## Added to the published results", "",
+             f"This report adds {', '.join(f'**{x}**' for x in added)} to the `{profile}` profile; it is written "
+             f"under this name, and `report/{profile}/` and `results/tables/{profile}/` are left as they are.", ""]
+    for source, g in reuse.groupby("source", sort=False):
+        where = (f"reused from `results/tables/{profile}/`" if source == "published" else "ran here")
+        for (commit, host), h in g.groupby(["git_commit", "machine"], dropna=False, sort=False):
+            lines.append(f"- {where.capitalize()} (commit `{_cell(commit)}`, {_cell(host)}): {len(h)} pairs, "
+                         + "; ".join(f"{o} on {', '.join(sorted(h[h.optimizer == o].task))}"
+                                     for o in dict.fromkeys(h.optimizer)) + ".")
+    for row in reuse[(reuse.source == "ran here") & reuse.why.notna() & (reuse.why != "")].itertuples():
+        lines.append(f"- {row.optimizer} on {row.task} was published but reran here: {row.why}.")
+    return lines + ["", "Seconds to target and step times (µs) are each of the machine its row came from "
+                    "(above); a step time's ratio to AdamW is measured within one job on one machine, so "
+                    "ratios compare across rows. *What this report cost* counts the jobs that ran here.", ""]
+
+
 def _cell(value) -> str:
     return "absent" if value != value or value == "null" else str(value).replace("|", "\\|")
 
@@ -51,5 +75,6 @@ def section(tables: dict, out: Path) -> list[str]:
             "from the final seeds, under the profile's schedule; confidence intervals are 95 % Student t intervals of the mean over "
             "non-diverged seeds (coverage 95 % for normal seed-to-seed noise, checked by simulation in "
             "tests/test_stats.py); diverged runs are counted, not dropped.", ""
-            ] + overrides_block(tables.get("overrides"), profile.split("+")[0]) + [
+            ] + reuse_block(tables.get("reuse"), profile.split("+")[0]) + overrides_block(
+                tables.get("overrides"), profile.split("+")[0]) + [
             "## Environment", ""] + environment_block(tables["environment"]) + [""]

@@ -206,13 +206,7 @@ def check_config(config: dict) -> None:
     schema's defaults filled in (`fill_defaults`). Raises ConfigError naming the value."""
     for path, x in _non_finite(config):
         raise ConfigError(f"config {_key(path)}: {x} is not a finite number")
-
-    def known(kind, given, valid):
-        bad = [x for x in given if x not in valid]
-        if bad:
-            raise ConfigError(f"config {kind}: unknown {', '.join(map(repr, bad))}; valid: {', '.join(valid)}"
-                              + "".join(f" ({f} failed to load: {e})" for f, e in broken_files()))
-
+    known = _known
     known("tasks", config["tasks"], tasks.names())
     known("optimizers", config["optimizers"], optimizers.names())
     for task, names_ in config["task_optimizers"].items():
@@ -252,6 +246,72 @@ def check_config(config: dict) -> None:
         fallback = optimizers.get(name).fallback
         if fallback and fallback not in optimizers.names():
             raise ConfigError(f"optimizer {name!r} falls back to unknown {fallback!r}")
+
+
+def _known(kind, given, valid) -> None:
+    bad = [x for x in given if x not in valid]
+    if bad:
+        raise ConfigError(f"config {kind}: unknown {', '.join(map(repr, bad))}; valid: {', '.join(valid)}"
+                          + "".join(f" ({f} failed to load: {e})" for f, e in broken_files()))
+
+
+# Additions (`--config 'add_optimizers=[radam]'`, `add_tasks`): entries appended to a profile without
+# retyping its lists. They join `optimizers` (`tasks`) and every list that stands for "the profile's
+# optimizers" in a study or measurement, where the entry can run one of that list's tasks
+# (pairs.compatible), so that no study silently leaves the new entry out.
+ADDITIONS = {"add_optimizers": "optimizers", "add_tasks": "tasks"}
+
+
+def check_additions(config: dict) -> None:
+    """The added names exist in the registries, are not in the profile's lists already, and an added
+    optimizer can run at least one of the profile's tasks (else it would add no job)."""
+    _known("add_optimizers", config["add_optimizers"], optimizers.names())
+    _known("add_tasks", config["add_tasks"], tasks.names())
+    for key, listed in ADDITIONS.items():
+        already = [x for x in config[key] if x in config[listed]]
+        if already:
+            raise ConfigError(f"config {key}: {', '.join(map(repr, already))} already in the profile's {listed} "
+                              f"({', '.join(config[listed])}); valid: a name not in that list")
+    run = [t for t in config["tasks"] + config["add_tasks"] if t in tasks.names()]   # unknown: check_config
+    for name in config["add_optimizers"]:
+        why = [pairs.compatible(t, optimizers.get(name)) for t in run]
+        if all(why):
+            raise ConfigError(f"config add_optimizers: {name!r} can run none of the profile's tasks "
+                              f"({'; '.join(why)}); valid: an optimizer that can run one of {', '.join(run)}")
+
+
+def apply_additions(config: dict) -> dict:
+    """`config` with its additions appended to its lists, in place; idempotent (a name already in a
+    list is not added again). The lists extended: tasks, optimizers; task_optimizers of each task;
+    stability.overrides, precision (and its overrides) and steptime's and defaults_track's
+    optimizers where given (absent, they follow the profile's), each where the entry can run."""
+    added = config.get("add_optimizers", [])
+
+    def extend(names: list, task_names) -> None:
+        names += [o for o in added if o not in names
+                  and any(pairs.compatible(t, optimizers.get(o)) is None for t in task_names)]
+
+    config["tasks"] += [t for t in config.get("add_tasks", []) if t not in config["tasks"]]
+    config["optimizers"] += [o for o in added if o not in config["optimizers"]]
+    for task, names_ in config["task_optimizers"].items():
+        extend(names_, [task])
+    for measurement in ("stability", "precision"):
+        m = config.get(measurement, {})
+        if "optimizers" in m:
+            extend(m["optimizers"], m["tasks"])
+        for task, over in m.get("overrides", {}).items():
+            if "optimizers" in over:
+                extend(over["optimizers"], [task])
+    for measurement in ("steptime", "defaults_track"):
+        m = config.get(measurement, {})
+        if "optimizers" in m:
+            extend(m["optimizers"], m["tasks"])
+    return config
+
+
+def additions(config: dict, base: dict) -> dict:
+    """{"optimizers": [...], "tasks": [...]}: what `config` adds to the profile's file `base`."""
+    return {listed: [x for x in config.get(key, []) if x not in base.get(key, [])] for key, listed in ADDITIONS.items()}
 
 
 def check_precision(config: dict, known) -> None:
@@ -309,6 +369,8 @@ def check(config: dict, configfiles=(), overrides=()) -> dict:
     config.update(coerce(config, schema_))
     check_schema(config, schema_, _source(configfiles, overrides))
     fill_defaults(config, schema_)
+    check_additions(config)
+    apply_additions(config)
     check_config(config)
     check_some_job(config)
     warn_broken()
@@ -381,7 +443,7 @@ def baseline(config: dict, configfiles=()) -> tuple[dict, str]:
     for path in files:
         update_config(base, read(path))   # several --configfile merge key by key, as Snakemake merges them
     schema_ = schema()
-    base = fill_defaults(coerce(base, schema_), schema_)
+    base = apply_additions(fill_defaults(coerce(base, schema_), schema_))
     root = WORKFLOWS.parent
     return base, ", ".join(str(p.relative_to(root)) if p.resolve().is_relative_to(root) else str(p) for p in files)
 
@@ -402,19 +464,32 @@ def differences(config: dict, base: dict, path: tuple = ()) -> list[tuple[str, o
     return out
 
 
+def with_additions(base: dict, config: dict) -> dict:
+    """`base` (a profile's configuration) with `config`'s additions applied: what `config` is when
+    its additions are its only change."""
+    out = copy.deepcopy(base)
+    for key in ADDITIONS:
+        out[key] = list(config.get(key, []))
+    return apply_additions(out)
+
+
 def report_name(config: dict, base: dict) -> str:
     """The name of the run's report and tables: the profile's own when the configuration is its file's;
-    else <profile>+<top-level keys changed>-<8 hex digits of the differences>, the same overrides
-    always the same name (`snakemake --config 'optimizers=[adam,sgd]'`: cpu+optimizers-<hash>)."""
-    diff = differences(config, base)
+    else <profile>, `+<name>` for each added entry (`--config 'add_optimizers=[radam]'`: smoke+radam),
+    then for any other difference `+<top-level keys changed>-<8 hex digits of the differences>`, the
+    same overrides always the same name (`--config 'optimizers=[adam,sgd]'`: cpu+optimizers-<hash>)."""
+    added = [x for names_ in additions(config, base).values() for x in names_]
+    name = "".join([config["profile"], *(f"+{x}" for x in added)])
+    diff = differences(config, with_additions(base, config))
     if not diff:
-        return config["profile"]
+        return name
     digest = hashlib.sha256(json.dumps(diff, sort_keys=True, default=str).encode()).hexdigest()[:8]
     keys = ",".join(dict.fromkeys(k.split(".")[0].split("[")[0] for k, _, _ in diff))
-    return f"{config['profile']}+{keys if len(keys) <= 40 else 'overrides'}-{digest}"
+    return f"{name}+{keys if len(keys) <= 40 else 'overrides'}-{digest}"
 
 
 def override_rows(config: dict, base: dict, source: str) -> list[dict]:
-    """The differences as the rows of the report's overrides table (values as JSON)."""
+    """The differences beyond the additions as the rows of the report's overrides table (values as
+    JSON); the additions are listed by the report's header from the reuse table."""
     return [dict(key=k, profile_value=json.dumps(a), value_used=json.dumps(b), profile_file=source)
-            for k, a, b in differences(config, base)]
+            for k, a, b in differences(config, with_additions(base, config))]

@@ -2,17 +2,43 @@
 from workflows.engine.aggregate import TABLES as TABLE_NAMES
 
 
+from workflows.engine import reuse
+
 # The jobs of the profile (workflows.engine.plan.jobs, from the measurements' own `jobs`: `optbench
 # plan` counts the same list) and the records each writes.
 JOBS = plan.jobs(config)
 
+# Additions (--config 'add_optimizers=[radam]'): the pairs whose published rows (results/tables/<profile>/,
+# in git) are honest to reuse are not run; aggregation merges their rows (workflows.engine.reuse).
+# The task data hashes are recomputed in the main process only: Snakemake's per-job processes read
+# this file again, and the main process has checked them.
+ADDED = profile_config.additions(config, PROFILE_CONFIG)
+PUBLISHED = f"results/tables/{PROFILE}"
+REUSE = None
+if any(ADDED.values()):
+    main_process = workflow.exec_mode.name == "DEFAULT"
+    REUSE = reuse.decide(config, PUBLISHED, JOBS, reuse.data_hash_here(config["size"]) if main_process else None)
+REUSED = {tuple(pair) for pair in REUSE.pairs} if REUSE else set()
+RUN_JOBS = [job for job in JOBS if (job[1], job[2]) not in REUSED]
+if REUSE and main_process:
+    for line in reuse.messages(REUSE, ADDED, RUN_JOBS, REPORT):
+        print(f"optbench: {line}", file=sys.stderr)
+
 
 def all_records(w=None):
-    return [path for job in JOBS for path in measurement_records(*job)]
+    return [path for job in RUN_JOBS for path in measurement_records(*job)]
+
+
+def published_tables(w=None):
+    """The published tables a reuse merges: a change to one reruns the aggregation."""
+    if not REUSED:
+        return []
+    names = [*TABLE_NAMES, reuse.PROVENANCE]
+    return [f"{PUBLISHED}/{name}" for name in names if os.path.exists(f"{PUBLISHED}/{name}")]
 
 
 # The tables of the report: an overridden run's add the differences from the profile's file.
-TABLE_FILES = list(TABLE_NAMES + cost.TABLES) + (["overrides.csv"] if OVERRIDES else [])
+TABLE_FILES = list(TABLE_NAMES + cost.TABLES + reuse.TABLES) + (["overrides.csv"] if OVERRIDES else [])
 STAGING = f"results/tables/.staging/{REPORT}"
 
 
@@ -24,7 +50,8 @@ STAGING = f"results/tables/.staging/{REPORT}"
 # tables as they were.
 rule aggregate:
     input:
-        all_records,
+        records=all_records,
+        published=published_tables,
     output:
         temp([f"{STAGING}/{name}" for name in TABLE_FILES]),
     log:
@@ -37,7 +64,9 @@ rule aggregate:
         runs=RUNS,       # refused records go to RUNS/refused/: the next invocation recomputes them
         size=config["size"],
         benchmarks=BENCHMARKS,   # the measurement jobs' benchmark files and the invocations: cost tables
-        jobs=JOBS,
+        jobs=RUN_JOBS,           # the jobs run here (a reuse's published pairs are not)
+        reuse=REUSE.params() if REUSE else None,
+        added=ADDED,
         config=config,           # the plan beside the measured cost
         overrides=OVERRIDES,     # the differences from the profile's file: the report's header
     script:

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from workflows.engine import aggregate, cost, flops, plan, records
+from workflows.engine import aggregate, cost, flops, plan, records, reuse
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 p = snakemake.params  # noqa: F821
 out = Path(snakemake.output[0]).parent  # noqa: F821
 try:
-    aggregate.write_tables(snakemake.input, out,  # noqa: F821
+    aggregate.write_tables(snakemake.input.records, out,  # noqa: F821
                            skipped=p.skipped, optimizer_names=p.optimizers, runs_dir=p.runs, size=p.size)
 except records.RecordError as e:
     print(f"aggregate: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
@@ -30,5 +30,7 @@ calibration = plan.recorded_calibration(run_rows, cost.benchmark_rows(final_jobs
 step_costs = {t: flops.step_cost(t, config["size"], config["device"]) for t in task_names}
 rows = plan.plan_rows(config, calibration, step_costs)
 cost.write_tables(p.jobs, p.benchmarks, out, rows, config["threads"])
+# the published rows of the pairs reused (additions), the reuse table and these tables' provenance
+reuse.merge(out, p.reuse, aggregate.ROW_TABLES, config, p.jobs, p.added)
 if p.overrides:   # a run whose configuration differs from its profile's file: the report's header says how
     pd.DataFrame(p.overrides).to_csv(out / "overrides.csv", index=False)
