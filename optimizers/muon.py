@@ -71,8 +71,8 @@ def _is_head_component(component: str) -> bool:
 
 
 def is_hidden_matrix(name: str, p: torch.Tensor) -> bool:
-    """Muon's parameter policy: 2-D or more (a conv filter is flattened to 2-D), and not an
-    embedding table or an output head (by name)."""
+    """Muon's parameter policy: 2-D or more (any tensor of 3 or more dimensions, a conv filter, is
+    seen as out x the rest), and not an embedding table or an output head (by name)."""
     if p.ndim < 2:
         return False
     if any(key in name for key in EMBEDDING_KEYS):
@@ -155,6 +155,9 @@ class Muon(torch.optim.Muon):
                 if p.ndim < 2:
                     raise ValueError(f"Muon: a parameter of shape {tuple(p.shape)} is not valid; "
                                      "valid: tensors of 2 or more dimensions")
+                if p.ndim > 2 and not p.is_contiguous():   # a view of it as out x rest needs the default layout
+                    raise ValueError(f"Muon: a parameter of shape {tuple(p.shape)} in a non-contiguous layout "
+                                     "(e.g. channels_last) is not valid; valid: contiguous tensors")
 
     def _init_group(self, group, params_with_grad, grads, muon_momentum_bufs):
         has_complex = super()._init_group(group, params_with_grad, grads, muon_momentum_bufs)

@@ -194,7 +194,7 @@ def toy_first_step(runs, curves):
     lr, move = float(r.lr.iloc[0]), abs(float(x1.iloc[0]) - float(x0.iloc[0]))
     return row(claim, src, tested, "reproduced" if abs(float(x1.iloc[0]) - 2.7272) < 1e-3 else "not reproduced",
                f"our first step: x = {float(x1.iloc[0]):.4f}, a move of {move:.4g} = {move / lr:.3g} × lr {lr:g} under "
-               f"the run's schedule ({r.schedule.iloc[0]}; its warm-up sets the first step's lr): Adam's first "
+               f"the run's schedule ({r.schedule.iloc[0]}, which sets the first step's lr): Adam's first "
                f"step moves x by that step's lr (m̂/√v̂ = sign(g)); 2.7272 needs a move of 0.2728, 2.7 the step lr = 0.3")
 
 

@@ -150,6 +150,39 @@ def test_muon_leaves_embedding_head_and_vectors_to_its_fallback(name):
     assert {n for n, _ in rest} >= {"embed.weight", "head.weight", "norm.weight"}
 
 
+def test_muon_on_a_conv_filter_is_torch_muon_on_its_flattened_matrix():
+    # The same code path on the same numbers in the same process: exact equality is the claim
+    # (optimizers/muon.py hands torch.optim.Muon views; nothing is recomputed differently).
+    from optimizers.muon import Muon
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(6, 4, 3, 3, generator=g)
+    grads = [torch.randn(6, 4, 3, 3, generator=g) for _ in range(3)]
+    ours, theirs = w.clone().requires_grad_(), w.clone().view(6, -1).requires_grad_()
+    a, b = Muon([ours], lr=0.02, adjust_lr_fn="match_rms_adamw"), torch.optim.Muon([theirs], lr=0.02, adjust_lr_fn="match_rms_adamw")
+    for grad in grads:
+        ours.grad, theirs.grad = grad.clone(), grad.view(6, -1).clone()
+        a.step(), b.step()
+    assert torch.equal(ours.detach().view(6, -1), theirs.detach())
+    assert a.state[ours]["momentum_buffer"].shape == ours.shape   # the state keeps the tensor's shape
+    # a 2-D tensor: torch.optim.Muon's numbers, bit for bit
+    m = w.view(6, -1)
+    ours, theirs = m.clone().requires_grad_(), m.clone().requires_grad_()
+    a, b = Muon([ours], lr=0.02), torch.optim.Muon([theirs], lr=0.02)
+    for grad in grads:
+        ours.grad, theirs.grad = grad.view(6, -1).clone(), grad.view(6, -1).clone()
+        a.step(), b.step()
+    assert torch.equal(ours, theirs)
+
+
+def test_muon_refuses_a_vector_and_a_channels_last_filter_by_name():
+    from optimizers.muon import Muon
+    with pytest.raises(ValueError, match=r"shape \(5,\) is not valid; valid: tensors of 2 or more"):
+        Muon([torch.zeros(5, requires_grad=True)])
+    cl = torch.zeros(2, 3, 3, 3).to(memory_format=torch.channels_last).requires_grad_()
+    with pytest.raises(ValueError, match="non-contiguous layout .* valid: contiguous tensors"):
+        Muon([cl])
+
+
 # --------------------------------------------------------------------------------------------
 # 2. lowers a convex quadratic and Rosenbrock within a fixed budget
 
