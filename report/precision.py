@@ -224,7 +224,8 @@ def fixed_scale_is_safe(pr: pd.DataFrame) -> dict:
         n = _seeds(g)
         found.append((n, p, bad))
         per_task.append(f"{task} ({g.optimizer.nunique()} optimizers, {n} seeds): best common scale {_pow2(best_c)}, "
-                        f"p = {p:.3g} (Bonferroni × {len(grid)}); every scale worse than fp32 for some optimizer: p = {bad:.3g}" + (f"; fp32 diverged, left out: {', '.join(lost)}" if lost else ""))
+                        f"p = {p:.3g} (Bonferroni × {len(grid)}); every scale worse than fp32 for some optimizer: p = {bad:.3g}" + (f"; fp32 diverged, left out: {', '.join(lost)}" if lost else "")
+                        + (f"; not in the test (n < {verdicts.MIN_SEEDS})" if n < verdicts.MIN_SEEDS else ""))
     tested_tasks = [(p, bad) for n, p, bad in found if n >= verdicts.MIN_SEEDS]
     if not found or not tested_tasks:
         return verdicts.row(claim, src, tested, verdicts.FEW if found else "not measured", "; ".join(per_task))

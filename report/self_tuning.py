@@ -16,6 +16,8 @@ def buys(tuned: pd.DataFrame, defaults: pd.DataFrame, sign: int) -> str:
                      verdicts.seed_values(tuned, tuned.task.iloc[0], tuned.optimizer.iloc[0]))
     if t.n == 0:
         return "–"
+    if t.n < 2:   # one pair has no spread: no interval
+        return f"{fmt(sign * t.diff, 3)} (1 pair, no interval)"
     low, high = sorted((sign * t.low, sign * t.high))
     return f"{fmt(sign * t.diff, 3)} [{fmt(low, 3)}, {fmt(high, 3)}] ({t.n} pairs)"
 
@@ -26,7 +28,7 @@ def section(tables: dict, out: Path) -> list[str]:
     if not len(defaults):
         return []
     lines = ["## Self-tuning track: library defaults, no tuning", "",
-             "AlgoPerf's self-tuning track: every optimizer at its entry's defaults (the library's or "
+             "AlgoPerf's self-tuning track: the optimizers the profile's `defaults_track` names at their entry's defaults (the library's or "
              "the paper's, stated in `optbench list optimizers`; learning-rate-free methods at lr 1.0) "
              "and the task's (the GAN's β), over the same final seeds, with no tuning at all. *Tuning "
              "buys* is the mean over seeds of the paired difference, tuned minus defaults on the same seed "
