@@ -113,11 +113,21 @@ def _kron_class():
             self.seed = int(seed)
             self._balance_prob = self.balance_prob
 
-        def _generators(self):
-            cpu = [torch.default_generator]
-            cuda = sorted({p.device.index if p.device.index is not None else torch.cuda.current_device()
-                           for g in self.param_groups for p in g["params"] if p.is_cuda})
-            return cuda, cpu + [torch.cuda.default_generators[i] for i in cuda]
+        def _generators(self) -> tuple[str, list[int], list[torch.Generator]]:
+            """The accelerator type of the parameters ("cuda" where there is none, fork_rng's
+            default), the indices of its devices they live on, and the generators to seed: the CPU's,
+            then each of those devices'. The accelerator's module comes from the parameters' device
+            type (`torch.get_device_module`), so this leaf, which may not import the engine's device
+            module, names no accelerator and works on any."""
+            devices = {p.device for g in self.param_groups for p in g["params"] if p.device.type != "cpu"}
+            types = sorted({d.type for d in devices})
+            if len(types) > 1:
+                raise ValueError(f"kron: parameters on {', '.join(types)}; valid: one accelerator type")
+            if not types:
+                return "cuda", [], [torch.default_generator]
+            module = torch.get_device_module(types[0])
+            indices = sorted({d.index if d.index is not None else module.current_device() for d in devices})
+            return types[0], indices, [torch.default_generator] + [module.default_generators[i] for i in indices]
 
         @torch.no_grad()
         def step(self, closure=None):
@@ -126,8 +136,8 @@ def _kron_class():
                 with torch.enable_grad():
                     loss = closure()
             step = self.param_groups[0].get("step", 0)
-            cuda, gens = self._generators()
-            with torch.random.fork_rng(devices=cuda):
+            device_type, devices, gens = self._generators()
+            with torch.random.fork_rng(devices=devices, device_type=device_type):
                 for i, gen in enumerate(gens):
                     gen.manual_seed((self.seed * 1_000_003 + step) * 4 + i)
                 balance = torch.rand((), generator=gens[0]).item() < self._balance_prob

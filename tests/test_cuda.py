@@ -108,3 +108,26 @@ def test_activation_checkpointing_lowers_peak_memory_on_the_lm():
     assert ckpt["peak_memory_bytes"] < plain["peak_memory_bytes"]
     assert ckpt["curves"]["loss"] == pytest.approx(plain["curves"]["loss"], rel=1e-4)
 
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_kron_draws_from_its_own_seeded_stream_on_the_parameters_device(device):
+    """Kron's probe comes from a stream of (seed, step) on the parameters' device (the generator
+    found through the device's type, optimizers/kron.py): two optimizers of one seed take the same
+    steps, and the global generators (the CPU's and the device's) are left as they were."""
+    start = torch.linspace(-1, 1, 16 * 8).reshape(16, 8)
+
+    def rng():
+        return [torch.get_rng_state()] + ([torch.get_device_module(device).get_rng_state()] if device != "cpu" else [])
+
+    def steps(seed):
+        p = torch.nn.Parameter(start.clone().to(device))
+        opt = optimizers.build_optimizer("kron", [("w", p)], {**optimizers.get("kron").defaults, "seed": seed})
+        for k in range(3):
+            p.grad = torch.full_like(p, 1.0 + k)
+            opt.step()
+        return p.detach().cpu().clone()
+    before = rng()
+    a, b = steps(1), steps(1)
+    assert torch.equal(a, b) and not torch.equal(a, start)
+    assert all(torch.equal(x, y) for x, y in zip(before, rng()))

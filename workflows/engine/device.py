@@ -8,7 +8,8 @@ measurements:
   recorded on the current stream *of the run's device* (with `cuda:1`, cuda:1's stream, whatever
   the current device is), read with one synchronisation when the times are wanted;
 - `wall_clock()`: perf_counter after a synchronisation, so a step's wall time includes the
-  kernels it queued (the only host synchronisation a step needs);
+  kernels it queued (the only host synchronisation a step needs); `read(values)`: the same
+  synchronisation, with the few numbers a step's checks left on the device copied back;
 - `reset_peak_memory()` / `peak_memory()`: the peak allocated bytes since the reset, the reset
   after a `gc.collect()` (a previous run's model left in a garbage cycle is freed first and not
   counted in this run's peak); None on CPU, where it is not measurable;
@@ -114,6 +115,13 @@ class Cpu:
     def wall_clock(self) -> float:
         self.synchronize()
         return time.perf_counter()
+
+    def read(self, values: torch.Tensor) -> list:
+        """A 1-d tensor's values on the host, after a synchronisation: a step's one synchronisation,
+        which its wall clock reads after and its checks' values come back with (the copy of a few
+        numbers from a drained device waits for nothing)."""
+        self.synchronize()
+        return values.tolist()
 
     def reset_peak_memory(self) -> None:
         pass

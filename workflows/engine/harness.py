@@ -38,12 +38,26 @@ convolutions out of TF32. Both are no-ops on CPU.
 
 Device: everything the harness asks of the device (the step timer, the one synchronisation a step
 before the wall clock, peak memory, the device's RNG state) goes through `workflows.engine.device`.
+
+One host synchronisation a step: a plain step (fp32 without a loss scaler) is queued whole (the
+gradients, clipping, the step, the optimizer's hooks) without a look at any value, its checks
+(the loss, one multi-tensor inf-norm of the gradients before clipping, one of the parameters after
+the step) are left on the device and read together, in the one synchronisation the wall clock
+needs (`_fast_update`). The checked loop (`_update`), which stops at the first failed check before
+the next operation, is the reference: when a fast step finds a failed check, the run goes back to
+its last snapshot (a checkpoint in host memory, taken at the start and after every evaluation)
+and runs on checked, so it stops at the same step in the same state with the same reason, and
+the record is the checked loop's (tests/test_host_syncs.py). Steps that read more: those that end
+in an evaluation or a monitor row, Sophia's Hessian steps (the task's Hessian loss refuses
+non-finite logits), and every step under a loss scaler, which decides on the host before the step
+whether to take it (as torch's GradScaler does).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import functools
+import io
 import math
 import os
 import statistics
@@ -348,26 +362,41 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
     bar = _progress(steps, f"{cfg.task}/{cfg.optimizer}/seed{cfg.seed}") if progress else None
     if bar and state.start:
         bar.update(state.start)
-    for step in range(state.start, steps):
+    fast = state.scaler is None     # a loss scaler decides on the host, before the step, to skip it
+    snapshot, replay_to = (_snapshot(run, state, state.start) if fast else None), -1
+    step = state.start
+    while step < steps:
         t0 = time.perf_counter()
         for g, base in zip(opt.param_groups, run.base_lrs):
             g["lr"] = base * lr_factor(step, steps, cfg.warmup, cfg.schedule, cfg.lr_floor, cfg.decay)
         batch = problem.batch(step)
-        state.reason = _update(run, state, batch, step)
-        if state.reason:
-            break
-        if state.scaler:
-            state.scaler.update()
-        state.t_train += run.accel.wall_clock() - t0
+        if fast:
+            if not _fast_update(run, state, batch, step):
+                fast, replay_to, step = False, step, _restore(run, state, snapshot)
+                continue
+            now = time.perf_counter()   # after the step's one synchronisation, in `_fast_update`
+        else:
+            state.reason = _update(run, state, batch, step)
+            if state.reason:
+                break
+            if state.scaler:
+                state.scaler.update()
+            now = run.accel.wall_clock()
+        state.t_train += now - t0
         state.wall.append(state.t_train)
-        if (step + 1) % run.eval_every == 0 or step + 1 == steps:
-            _evaluate(run, state, step + 1)
+        replayed, step = step < replay_to, step + 1
+        if step % run.eval_every == 0 or step == steps:
+            _evaluate(run, state, step)
+            if fast and step < steps:
+                snapshot = _snapshot(run, state, step)
+        if replayed:    # done once already: no second checkpoint, progress or hook
+            continue
         if bar:
             bar.update(1)
-        if checkpoint and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            save_checkpoint(checkpoint, _checkpoint(run, state, step + 1))
+        if checkpoint and checkpoint_every and step % checkpoint_every == 0 and step < steps:
+            save_checkpoint(checkpoint, _checkpoint(run, state, step))
         if "step" in hooks:
-            hooks["step"](StepInfo(step, model, opt, problem, batch))
+            hooks["step"](StepInfo(step - 1, model, opt, problem, batch))
     if bar:
         bar.close()
     if state.reason and state.evals[-1]["step"] != len(state.losses):
@@ -389,12 +418,30 @@ def _resume(run: Run, state: State, checkpoint) -> None:
     saved = torch.load(checkpoint, weights_only=False)
     if saved.get("format") != CHECKPOINT_FORMAT or saved["config_hash"] != run.config_hash:
         return
+    _put_back(run, state, saved)
+
+
+def _snapshot(run: Run, state: State, step: int) -> bytes:
+    """The checkpoint of `step` (`_checkpoint`), in host memory: what a fast step that found a
+    divergence goes back to (`_restore`)."""
+    buffer = io.BytesIO()
+    torch.save(_checkpoint(run, state, step), buffer)
+    return buffer.getvalue()
+
+
+def _restore(run: Run, state: State, snapshot: bytes) -> int:
+    """Put a `_snapshot` back, as a resume would; returns its step."""
+    _put_back(run, state, torch.load(io.BytesIO(snapshot), weights_only=False))
+    return state.start
+
+
+def _put_back(run: Run, state: State, saved: dict) -> None:
     run.model.load_state_dict(saved["model"])
     run.opt.load_state_dict(saved["optimizer"])
     run.accel.set_rng_state((saved["rng"], saved["cuda_rng"]))
     state.start, state.losses, state.evals, state.wall, state.initial, state.t_train = (saved[k] for k in (
         "step", "losses", "evals", "wall", "initial", "t_train"))
-    state.timer.seconds = list(saved["step_seconds"])
+    state.timer.seconds, state.timer.pairs = list(saved["step_seconds"]), []
     state.monitor.rows = list(saved["monitor"])
     if state.scaler:
         state.scaler.load_state_dict(saved["scaler"])
@@ -439,6 +486,59 @@ def _update(run: Run, state: State, batch, step: int) -> str | None:
     if cfg.clip_norm is not None:
         torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip_norm)
     return _step(run, state, batch, step)
+
+
+def _fast_update(run: Run, state: State, batch, step: int) -> bool:
+    """The plain step (fp32, no loss scaler) with one host synchronisation: the gradients, clipping,
+    the optimizer's step and hooks, queued without a look at any value; the checks of `_update`
+    (the loss finite and within the bound, the gradients finite before clipping, the parameters
+    finite after the step, the attention logits finite) are left on the device as one vector and
+    read together at the step's end, the read that also stands for the wall clock's
+    synchronisation. Returns whether every check passed. If one did not, or the step raised, the
+    step was taken speculatively on values the checked loop would have stopped at: the caller goes
+    back to the last snapshot and runs on checked (`_update`), which stops at this same step with
+    the checked loop's reason and state, so the record is the one `_update` alone gives."""
+    cfg, opt, named, monitor = run.cfg, run.opt, run.named, state.monitor
+    try:
+        opt.zero_grad(set_to_none=True)
+        loss = accumulate_gradients(run.model, run.problem.loss, batch, cfg.accumulate, cfg.loss_scale,
+                                    stop_non_finite=False)
+        checks = [loss.reshape(1).to(torch.float64), _inf_norms([p.grad for _, p in named])]
+        if cfg.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(run.model.parameters(), cfg.clip_value)
+        if cfg.clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.clip_norm)
+        monitor.before_step(step, opt)
+        with state.timer:
+            opt.step()
+        checks.append(_inf_norms([p for _, p in named]))
+        monitor.after_step(step, opt)
+        if "hessian" in run.spec.needs and step % run.spec.hessian_every == 0:
+            _update_hessian(opt, run.model, run.problem, batch,
+                            tasks.device_generator(cfg.seed, f"hessian:{step}", run.device))
+        if "attention_logits" in run.spec.needs:
+            with torch.no_grad():
+                logits = run.problem.attention_logits(run.model, batch)
+                checks.append(_inf_norms([logits]))
+                opt.qk_clip(logits, run.problem.qk_weights)
+    except Exception:   # the checked replay raises it again if it is not a divergence
+        return False
+    value, *norms = run.accel.read(torch.cat(checks))
+    state.losses.append(value)
+    if state.initial is None:
+        state.initial = value
+    bound = state.initial + cfg.diverge_factor * (abs(state.initial) + 1)
+    return math.isfinite(value) and not value > bound and all(math.isfinite(x) for x in norms)
+
+
+def _inf_norms(tensors) -> torch.Tensor:
+    """The largest |entry| of each checkable tensor (`_checkable`), float64, one multi-tensor kernel
+    per dtype: a tensor is finite iff its entry here is (NaN propagates through the max)."""
+    kinds: dict = {}
+    for _, _, t in _checkable([(None, t) for t in tensors]):
+        kinds.setdefault(t.dtype, []).append(t)
+    norms = [torch.stack(torch._foreach_norm(ts, float("inf"))).to(torch.float64) for ts in kinds.values()]
+    return torch.cat(norms) if norms else torch.zeros(0, dtype=torch.float64)
 
 
 def _gradients(run: Run, state: State, batch, step: int) -> torch.Tensor:
@@ -550,8 +650,7 @@ def _read(scalars: list[torch.Tensor], named) -> tuple[list[float], list[str]]:
     and a few kernels, not two per tensor. A tensor is finite iff its largest |entry| (the inf-norm,
     one multi-tensor kernel for all: `torch._foreach_norm`) is; NaN propagates through the max.
     None, empty and integer tensors are finite; a sparse tensor is its stored values."""
-    named = [(n, t._values() if t.is_sparse else t) for n, t in named if isinstance(t, torch.Tensor)]
-    named = [(i, n, t) for i, (n, t) in enumerate(named) if t.numel() and (t.is_floating_point() or t.is_complex())]
+    named = _checkable(named)
     groups: dict = {}   # device -> [(labels, 1-d float64 tensor)]: ("value", i) a scalar, (i, name) a tensor
     for i, s in enumerate(scalars):
         groups.setdefault(s.device, []).append(([("value", i)], s.detach().reshape(1).to(torch.float64)))
@@ -571,6 +670,13 @@ def _read(scalars: list[torch.Tensor], named) -> tuple[list[float], list[str]]:
         bad += [n for (i, n), x in sorted((lab, x) for lab, x in zip(labels, read) if lab[0] != "value")
                 if not math.isfinite(x)]
     return values, bad
+
+
+def _checkable(named) -> list[tuple[int, Any, torch.Tensor]]:
+    """(index, name, tensor) of the pairs that can hold a non-finite entry: None, empty and integer
+    tensors cannot; a sparse tensor is its stored values."""
+    named = [(n, t._values() if t.is_sparse else t) for n, t in named if isinstance(t, torch.Tensor)]
+    return [(i, n, t) for i, (n, t) in enumerate(named) if t.numel() and (t.is_floating_point() or t.is_complex())]
 
 
 def _listed(names: list[str], n: int = 3) -> str:
@@ -620,17 +726,19 @@ def split_batch(batch, k: int) -> list:
 
 
 def accumulate_gradients(model, loss_fn, batch, k: int, loss_scale: float,
-                         forward: Callable[[], Any] = contextlib.nullcontext, scaler=None) -> torch.Tensor:
+                         forward: Callable[[], Any] = contextlib.nullcontext, scaler=None,
+                         stop_non_finite: bool = True) -> torch.Tensor:
     """Backward over k equal micro-batches, each loss weighted 1/k: for a mean loss this is the
     gradient of the whole batch. Returns the (unscaled) loss of the whole batch, detached. A
     non-finite loss returns before any backward, so the caller can stop the run cleanly.
     `forward` is the context of each forward (autocast); `scaler` (an `amp.LossScaler`) multiplies
-    the loss by its c on top of `loss_scale` (the gradients are unscaled by the caller)."""
+    the loss by its c on top of `loss_scale` (the gradients are unscaled by the caller).
+    `stop_non_finite` False: no look at the loss (no host read), every micro-batch's backward runs."""
     total = 0.0
     for micro in split_batch(batch, k):
         with forward():
             loss = loss_fn(model, micro) / k
-        if not torch.isfinite(loss.detach()):
+        if stop_non_finite and not torch.isfinite(loss.detach()):
             return loss.detach() * k
         scaled = loss * loss_scale
         (scaler.scale(scaled) if scaler else scaled).backward()
