@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 from report.output import md_table
 
+PLAN_GOAL = 0.30    # the plan within ±30 % of measured per rule
+
 
 def _s(x) -> str:
     return "–" if pd.isna(x) else f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
@@ -56,9 +58,15 @@ def section(tables: dict, out: Path) -> list[str]:
               "", "Per rule, measured beside the plan (seconds are the jobs' summed wall time):", ""]
     rule = per_rule(cost, plan if not plan.empty else
                     pd.DataFrame(columns=["rule", "jobs", "steps", "estimated_seconds"]))
+    outside = [f"{name} (plan {1 / x:.2f} × measured)" for name, x in zip(rule["rule"], rule["measured / plan"])
+               if x == x and x > 0 and abs(1 / x - 1) > PLAN_GOAL]
     for col in ("seconds", "cpu_seconds", "max_rss_mb", "planned_seconds", "measured / plan"):
         rule[col] = rule[col].map(_s)
-    lines += [md_table(rule), "", "Per task:", ""]
+    lines += [md_table(rule), "",
+              f"The plan's goal is ±{PLAN_GOAL:.0%} of measured per rule (its final and precision rules "
+              "are calibrated from these runs' own records, the others are predictions from them): "
+              + (f"outside it: {', '.join(outside)}." if outside else "every rule is within it."),
+              "", "Per task:", ""]
     task = per_task(cost[cost["task"] != ""])
     for col in ("seconds", "cpu_seconds"):
         task[col] = task[col].map(_s)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import RUN, Repo, copy_tree
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = sorted(p.stem for p in (REPO / "workflows" / "config").glob("*.yaml"))
@@ -82,70 +83,12 @@ def test_default_profile_applies_without_configfile(tmp_path):
     """No --configfile: the cpu profile, with --config overrides on top (the README's example)."""
     out = snakemake("-n", "--config", "optimizers=[adam,sgd]", cwd=tmp_path).stdout
     assert "report/cpu+optimizers-" in out and "report/cpu/README.md" not in out   # an override's own report
-    assert "results/runs/cpu/tune/logreg-cancer/adam.json" in out
-    assert "results/runs/cpu/tune/logreg-cancer/nadam.json" not in out
+    # embeddings-zipf-sparse follows the profile's optimizers (every other cpu task has its own list)
+    assert "results/runs/cpu/tune/embeddings-zipf-sparse/sgd.json" in out
+    assert "results/runs/cpu/tune/embeddings-zipf-sparse/sparse-adam.json" not in out
 
 
-TINY = dict(profile="tiny", size="smoke", device="cpu", threads=1, tasks=["quadratic-k1e2"],
-            optimizers=["sgd", "adam"], tuning={"trials": 2, "seeds": [100, 101], "steps_fraction": 0.3},
-            final_seeds=[0, 1], stability={"tasks": ["quadratic-k1e2"], "scales": [0.1, 1.0, 10.0]},
-            steptime={"tasks": ["quadratic-k1e2"], "steps": 3, "warmup": 1, "rounds": 2}, checkpoint_every=2)
 TIMING = ["step_time_median", "train_seconds", "seconds_to_target"]
-
-
-def copy_repo(dest: Path) -> Path:
-    """The tracked tree in a temporary place, so that a test can add files without touching ours."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for name in files:
-        if name.startswith(("results/", "report/smoke", "report/cpu", "report/gpu")):
-            continue
-        src, dst = REPO / name, dest / name
-        if src.is_file():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
-    return dest
-
-
-class Repo:
-    """A copy of the repository where commands run as a user types them (cwd = the copy, whose
-    packages shadow the installed ones)."""
-    def __init__(self, root: Path):
-        self.root = root
-        self.env = dict(os.environ, PYTHONPATH=str(root))
-        exe = Path(sys.executable).with_name("snakemake")
-        self.snakemake_cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "snakemake"]
-
-    def cmd(self, *args, check=True):
-        proc = subprocess.run(list(args), capture_output=True, text=True, cwd=self.root, env=self.env)
-        assert proc.returncode == 0 or not check, proc.stdout + proc.stderr
-        return proc
-
-    def snakemake(self, *args, check=True) -> str:
-        proc = self.cmd(*self.snakemake_cmd, *args, check=check)
-        return proc.stdout + proc.stderr
-
-    def popen(self, *args):
-        return subprocess.Popen([*self.snakemake_cmd, *args], cwd=self.root, env=self.env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-RUN = ("--configfile", "tiny.yaml", "--cores", "2")
-
-
-@pytest.fixture(scope="module")
-def tiny_done(tmp_path_factory) -> Path:
-    """One uninterrupted run of the tiny profile to its report (the default target), shared: each
-    test copies it (mtimes and Snakemake's metadata included) and works on its copy."""
-    repo = Repo(copy_repo(tmp_path_factory.mktemp("tiny") / "repo"))
-    (repo.root / "tiny.yaml").write_text(yaml.safe_dump(TINY))
-    repo.snakemake(*RUN)
-    return repo.root
-
-
-def copy_done(tiny_done: Path, dest: Path) -> Repo:
-    shutil.copytree(tiny_done, dest, symlinks=True)
-    return Repo(dest)
 
 
 def same_tables(a: Path, b: Path):
@@ -155,49 +98,36 @@ def same_tables(a: Path, b: Path):
 
 
 @pytest.mark.slow
-def test_end_to_end_add_an_optimizer_and_rerun_only_its_jobs(tiny_done, tmp_path):
-    repo = copy_done(tiny_done, tmp_path / "repo")
+def test_end_to_end_an_edited_optimizer_reruns_only_its_jobs(published, tmp_path):
+    """An edited entry file reruns only its jobs. (Adding an entry, scaffolded the documented way, and
+    the generic tests picking it up: tests/test_add_optimizer.py, on the same published run.)"""
+    repo = published.copy(tmp_path / "repo")
     run = repo.snakemake
-    args = RUN
     readme = (repo.root / "report/tiny/README.md").read_text()
     assert "| sgd " in readme and "| adam " in readme
     # one job per task x optimizer runs its seeds; the store keeps each finished seed (the kill test)
     assert (repo.root / "logs/tiny/final/quadratic-k1e2/adam.log").exists()
     assert len(list((repo.root / "results/runs/tiny/store/final/quadratic-k1e2/adam").glob("*/seed*.json"))) == 2
-    assert "Nothing to be done" in run("-n", *args)
+    assert "Nothing to be done" in run("-n", *RUN)
 
     # Make every sgd result older than optimizers/sgd.py, as if the file had been edited after the
     # run: only sgd's jobs, then aggregation and the report, rerun.
     for path in (repo.root / "results/runs/tiny").rglob("*"):
         if "sgd" in path.relative_to(repo.root).as_posix():
             os.utime(path, (0, 0))
-    plan = run("-n", *args)
+    plan = run("-n", *RUN)
     assert "optimizer=sgd" in plan and "optimizer=adam" not in plan
-    for rule in ("tune", "final", "stability", "steptime", "aggregate", "report"):
+    for rule in ("tune", "final", "defaults", "stability", "steptime", "aggregate", "report"):
         assert f"rule {rule}:" in plan
-    run(*args)
-
-    # Add an optimizer the documented way: the scaffold, then its name in the profile.
-    repo.cmd(sys.executable, "-m", "workflows.engine.cli", "new-optimizer", "my-momentum")
-    assert (repo.root / "optimizers/my_momentum.py").exists()
-    (repo.root / "tiny.yaml").write_text(yaml.safe_dump(TINY | {"optimizers": ["sgd", "adam", "my-momentum"]}))
-    plan = run("-n", *args)
-    assert "optimizer=my-momentum" in plan and "optimizer=sgd" not in plan and "optimizer=adam" not in plan
-    run(*args)
-    assert "| my-momentum " in (repo.root / "report/tiny/README.md").read_text()
-
-    # The generic registry tests pick it up with no test written for it.
-    proc = repo.cmd(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                    "tests/test_optimizers.py", "-k", "my-momentum", check=False)
-    assert proc.returncode == 0 and " passed" in proc.stdout, proc.stdout[-3000:]
+    run(*RUN)
 
 
 @pytest.mark.slow
-def test_missing_corrupt_or_misplaced_records_are_recomputed(tiny_done, tmp_path):
+def test_missing_corrupt_or_misplaced_records_are_recomputed(published, tmp_path):
     """A deleted record reruns its job, aggregation and the report (the report alone as the target
     would leave it missing); a record aggregation refuses (random bytes, seed 0's file copied as
     seed 1's) is moved to refused/, aggregation fails naming it, and the same command recomputes it."""
-    repo = copy_done(tiny_done, tmp_path / "repo")
+    repo = published.copy(tmp_path / "repo")
     runs = repo.root / "results/runs/tiny"
     (runs / "final/quadratic-k1e2/sgd/seed1.json").unlink()
     plan = repo.snakemake("-n", *RUN)
@@ -224,12 +154,12 @@ def test_missing_corrupt_or_misplaced_records_are_recomputed(tiny_done, tmp_path
     for rule in ("final", "stability", "aggregate", "report"):
         assert f"rule {rule}:" in out
     assert "rule tune:" not in out
-    same_tables(tiny_done, repo.root)
+    same_tables(published.root, repo.root)
     assert "Nothing to be done" in repo.snakemake("-n", *RUN)
 
 
 @pytest.mark.slow
-def test_a_kill_loses_only_the_runs_in_flight(tiny_done, tmp_path):
+def test_a_kill_loses_only_the_runs_in_flight(published, tmp_path):
     """SIGKILL to the whole process group (Snakemake and its jobs) while a final run is in flight,
     after another seed of the same job has finished: the finished seed is in the store
     (results/runs/<profile>/store/, not a declared output, so --rerun-incomplete does not delete
@@ -238,8 +168,7 @@ def test_a_kill_loses_only_the_runs_in_flight(tiny_done, tmp_path):
     finished seed's stored record is never rewritten and is the very file (hard link) the job
     declares as its output, and the tables are the uninterrupted run's."""
     from workflows.engine import records
-    repo = Repo(copy_repo(tmp_path / "repo"))
-    (repo.root / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    repo = Repo(copy_tree(tmp_path / "repo"))
     runs = repo.root / "results/runs/tiny"
     command = ("--profile", "workflows/profiles/local", "--configfile", "tiny.yaml")
     proc = repo.popen(*command, "--cores", "1")   # one job at a time: the next starts once one is done
@@ -284,7 +213,7 @@ def test_a_kill_loses_only_the_runs_in_flight(tiny_done, tmp_path):
         task, optimizer = path.parts[-4], path.parts[-3]
         assert (runs / "final" / task / optimizer / path.name).stat().st_ino == inode, "the output is not the stored run"
     assert len(list(runs.glob("final/*/*/seed*.json"))) == 4
-    same_tables(tiny_done, repo.root)
+    same_tables(published.root, repo.root)
 
 
 def test_slurm_profile_dry_run_submits_gpu_jobs(tmp_path):

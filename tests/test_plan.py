@@ -84,10 +84,11 @@ def test_invocations_pair_and_a_killed_one_ends_at_the_next_start(tmp_path):
 def test_longest_chain_follows_tune_into_its_final_job():
     rows = [dict(rule=r, task=t, optimizer=o, s=s) for r, t, o, s in [
         ("tune", "a", "x", 5.0), ("final", "a", "x", 4.0), ("stability", "a", "x", 1.0),
-        ("tune", "b", "y", 1.0), ("final", "b", "y", 7.0), ("steptime", "a", "x", 8.5),
-        ("aggregate", "", "", 2.0)]]
+        ("tune", "b", "y", 1.0), ("final", "b", "y", 7.0), ("steptime", "a", "x", 8.5)]]
     chain = cost.longest_chain(rows)
-    assert chain == {"seconds": 11.0, "jobs": ["tune:a/x", "final:a/x", "aggregate"]}
+    assert chain == {"seconds": 9.0, "jobs": ["tune:a/x", "final:a/x"]}
+    rows.append(dict(rule="steptime", task="c", optimizer="z", s=9.5))     # a job alone can be the longest
+    assert cost.longest_chain(rows) == {"seconds": 9.5, "jobs": ["steptime:c/z"]}
 
 
 def test_benchmark_rows_read_snakemakes_file(tmp_path):
@@ -104,7 +105,13 @@ def test_the_recorded_calibration_splits_a_final_job_into_steps_and_overhead():
             dict(task="a", optimizer="x", track="tuned", steps=100, train_seconds=2.0),
             dict(task="a", optimizer="y", track="defaults", steps=100, train_seconds=9.0)]   # not the tuned track
     job = dict(rule="final", task="a", optimizer="x", s=plan.STARTUP_SECONDS + 4.0 + 2 * 0.5)
-    assert plan.recorded_calibration(runs, [job]) == {"a": {"seconds_per_step": 0.02, "run_overhead": 0.5}}
+    precision = [dict(task="a", steps_done=50, train_seconds=3.0), dict(task="a", steps_done=float("nan"),
+                                                                         train_seconds=9.0)]   # nan: left out
+    found = plan.recorded_calibration(runs, [job], precision)
+    assert found == {"a": {"seconds_per_step": 0.02, "run_overhead": 0.0, "job_overhead": 1.0,
+                           "precision_factor": pytest.approx(3.0)}}    # 3 s / 50 steps over 0.02 s
+    assert plan.estimate_seconds("final", 2, 6, 100, found["a"]) == pytest.approx(2 * (plan.STARTUP_SECONDS + 1) + 2)
+    assert plan.estimate_seconds("precision", 1, 4, 100, found["a"]) == pytest.approx(plan.STARTUP_SECONDS + 1 + 6)
 
 
 def test_adams_step_moves_its_weights_gradients_and_two_moments():

@@ -9,28 +9,16 @@ tensors a model has (their names and number of dimensions) does not depend on it
 """
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import pytest
 
 import optimizers
-import tasks
 from workflows.engine import config as configs
 from workflows.engine import measurements
+from workflows.engine.pairs import named_parameters, takes_any
 
 PROFILES = sorted(p.stem for p in (Path(__file__).parents[1] / "workflows" / "config").glob("*.yaml"))
-
-
-@functools.lru_cache(maxsize=None)
-def named_parameters(task: str):
-    model = tasks.get(task).make("smoke", seed=0).model
-    return tuple((n, p) for n, p in model.named_parameters() if p.requires_grad)
-
-
-def takes_any(task: str, optimizer: str) -> bool:
-    spec = optimizers.get(optimizer)
-    return spec.takes is None or any(spec.takes(n, p) for n, p in named_parameters(task))
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -213,6 +213,8 @@ def check_config(config: dict) -> None:
         known("task_optimizers keys", [task], tasks.names())   # the schema's study lists name tasks a profile may not run
         known(f"task_optimizers.{task}", names_, optimizers.names())
     known("steptime.optimizers", config["steptime"].get("optimizers", []), optimizers.names())
+    known("defaults_track.optimizers", config["defaults_track"].get("optimizers", []), optimizers.names())
+    known("closed_task_optimizers", config["closed_task_optimizers"], tasks.names())
     known("steptime.baseline", [config["steptime"]["baseline"]], optimizers.names())
     for measurement in ("stability", "steptime", "loop_options", "defaults_track"):
         known(f"{measurement}.tasks", config[measurement]["tasks"], config["tasks"])
@@ -257,14 +259,22 @@ def _known(kind, given, valid) -> None:
 
 # Additions (`--config 'add_optimizers=[radam]'`, `add_tasks`): entries appended to a profile without
 # retyping its lists. They join `optimizers` (`tasks`) and every list that stands for "the profile's
-# optimizers" in a study or measurement, where the entry can run one of that list's tasks
-# (pairs.compatible), so that no study silently leaves the new entry out.
+# optimizers" in a study or measurement, on each task the entry can run (pairs.compatible) and where
+# it updates a tensor with its own rule (pairs.takes_any), so that no study silently leaves the new
+# entry out. A closed list (`closed_task_optimizers`) is a study's fixed comparison, not the profile's
+# optimizers: additions never extend it.
 ADDITIONS = {"add_optimizers": "optimizers", "add_tasks": "tasks"}
+
+
+def _why_not(task: str, name: str) -> str | None:
+    """Why an addition does not join `task`'s list: the pair cannot run, or it would be the entry's
+    fallback under another name (pairs.hollow builds the task's model: asked only for additions)."""
+    return pairs.compatible(task, optimizers.get(name)) or pairs.hollow(task, name)
 
 
 def check_additions(config: dict) -> None:
     """The added names exist in the registries, are not in the profile's lists already, and an added
-    optimizer can run at least one of the profile's tasks (else it would add no job)."""
+    optimizer runs at least one of the profile's tasks with its own rule (else it would add no job)."""
     _known("add_optimizers", config["add_optimizers"], optimizers.names())
     _known("add_tasks", config["add_tasks"], tasks.names())
     for key, listed in ADDITIONS.items():
@@ -272,29 +282,55 @@ def check_additions(config: dict) -> None:
         if already:
             raise ConfigError(f"config {key}: {', '.join(map(repr, already))} already in the profile's {listed} "
                               f"({', '.join(config[listed])}); valid: a name not in that list")
-    run = [t for t in config["tasks"] + config["add_tasks"] if t in tasks.names()]   # unknown: check_config
+    closed = set(config["closed_task_optimizers"])
+    run = [t for t in config["tasks"] + config["add_tasks"]
+           if t in tasks.names() and (t not in closed or t in config["add_tasks"])]   # unknown: check_config
     for name in config["add_optimizers"]:
-        why = [pairs.compatible(t, optimizers.get(name)) for t in run]
+        why = []
+        for t in run:
+            why.append(_why_not(t, name))
+            if why[-1] is None:
+                break
         if all(why):
             raise ConfigError(f"config add_optimizers: {name!r} can run none of the profile's tasks "
-                              f"({'; '.join(why)}); valid: an optimizer that can run one of {', '.join(run)}")
+                              f"({'; '.join(why) or 'every list closed'}); valid: an optimizer that runs one of "
+                              f"{', '.join(run)} with its own rule")
 
 
 def apply_additions(config: dict) -> dict:
-    """`config` with its additions appended to its lists, in place; idempotent (a name already in a
-    list is not added again). The lists extended: tasks, optimizers; task_optimizers of each task;
-    stability.overrides, precision (and its overrides) and steptime's and defaults_track's
-    optimizers where given (absent, they follow the profile's), each where the entry can run."""
-    added = config.get("add_optimizers", [])
+    """`config` with its additions appended to its lists, in place; idempotent. An added optimizer
+    joins `optimizers` and the task_optimizers list of each task the profile runs, unless the task's
+    list is closed (`closed_task_optimizers`: a task that followed `optimizers` gets the profile's
+    list as it was) or the entry cannot run the task or would update none of its tensors with its own
+    rule (then the task's list is written without it; `left_out` names the pair for the skipped
+    table). An added task runs the profile's optimizers, less those that would update nothing of it.
+    Then stability.overrides, precision (and its overrides) and steptime's and defaults_track's
+    optimizers, where given (absent, they follow the tasks'), get each added entry that runs one of
+    their tasks."""
+    added, new_tasks = config.get("add_optimizers", []), config.get("add_tasks", [])
+    if not added and not new_tasks:
+        return config
+    closed = set(config.get("closed_task_optimizers", []))
+    before = [o for o in config["optimizers"] if o not in added]
+    config["tasks"] += [t for t in new_tasks if t not in config["tasks"]]
+    config["optimizers"] += [o for o in added if o not in config["optimizers"]]
+    lists = config["task_optimizers"]
+    for task in config["tasks"]:
+        if task in closed and task not in new_tasks:
+            lists.setdefault(task, list(before))   # closed: the additions do not join it
+        elif task in lists:
+            lists[task] += [o for o in added if o not in lists[task] and _why_not(task, o) is None]
+        else:
+            candidates = config["optimizers"] if task in new_tasks else added
+            hollow = [o for o in candidates if pairs.compatible(task, optimizers.get(o)) is None
+                      and pairs.hollow(task, o)]
+            if hollow:
+                lists[task] = [o for o in config["optimizers"] if o not in hollow]
 
     def extend(names: list, task_names) -> None:
         names += [o for o in added if o not in names
-                  and any(pairs.compatible(t, optimizers.get(o)) is None for t in task_names)]
+                  and any(t in config["tasks"] and o in pairs.optimizers_for(config, t) for t in task_names)]
 
-    config["tasks"] += [t for t in config.get("add_tasks", []) if t not in config["tasks"]]
-    config["optimizers"] += [o for o in added if o not in config["optimizers"]]
-    for task, names_ in config["task_optimizers"].items():
-        extend(names_, [task])
     for measurement in ("stability", "precision"):
         m = config.get(measurement, {})
         if "optimizers" in m:
@@ -307,6 +343,18 @@ def apply_additions(config: dict) -> dict:
         if "optimizers" in m:
             extend(m["optimizers"], m["tasks"])
     return config
+
+
+def left_out(config: dict) -> list[tuple[str, str, str]]:
+    """(task, optimizer, why) of every pair an addition would have made but `apply_additions` left
+    out because the entry updates no tensor of the task with its own rule: the skipped table lists
+    them beside the pairs that cannot run. Empty without additions (no model is built then)."""
+    added, new_tasks = config.get("add_optimizers", []), config.get("add_tasks", [])
+    closed = set(config.get("closed_task_optimizers", []))
+    candidates = [(t, o) for t in config["tasks"] if t in new_tasks or t not in closed
+                  for o in (config["optimizers"] if t in new_tasks else added)]
+    return [(t, o, why) for t, o in candidates if o not in pairs.optimizers_for(config, t)
+            and pairs.compatible(t, optimizers.get(o)) is None and (why := pairs.hollow(t, o))]
 
 
 def additions(config: dict, base: dict) -> dict:

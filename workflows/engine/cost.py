@@ -8,8 +8,10 @@ event to invocations.jsonl (`mark_invocation`); `invocation_rows` pairs them.
 
 Core utilisation = busy core-seconds / (wall × cores), with busy core-seconds the jobs' summed
 `cpu_time`: a job reserving two cores and using one counts as one busy core. The longest chain is
-the longest path of the DAG in measured wall seconds: per task × optimizer, tune then the longest
-of the rules that read its selection (final, stability); aggregate and report follow all of them.
+the longest path of the measurement jobs in measured wall seconds: per task × optimizer, tune then
+the longest of the rules that read its selection (final, stability). The cost tables are written
+inside the aggregate job, before its own benchmark file and the report's exist, so they hold the
+measurement jobs only (the `jobs` of `write_tables`) and the chain ends before the aggregation.
 The standard library only (longest_chain and write_tables import the measurements and the plan):
 the Snakefile imports this at every start.
 """
@@ -22,7 +24,6 @@ import time
 from pathlib import Path
 
 EVENTS = ("start", "success", "error")
-CLOSING = ("aggregate", "report")     # one job each, after every other job
 
 
 def mark_invocation(benchmarks_dir, event: str, cores: int) -> Path:
@@ -68,10 +69,8 @@ def benchmark_path(benchmarks_dir, rule: str, task: str, optimizer: str) -> Path
 
 
 def _job(path: Path, benchmarks_dir: Path) -> dict:
-    parts = path.relative_to(benchmarks_dir).with_suffix("").parts
-    if len(parts) == 3:
-        return {"rule": parts[0], "task": parts[1], "optimizer": parts[2]}
-    return {"rule": parts[0], "task": "", "optimizer": ""}
+    rule, task, optimizer = path.relative_to(benchmarks_dir).with_suffix("").parts
+    return {"rule": rule, "task": task, "optimizer": optimizer}
 
 
 def _number(text: str) -> float:
@@ -102,26 +101,20 @@ def benchmark_rows(paths, benchmarks_dir) -> list[dict]:
 
 
 def longest_chain(rows: list[dict]) -> dict:
-    """The DAG's longest path in measured seconds: {"seconds", "jobs"} (jobs as rule:task/optimizer).
-    A pair's chain is its tune job then the longest job that reads its selection; the pair with
-    the longest such chain (or the longest single job elsewhere) is followed by aggregate and report."""
+    """The measurement jobs' longest path in measured seconds: {"seconds", "jobs"} (jobs as
+    rule:task/optimizer). A pair's chain is its tune job then the longest job that reads its
+    selection; any other job is a chain of its own."""
     from workflows.engine import measurements
     after = {m.name for m in measurements.table() if m.reads_selection}
     by_job = {(r["rule"], r["task"], r["optimizer"]): r["s"] for r in rows}
     chains = []
     for (rule, task, optimizer), s in by_job.items():
-        if rule in CLOSING:
-            continue
         if rule in after and (measurements.SELECTION, task, optimizer) in by_job:
             chains.append((by_job[(measurements.SELECTION, task, optimizer)] + s,
                            [f"{measurements.SELECTION}:{task}/{optimizer}", f"{rule}:{task}/{optimizer}"]))
         else:
             chains.append((s, [f"{rule}:{task}/{optimizer}"]))
     seconds, jobs = max(chains, default=(0.0, []))
-    for rule in CLOSING:
-        if (rule, "", "") in by_job:
-            seconds += by_job[(rule, "", "")]
-            jobs = jobs + [rule]
     return {"seconds": seconds, "jobs": jobs}
 
 

@@ -3,6 +3,8 @@ Tasks and optimizers know nothing of each other; an optimizer declares what it `
 it `provides` and `requires`, and this module matches them."""
 from __future__ import annotations
 
+import functools
+
 import optimizers
 import tasks
 
@@ -31,3 +33,28 @@ def pairs(config: dict, task_list=None, optimizer_list=None) -> list[tuple[str, 
     tasks_ = config["tasks"] if task_list is None else task_list
     return [(t, o) for t in tasks_ for o in (optimizer_list or optimizers_for(config, t))
             if compatible(t, optimizers.get(o)) is None]
+
+
+@functools.cache
+def named_parameters(task: str) -> tuple:
+    """The task's trainable tensors, its model built at smoke size on the CPU (which tensors a model
+    has, their names and number of dimensions, does not depend on its size); once a process."""
+    model = tasks.get(task).make("smoke", seed=0).model
+    return tuple((n, p) for n, p in model.named_parameters() if p.requires_grad)
+
+
+def takes_any(task: str, optimizer: str) -> bool:
+    """Whether the entry updates at least one of the task's tensors with its own rule. An entry with
+    a parameter policy (`OptimizerSpec.takes`) hands what it refuses to its fallback; where it takes
+    nothing, the pair is the fallback under another name. Builds the task's model (seconds for the
+    LM), so it is asked only where additions are applied (config.apply_additions), not on every DAG."""
+    spec = optimizers.get(optimizer)
+    return spec.takes is None or any(spec.takes(n, p) for n, p in named_parameters(task))
+
+
+def hollow(task: str, optimizer: str) -> str | None:
+    """Why the pair updates nothing with the entry's own rule, or None (`takes_any`)."""
+    if takes_any(task, optimizer):
+        return None
+    return (f"{optimizer} updates no tensor of task {task} with its own rule (every tensor would go to "
+            f"its fallback {optimizers.get(optimizer).fallback})")

@@ -1,10 +1,11 @@
 """A profile's plan before it runs: its jobs (the same list the Snakefile builds its DAG from), runs
 and training steps per rule and task, FLOPs and bytes per step, and an estimated wall time.
 
-On the machine it runs on, the estimate of a job is start-up + runs × per-run overhead + training
-steps × seconds per step, with seconds per step and per-run overhead from a calibration (before a
-run, a short timed run of each task here, `calibrate`; after one, the profile's own final runs,
-`recorded_calibration`) and start-up the measured import of torch, transformers and the runner (2.8 s
+On the machine it runs on, the estimate of a job is start-up + a job overhead + runs × per-run
+overhead + training steps × seconds per step (`estimate_seconds`), with seconds per step and the
+overheads from a calibration (before a run, a short timed run of each task here, `calibrate`, whose
+overhead is the run's; after one, the profile's own final runs, `recorded_calibration`, whose
+overhead is the final jobs' per job, and the precision study's step time from its own records) and start-up the measured import of torch, transformers and the runner (2.8 s
 on the 2-core machine the cpu profile is published from). The step-time rule runs no training step:
 its optimizer steps are counted in `steps` and estimated at a tenth of a training step's time. Wall
 time is the jobs' seconds × their cores over the profile's cores (perfect packing: a floor).
@@ -81,13 +82,19 @@ def calibrate(task_names, size: str, device: str = "cpu", threads: int = 1, step
     return found
 
 
-def recorded_calibration(run_rows: list[dict], job_rows: list[dict]) -> dict:
+def recorded_calibration(run_rows: list[dict], job_rows: list[dict], precision_rows: list[dict] = ()) -> dict:
     """`calibrate`'s {task: {"seconds_per_step", "run_overhead"}} from a profile's final runs, on the
-    machine that ran them, with no training here: seconds per step the tuned runs' training seconds
-    over their steps (the runs table's rows, `run_rows`), overhead per run what the task's final
-    jobs (`job_rows`: workflows.engine.cost.benchmark_rows) spent outside start-up and training
-    steps (build, evaluation, records), over their runs; 0 where no job was benchmarked (or a job
-    took its seeds from the store). A task without a final run has no calibration."""
+    machine that ran them, with no training here, and a "job_overhead": seconds per step the tuned
+    runs' training seconds over their steps (the runs table's rows, `run_rows`); the task's final
+    jobs' time outside start-up and training steps (`job_rows`: workflows.engine.cost.benchmark_rows;
+    building, evaluating, the job's own imports and records) as an overhead per job, not per run:
+    on the published cpu profile it does not grow with a job's runs (a tune job of 16 logreg
+    runs spent 2.6 s outside start-up and steps, a final job of 3 spent 2.8 s), so charging it per
+    run planned the tune rule at 1.8× its measured seconds. 0 where no job was benchmarked (or a
+    job took its seeds from the store). With the precision table's rows (`precision_rows`), a
+    "precision_factor": the precision study's seconds per step over the final runs' (autocast on a
+    CPU casts every operand: bf16 and fp16 steps are several times an fp32 one; probes add an fp32
+    backward). A task without a final run has no calibration."""
     found = {}
     tuned = [r for r in run_rows if r["track"] == "tuned"]
     for task in sorted({r["task"] for r in tuned}):
@@ -99,9 +106,57 @@ def recorded_calibration(run_rows: list[dict], job_rows: list[dict]) -> dict:
         timed = [r for r in runs if r["optimizer"] in {j["optimizer"] for j in jobs}]
         outside = (sum(j["s"] for j in jobs) - len(jobs) * STARTUP_SECONDS
                    - sum(r["train_seconds"] for r in timed))
-        found[task] = {"seconds_per_step": sum(r["train_seconds"] for r in runs) / steps,
-                       "run_overhead": max(0.0, outside / len(timed)) if timed else 0.0}
+        per_step = sum(r["train_seconds"] for r in runs) / steps
+        found[task] = {"seconds_per_step": per_step, "run_overhead": 0.0,
+                       "job_overhead": max(0.0, outside / len(jobs)) if jobs and timed else 0.0}
+        mixed = [r for r in precision_rows if r["task"] == task and r["steps_done"] == r["steps_done"]]
+        if sum(r["steps_done"] for r in mixed):
+            found[task]["precision_factor"] = (sum(r["train_seconds"] for r in mixed)
+                                               / sum(r["steps_done"] for r in mixed)) / per_step
     return found
+
+
+def table_rows(path) -> list[dict]:
+    """A table's rows as dicts (numbers as numbers); none where the table is absent or empty."""
+    import pandas as pd
+    try:
+        return pd.read_csv(path).to_dict("records")
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return []
+
+
+def published_check(tables_dir) -> list[dict]:
+    """The plan against what a published run measured, per rule: the plan's estimate of the jobs,
+    runs and steps the run had (its plan.csv), calibrated from its own records (`recorded_calibration`
+    of its runs, cost and precision tables), beside the jobs' measured seconds (cost.csv): rows of
+    rule, planned_seconds, measured_seconds, plan_over_measured. Final and precision are
+    calibrated from their own records; the other rules are predictions from them."""
+    tables_dir = Path(tables_dir)
+    cost_rows = table_rows(tables_dir / "cost.csv")
+    calibration = recorded_calibration(table_rows(tables_dir / "runs.csv"), cost_rows,
+                                       table_rows(tables_dir / "precision.csv"))
+    planned, measured = {}, {}
+    for r in table_rows(tables_dir / "plan.csv"):
+        if r["task"] in calibration:
+            planned[r["rule"]] = planned.get(r["rule"], 0.0) + estimate_seconds(
+                r["rule"], r["jobs"], r["runs"], r["steps"], calibration[r["task"]])
+    for r in cost_rows:
+        if r["task"] in calibration:
+            measured[r["rule"]] = measured.get(r["rule"], 0.0) + r["s"]
+    return [{"rule": rule, "planned_seconds": planned[rule], "measured_seconds": measured[rule],
+             "plan_over_measured": planned[rule] / measured[rule]}
+            for rule in sorted(set(planned) & set(measured))]
+
+
+def estimate_seconds(rule: str, jobs: int, runs: int, steps: int, calibration: dict) -> float:
+    """A rule's jobs of one task on the calibrated machine: start-up and the job overhead per job,
+    the run overhead per run, and the steps at the task's seconds per step × the rule's step share
+    (× the precision factor for the precision study, where the calibration has one)."""
+    c = calibration
+    per_step = c["seconds_per_step"] * measurements.get(rule).step_share
+    if rule == "precision":
+        per_step *= c.get("precision_factor", 1.0)
+    return jobs * (STARTUP_SECONDS + c.get("job_overhead", 0.0)) + runs * c["run_overhead"] + steps * per_step
 
 
 # NVIDIA's H100 SXM datasheet, dense (no sparsity): FLOP/s by what a job's products run in, HBM3 bytes/s.
@@ -187,12 +242,14 @@ def gpu_estimate(step_costs: dict, config: dict | None = None, fraction: float =
     return found
 
 
-def plan_rows(config: dict, calibration: dict | None = None, step_costs: dict | None = None) -> list[dict]:
+def plan_rows(config: dict, calibration: dict | None = None, step_costs: dict | None = None,
+              job_list=None) -> list[dict]:
     """One row per rule and task: jobs, runs, steps, FLOPs and bytes per step (`step_costs`: task ->
     flops.step_cost), estimated job seconds (`calibration`: task -> calibrate's entry; a GPU
-    estimate's per-job step seconds where it has them, and the seconds the GPU is busy)."""
+    estimate's per-job step seconds where it has them, and the seconds the GPU is busy); of
+    `job_list` ((rule, task, optimizer): the jobs a run with additions ran), every job by default."""
     rows, per_job = {}, {}
-    for rule, task, optimizer in jobs(config):
+    for rule, task, optimizer in (jobs(config) if job_list is None else job_list):
         runs, steps = runs_and_steps(config, rule, task, optimizer)
         row = rows.setdefault((rule, task), {"rule": rule, "task": task, "jobs": 0, "runs": 0, "steps": 0,
                                              "flops_per_step": None, "bytes_per_step": None,
@@ -207,11 +264,10 @@ def plan_rows(config: dict, calibration: dict | None = None, step_costs: dict | 
             row["bytes_per_step"] = step_costs[task]["bytes_per_step"]
         if calibration and task in calibration:
             c = calibration[task]
-            fixed = row["jobs"] * STARTUP_SECONDS + row["runs"] * c["run_overhead"]
+            fixed = estimate_seconds(rule, row["jobs"], row["runs"], 0, c)
             timed = [c["jobs"].get((rule, o)) for o, _ in per_job[rule, task]] if c.get("jobs") else [None]
             if None in timed:   # a calibration of the task's step: the optimizer's is in it
-                per_step = c["seconds_per_step"] * measurements.get(rule).step_share
-                row["estimated_seconds"] = fixed + row["steps"] * per_step
+                row["estimated_seconds"] = estimate_seconds(rule, row["jobs"], row["runs"], row["steps"], c)
             else:
                 row["estimated_seconds"] = fixed + sum(n * s for (_, n), (s, _) in zip(per_job[rule, task], timed))
                 row["busy_seconds"] = sum(n * b for (_, n), (_, b) in zip(per_job[rule, task], timed))

@@ -5,16 +5,17 @@ clone has no records (results/runs/ is not in git) but has the profile's publish
 (results/tables/smoke/, in git). The design needs no extra published data beyond one small file:
 aggregation merges the published tables' rows of the pairs it reuses with the rows of the records
 made here, and every aggregation writes `provenance.json` beside its tables (its configuration, the
-hash of every code file of the optimizers, the tasks and the engine, each task's data hash at one
-seed, the schema version, the commit and the machine), a few kB, which is what makes a later reuse
-checkable.
+hash of every code file of the optimizers, the tasks and the engine, the installed versions of torch
+and of every library constraints.txt pins, each task's data hash at one seed, the schema version,
+the commit and the machine), a few kB, which is what makes a later reuse checkable.
 
 A published (task, optimizer) pair is reused only when what its numbers depend on is unchanged
-(`decide`): the schema version, the configuration (the profile's, apart from the additions), the
-engine's code (any file of optimizers/, tasks/ or workflows/engine/ that registers no entry: a
-difference there reruns everything), the entry's and the task's own files (a difference reruns that
-optimizer's or that task's pairs), and the task's data hash, recomputed here by building the task
-(a corpus read from another Python's stdlib differs). Anything else reruns here, and the pipeline
+(`decide`): the schema version, the installed libraries, the configuration (the profile's, apart
+from the additions), the engine's code (any file of optimizers/, tasks/ or workflows/engine/ that
+no pair's files include: a difference there reruns everything), the pair's own files (the entry's,
+its fallback's and the task's, with every file of optimizers/ and tasks/ they import: a difference
+reruns the pairs those files define), and the task's data hash, recomputed here by building the
+task (a corpus read from another Python's stdlib differs). Anything else reruns here, and the pipeline
 says which key, file or hash differs, and what it reruns, before any job runs. The machine is not
 required to match: seconds to target and step times of a reused row are that machine's, which the
 reuse table (and the report's header) says; a step time's ratio to AdamW is of one job on one
@@ -22,6 +23,7 @@ machine, comparable across rows.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -31,6 +33,8 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = ("optimizers", "tasks", "workflows/engine")   # the code a run's numbers depend on
+ENTRY_PACKAGES = ("optimizers", "tasks")   # the packages whose files register entries
+CONSTRAINTS = ROOT / "constraints.txt"     # the pinned versions of every installed library
 PROVENANCE = "provenance.json"
 TABLES = ("reuse.csv", PROVENANCE)   # written by every aggregation beside its tables
 
@@ -51,6 +55,24 @@ def machine(env: dict) -> str:
     return f"{what}, torch {env.get('torch')}"
 
 
+def libraries(constraints: Path = CONSTRAINTS) -> dict[str, str]:
+    """{name: installed version} of torch (the build loaded: 2.13.0+cpu is not 2.13.0+cu128) and of
+    every library constraints.txt pins: a kernel, a parser or a statistic of another version may
+    change a number with the code unchanged."""
+    from importlib import metadata
+    import torch
+    pinned = [line.split("==")[0].strip() for line in constraints.read_text().splitlines()
+              if "==" in line and not line.lstrip().startswith("#")] if constraints.is_file() else []
+    out = {}
+    for name in pinned:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    out["torch"] = torch.__version__
+    return dict(sorted(out.items(), key=lambda kv: kv[0].lower()))
+
+
 def provenance(config: dict, jobs, run_rows: list[dict], environment: dict) -> dict:
     """What a later reuse of these tables is checked against (`decide`)."""
     from workflows.engine import records
@@ -59,17 +81,46 @@ def provenance(config: dict, jobs, run_rows: list[dict], environment: dict) -> d
         if r.get("track", "tuned") == "tuned" and isinstance(r.get("data_hash"), str):
             data.setdefault(r["task"], {"seed": int(r["seed"]), "data_hash": r["data_hash"]})
     return dict(schema_version=records.SCHEMA_VERSION, config=config, jobs=[list(j) for j in jobs],
-                code=code_files(), data_hashes=data, git_commit=environment.get("git_commit"),
+                code=code_files(), libraries=libraries(), data_hashes=data, git_commit=environment.get("git_commit"),
                 machine=machine(environment) if environment else None)
 
 
+def imported_files(path: Path, root: Path = ROOT) -> set[Path]:
+    """`path` and every file of optimizers/ or tasks/ it imports, at any depth, lazy imports inside
+    functions included (lamb.py's `from optimizers.adam import adam_spec`: LAMB is defined by adam.py
+    too). A package's own __init__.py is not followed: it registers no entry, so a change to it is
+    the engine's (`decide`)."""
+    seen, todo = set(), [Path(path).resolve()]
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:   # relative: from the importing file's package
+                    base = ".".join(p for p in (f.parent.name, base) if p)
+                names = [base, *(f"{base}.{a.name}" for a in node.names)]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[0] in ENTRY_PACKAGES and len(parts) > 1 and (root / parts[0] / f"{parts[1]}.py").is_file():
+                    todo.append((root / parts[0] / f"{parts[1]}.py").resolve())
+    return seen
+
+
 def pair_files(task: str, optimizer: str) -> set[str]:
-    """The files that define one pair: the optimizer's entry, its fallback's, the task's."""
+    """The files that define one pair: the optimizer's entry, its fallback's, the task's, and every
+    file of optimizers/ and tasks/ these import."""
     import optimizers
     import tasks
     spec = optimizers.get(optimizer)
     found = {optimizers.source(optimizer), tasks.source(task)} | ({optimizers.source(spec.fallback)} if spec.fallback else set())
-    return {Path(f).resolve().relative_to(ROOT).as_posix() for f in found}
+    return {f.relative_to(ROOT.resolve()).as_posix() for source in found for f in imported_files(Path(source))}
 
 
 @dataclass
@@ -86,17 +137,42 @@ class Decision:
         return dict(published=self.published, pairs=[list(p) for p in self.pairs], git_commit=self.git_commit,
                     machine=self.machine, rerun=[[t, o, why] for (t, o), why in sorted(self.rerun.items())])
 
+    @classmethod
+    def from_params(cls, params: dict) -> "Decision":
+        return cls(params["published"], [tuple(p) for p in params["pairs"]],
+                   {(t, o): why for t, o, why in params["rerun"]}, params["git_commit"], params["machine"])
+
+
+# One decision a run. The main Snakemake process decides (recomputing the task data hashes) and writes
+# it to a file; any process that reads the Snakefile again (a cluster executor's job) reads that file,
+# so the jobs it declares and the rows the aggregation merges are the main process's.
+
+def write_decision(decision: Decision, path) -> None:
+    """The decision to `path`, rewritten only when it changed (its mtime stays the decision's)."""
+    path = Path(path)
+    text = json.dumps(decision.params(), indent=1, sort_keys=True) + "\n"
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def read_decision(path) -> Decision:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the main Snakemake process writes the reuse decision "
+                                f"before any job runs; run the same command again")
+    return Decision.from_params(json.loads(path.read_text()))
+
 
 def _refuse_all(decision: Decision, published_pairs, why: str) -> Decision:
     decision.rerun = {p: why for p in published_pairs}
     return decision
 
 
-def decide(config: dict, published: str, jobs, data_hash=None) -> Decision:
+def decide(config: dict, published: str, jobs, data_hash) -> Decision:
     """The reuse of `published` (results/tables/<profile>/) by the run of `config` (additions applied)
     whose jobs are `jobs` ((rule, task, optimizer)). `data_hash(task, seed) -> str` recomputes a task's
-    data hash here; None takes the published ones as they are (Snakemake's per-job processes, which
-    re-read the Snakefile: the main process checked them)."""
+    data hash here (`data_hash_here`)."""
     from workflows.engine import config as profile_config, records
     decision = Decision(published)
     path = Path(published) / PROVENANCE
@@ -109,6 +185,9 @@ def decide(config: dict, published: str, jobs, data_hash=None) -> Decision:
     if prov.get("schema_version") != records.SCHEMA_VERSION:
         return _refuse_all(decision, pub_pairs, f"schema_version {prov.get('schema_version')} published, "
                                                 f"{records.SCHEMA_VERSION} here")
+    why = _libraries_differ(prov.get("libraries"))
+    if why:
+        return _refuse_all(decision, pub_pairs, why)
     diff = profile_config.differences(config, profile_config.with_additions(prov["config"], config))
     if diff:
         return _refuse_all(decision, pub_pairs, "the configuration differs in " + ", ".join(
@@ -139,6 +218,17 @@ def decide(config: dict, published: str, jobs, data_hash=None) -> Decision:
     return decision
 
 
+def _libraries_differ(published: dict | None) -> str | None:
+    """Why the installed libraries refuse the reuse (torch's version or a pinned one's), or None."""
+    if published is None:
+        return "the library versions were not published (provenance.json predates them)"
+    here = libraries()
+    diff = [f"{name} (published {published.get(name, 'not installed')}, here {here.get(name, 'not installed')})"
+            for name in sorted(set(published) | set(here), key=str.lower)
+            if published.get(name, "not installed") != here.get(name, "not installed")]
+    return "the installed libraries differ: " + ", ".join(diff) if diff else None
+
+
 def _check_data(decision: Decision, prov: dict, pub_pairs, data_hash) -> None:
     """Marks for rerun the pairs of every task whose data hash here differs from the published one."""
     for task in sorted({t for t, _ in pub_pairs}):
@@ -149,7 +239,7 @@ def _check_data(decision: Decision, prov: dict, pub_pairs, data_hash) -> None:
         why = None
         if published is None:
             why = f"task {task}'s data hash was not published (no final run)"
-        elif data_hash is not None:
+        else:
             here = data_hash(task, published["seed"])
             if here != published["data_hash"]:
                 why = (f"task {task}'s data hash differs (seed {published['seed']}: published "

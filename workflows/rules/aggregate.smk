@@ -10,19 +10,25 @@ JOBS = plan.jobs(config)
 
 # Additions (--config 'add_optimizers=[radam]'): the pairs whose published rows (results/tables/<profile>/,
 # in git) are honest to reuse are not run; aggregation merges their rows (workflows.engine.reuse).
-# The task data hashes are recomputed in the main process only: Snakemake's per-job processes read
-# this file again, and the main process has checked them.
+# One decision a run: the main process makes it (recomputing the task data hashes) and writes it to
+# DECISION; a process that reads this file again (a cluster executor's job) reads it from there.
 ADDED = profile_config.additions(config, PROFILE_CONFIG)
 PUBLISHED = f"results/tables/{PROFILE}"
+DECISION = f"logs/{REPORT}/reuse_decision.json"
 REUSE = None
-if any(ADDED.values()):
-    main_process = workflow.exec_mode.name == "DEFAULT"
-    REUSE = reuse.decide(config, PUBLISHED, JOBS, reuse.data_hash_here(config["size"]) if main_process else None)
+main_process = workflow.exec_mode.name == "DEFAULT"
+if any(ADDED.values()) and main_process:
+    REUSE = reuse.decide(config, PUBLISHED, JOBS, reuse.data_hash_here(config["size"]))
+    reuse.write_decision(REUSE, DECISION)
+elif any(ADDED.values()):
+    REUSE = reuse.read_decision(DECISION)
 REUSED = {tuple(pair) for pair in REUSE.pairs} if REUSE else set()
 RUN_JOBS = [job for job in JOBS if (job[1], job[2]) not in REUSED]
 if REUSE and main_process:
     for line in reuse.messages(REUSE, ADDED, RUN_JOBS, REPORT):
         print(f"optbench: {line}", file=sys.stderr)
+# the pairs an addition leaves out because the entry would update nothing there with its own rule
+LEFT_OUT = profile_config.left_out(config)
 
 
 def all_records(w=None):
@@ -59,7 +65,7 @@ rule aggregate:
     benchmark:
         f"results/benchmarks/{REPORT}/aggregate.tsv"
     params:
-        skipped=SKIPPED,
+        skipped=SKIPPED + LEFT_OUT,
         optimizers=config["optimizers"],
         runs=RUNS,       # refused records go to RUNS/refused/: the next invocation recomputes them
         size=config["size"],

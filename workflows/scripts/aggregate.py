@@ -18,7 +18,8 @@ except records.RecordError as e:
     print(f"aggregate: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
     raise
 # The plan as `optbench plan --calibrate` makes it, calibrated from the final runs just tabled and
-# their jobs' benchmark files (no training here: the step times are the records').
+# their jobs' benchmark files (no training here: the step times are the records'), of the jobs run
+# here: with additions, the reused pairs' jobs ran elsewhere and are neither measured nor planned.
 config = p.config
 task_names = sorted({task for _, task, _ in p.jobs})
 final_jobs = [cost.benchmark_path(p.benchmarks, *job) for job in p.jobs if job[0] == "final"]
@@ -26,9 +27,10 @@ try:
     run_rows = pd.read_csv(out / "runs.csv").to_dict("records")
 except pd.errors.EmptyDataError:   # a profile whose every pair is skipped
     run_rows = []
-calibration = plan.recorded_calibration(run_rows, cost.benchmark_rows(final_jobs, p.benchmarks))
+calibration = plan.recorded_calibration(run_rows, cost.benchmark_rows(final_jobs, p.benchmarks),
+                                        plan.table_rows(out / "precision.csv"))
 step_costs = {t: flops.step_cost(t, config["size"], config["device"]) for t in task_names}
-rows = plan.plan_rows(config, calibration, step_costs)
+rows = plan.plan_rows(config, calibration, step_costs, p.jobs)   # the jobs run here: what was measured
 cost.write_tables(p.jobs, p.benchmarks, out, rows, config["threads"])
 # the published rows of the pairs reused (additions), the reuse table and these tables' provenance
 reuse.merge(out, p.reuse, aggregate.ROW_TABLES, config, p.jobs, p.added)
