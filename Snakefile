@@ -21,11 +21,14 @@ if not workflow.overwrite_configfiles:
 
 include: "workflows/rules/common.smk"
 include: "workflows/rules/tune.smk"
+include: "workflows/rules/tune_horizon.smk"
+include: "workflows/rules/tune_repeat.smk"
 include: "workflows/rules/train.smk"
 include: "workflows/rules/stability.smk"
 include: "workflows/rules/steptime.smk"
 include: "workflows/rules/loop_options.smk"
 include: "workflows/rules/precision.smk"
+include: "workflows/rules/baselines.smk"
 # A new measurement: its module in workflows/engine/measurements/ (its run, rows, jobs and cost:
 # the plan, the tables and the DAG's targets follow from it) and its rule file, included here.
 include: "workflows/rules/aggregate.smk"

@@ -63,7 +63,7 @@ def section(tables: dict, out: Path) -> list[str]:
     for col in ("seconds", "cpu_seconds", "max_rss_mb", "planned_seconds", "measured / plan"):
         rule[col] = rule[col].map(_s)
     lines += [md_table(rule), "",
-              f"The plan's goal is ±{PLAN_GOAL:.0%} of measured per rule (its final and precision rules "
+              f"The plan's goal is ±{PLAN_GOAL:.0%} of measured per rule (its final, precision and steptime (its setup) rules "
               "are calibrated from these runs' own records, the others are predictions from them): "
               + (f"outside it: {', '.join(outside)}." if outside else "every rule is within it."),
               "", "Per task:", ""]

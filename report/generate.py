@@ -13,11 +13,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from report import (across, claims, cost, inputs, loop_options, memory_model, monitor, per_task, precision,
+from report import (across, baselines, claims, cost, inputs, loop_options, memory_model, monitor, per_task, precision,
                     preface, routing, schedules, self_tuning, skipped, state_memory, stability, steptime, studies,
                     tuning)
 
-SECTIONS = (preface, claims, across, per_task, studies, schedules, self_tuning, skipped, tuning, stability,
+SECTIONS = (preface, claims, across, per_task, baselines, studies, schedules, self_tuning, skipped, tuning, stability,
             precision, steptime, loop_options, monitor, state_memory, memory_model, routing, cost)
 
 

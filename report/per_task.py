@@ -52,7 +52,7 @@ def extras_lines(curves: pd.DataFrame, task: str, metric: str, out: Path) -> lis
     table = final_evals(curves, task, exclude=("loss", metric))
     if table.empty:
         return []
-    lines = ["Other evaluated quantities at the end of the final runs (mean over seeds):", "",
+    lines = ["Other evaluated quantities at the end of the final runs (the validation split's, mean over seeds):", "",
              md_table(table.reset_index().map(lambda x: fmt(x) if isinstance(x, float) else x)), ""]
     buckets = [c for c in table.columns if c.startswith("loss_")]
     if buckets:
@@ -130,6 +130,18 @@ def printed_lines(runs: pd.DataFrame, curves: pd.DataFrame, task: str, figure: d
     return [printed["note"], "", md_table(pd.DataFrame(rows)), ""]
 
 
+def split_words(runs: pd.DataFrame) -> str:
+    """Where the task's numbers are measured (see the report's Evaluation section)."""
+    if "metric_split" not in runs:
+        return ""
+    if runs.metric_split.iloc[0] != "test":
+        return "The final metric is the objective at the end of each run (no sample to hold out)."
+    n = runs.test_n.dropna()
+    return (f"The final metric is the held-out test split's ({fmt(int(n.iloc[0])) if len(n) else '–'} examples; "
+            f"standard error of one run's value {fmt(float(runs.test_se.median()), 2)}, the median over runs); "
+            f"the curves and the steps to target are the validation split's, which tuning selected on.")
+
+
 def section(tables: dict, out: Path) -> list[str]:
     runs, curves = tables["runs"], tables["curves"]
     if runs.empty:
@@ -142,7 +154,7 @@ def section(tables: dict, out: Path) -> list[str]:
         lines += [f"## Task `{task}`", "",
                   f"Metric: {metric} ({better} is better), target {fmt(float(target))}; "
                   f"{int(r['n_params'].iloc[0])} parameters; data hash `{r['data_hash'].iloc[0]}`; "
-                  f"{len(r.seed.unique())} seeds.", "",
+                  f"{len(r.seed.unique())} seeds. {split_words(r)}", "",
                   # a task's table has its own metric's column; the others are empty here
                   md_table(g.drop(columns=["task", "_mean"]).dropna(axis=1, how="all")), "",
                   f"![curves {task}]({curves_figure(curves, task, metric, out)})", ""]

@@ -1,8 +1,11 @@
 """The report's mixed-precision section and its claims, from the precision tables alone.
 
 `tables["precision"]`: one row per run (workflows.engine.precision.table_rows): task, optimizer, seed,
-precision, loss_scaling, scale, final_metric, diverged, skipped_steps, underflow_share,
-overflow_share, ... `tables["precision_scale"]`: the dynamic scale's trajectory (scale_rows).
+loss_scale, precision, loss_scaling, scale, final_metric, diverged, skipped_steps, underflow_share,
+overflow_share, growth_interval, growths, backoffs, ... `tables["precision_scale"]`: the dynamic
+scale's trajectory (scale_rows). Rows at loss_scale 1 (a table without the column has only those)
+are the study; the others are the stress condition (loss × s < 1), tested on their own
+(`stress_is_rescued`) against fp32 at the same s.
 
 A static scale is *safe* for an optimizer on a task when no seed diverged and it is non-inferior to
 fp32: the one-sided paired t-test over the seeds both ran rejects "worse than fp32 by δ or more"
@@ -27,13 +30,21 @@ from report.output import save, short  # noqa: E402
 REFERENCES = {"fp32": "-", "bf16": "--", "fp16 dynamic": ":", "fp16 unscaled": "-."}
 
 
-# where the expectation comes from: mixed-precision training practice
-SOURCE = "Micikevicius et al. 2018; torch.amp"
+STRESS_ARMS = ("fp32", "fp16 unscaled", "fp16 dynamic")
 
 
 def _pow2(c: float) -> str:
     e = math.log2(c)
     return f"2^{e:g}" if e == int(e) else f"{c:g}"
+
+
+def loss_scales(df: pd.DataFrame) -> pd.Series:
+    """Each run's loss × s: 1 outside the stress condition (and in tables from before it)."""
+    return df.loss_scale if "loss_scale" in df else pd.Series(1.0, index=df.index)
+
+
+def unstressed(df: pd.DataFrame) -> pd.DataFrame:
+    return df[loss_scales(df) == 1.0]
 
 
 def variant(df: pd.DataFrame) -> pd.Series:
@@ -114,10 +125,26 @@ def summary(pr: pd.DataFrame) -> pd.DataFrame:
         grid = sorted(g.loc[g.loss_scaling == "static", "scale"].unique())
         row["safe static scales"] = window(safe_scales(g), grid)
         row["skipped (dynamic)"] = short(float(g.loc[v == "fp16 dynamic", "skipped_steps"].mean()))
+        row["growths / backoffs (dynamic)"] = _moves(g[v == "fp16 dynamic"])
         row["underflow, fp16 unscaled"] = short(float(g.loc[v == "fp16 unscaled", "underflow_share"].mean()), 2)
         row["underflow, bf16"] = short(float(g.loc[v == "bf16", "underflow_share"].mean()), 2)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _moves(g: pd.DataFrame) -> str:
+    """The dynamic scale's doublings and halvings, mean over seeds ('–' in tables from before them)."""
+    if "growths" not in g or g.empty:
+        return "–"
+    return f"{short(float(g.growths.mean()))} / {short(float(g.backoffs.mean()))}"
+
+
+def growth_text(pr: pd.DataFrame) -> str:
+    """The dynamic scaler's growth interval as the tables record it."""
+    if "growth_interval" not in pr:
+        return "2000 clean steps (GradScaler's default)"
+    intervals = " or ".join(f"{n:g}" for n in sorted(pr.growth_interval.unique()))
+    return f"{intervals} clean steps (the profile's growth_interval)"
 
 
 def metric_figure(pr: pd.DataFrame, task: str, out: Path) -> str:
@@ -154,13 +181,15 @@ def shares_figure(pr: pd.DataFrame, task: str, out: Path) -> str:
 
 
 def scale_figure(sc: pd.DataFrame, task: str, out: Path) -> str | None:
-    g = sc[sc.task == task]
+    g = sc[sc.task == task].assign(loss_scale=lambda d: loss_scales(d))
     if g.empty:
         return None
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    for (opt, seed), h in g.groupby(["optimizer", "seed"]):
+    for (opt, s, seed), h in g.groupby(["optimizer", "loss_scale", "seed"]):
+        name = opt if s == 1 else f"{opt}, loss × {_pow2(s)}"
+        first = seed == g[(g.optimizer == opt) & (g.loss_scale == s)].seed.min()
         ax.step(h.step, h.scale, where="post", color=f"C{sorted(g.optimizer.unique()).index(opt)}",
-                label=opt if seed == g[g.optimizer == opt].seed.min() else None)
+                ls="-" if s == 1 else "--", label=name if first else None)
     ax.set_yscale("log", base=2)
     ax.set(xlabel="step", ylabel="dynamic scale", title=f"{task}: GradScaler's scale (every seed)")
     ax.legend(fontsize=7)
@@ -168,15 +197,16 @@ def scale_figure(sc: pd.DataFrame, task: str, out: Path) -> str | None:
 
 
 def section(tables: dict[str, pd.DataFrame], out: Path) -> list[str]:
-    pr = tables.get("precision", pd.DataFrame())
-    if pr.empty:
+    everything = tables.get("precision", pd.DataFrame())
+    if everything.empty:
         return []
+    pr = unstressed(everything)
     sc = tables.get("precision_scale", pd.DataFrame())
     lines = ["## Mixed precision: fp16 and bf16, static against dynamic loss scaling", "",
              "At the tuned hyperparameters, each optimizer trains with the forward under autocast (fp32 master "
              "weights and optimizer state): bf16 without loss scaling, fp16 without, fp16 with a static scale c "
              "(loss × c, gradients ÷ c, a step with a non-finite gradient skipped) and fp16 with dynamic scaling "
-             "(torch.amp.GradScaler's defaults: 2^16 to start, halved on inf, doubled after 2000 clean steps). "
+             f"(torch.amp.GradScaler: 2^16 to start, halved on inf, doubled after {growth_text(pr)}). "
              "Final metric: mean [95 % t interval] over seeds. A static scale is *safe* when no seed "
              "diverged and it is non-inferior to fp32 (one-sided paired t over the seeds, p < 0.05, margin "
              "δ = 1 % of fp32's mean): a scale that trains better counts as safe. *Underflow*: the share of gradient entries exactly 0 "
@@ -187,7 +217,43 @@ def section(tables: dict[str, pd.DataFrame], out: Path) -> list[str]:
                   f"![precision shares {task}]({shares_figure(pr, task, out)})", ""]
         if not sc.empty and (path := scale_figure(sc, task, out)):
             lines += [f"![dynamic scale {task}]({path})", ""]
-    return lines
+    return lines + stress_section(everything)
+
+
+def stress_section(pr: pd.DataFrame) -> list[str]:
+    """The stress condition's table: per task × optimizer × arm at loss × s, the final metric, its
+    paired difference from fp32 at the same s, the underflow share and the dynamic scale's moves."""
+    st = stressed(pr)
+    if st.empty:
+        return []
+    rows = []
+    for (task, opt, s), g in st.groupby(["task", "optimizer", "loss_scale"]):
+        v = variant(g)
+        ref = g[v == "fp32"]
+        for name in STRESS_ARMS:
+            h = g[v == name]
+            m, lo, hi = ci(h)
+            rows.append({"task": task, "optimizer": opt, "loss × s": _pow2(s), "arm": name,
+                         "final": f"{short(m)} [{short(lo)}, {short(hi)}]" if math.isfinite(m) else
+                         f"diverged on {int(h.diverged.sum())}/{len(h)} seeds",
+                         "− fp32 at s": "–" if name == "fp32" else _paired_text(by_seed(h), by_seed(ref)),
+                         "underflow (mean, min over runs)": "–" if name == "fp32" else
+                         f"{short(float(h.underflow_share.mean()), 2)}, {short(float(h.underflow_share.min()), 2)}",
+                         "growths / backoffs": _moves(h) if name == "fp16 dynamic" else "–"})
+    return ["### The stress condition: fp16 below its range", "",
+            "The loss × s < 1 in fp32, fp16 unscaled and fp16 dynamic, for AdamW (s a power of 2, AdamW's eps × s, "
+            "so that its update is the same as at 1 in exact arithmetic and fp32 trains as at 1), so that the "
+            "backward's values fall below fp16's smallest subnormal 2^-24, as the activation gradients of "
+            "Micikevicius et al. 2018, §3.2 did. A static scale c under s is the arithmetic of c · s at scale 1 "
+            "(powers of 2: exact), so the static grid above is the stress condition's static answer at c / s "
+            "(c = 1/s replays fp16 unscaled at 1) and is not run again. Paired differences: mean [95 % t "
+            "interval] over the seeds both ran.",
+            "", pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True), ""]
+
+
+def _paired_text(a: pd.Series, b: pd.Series) -> str:
+    t = stats.paired(a, b)
+    return f"{short(t.diff)} [{short(t.low)}, {short(t.high)}] ({t.n} seeds)" if t.n else "–"
 
 
 def _seeds(pr: pd.DataFrame) -> int:
@@ -235,11 +301,11 @@ def fixed_scale_is_safe(pr: pd.DataFrame) -> dict:
     return verdicts.row(claim, src, tested, "inconclusive", "; ".join(per_task), tests)
 
 
-def _matches(pr: pd.DataFrame, name: str, claim: str, src: str) -> dict:
+def _matches(pr: pd.DataFrame, name: str, claim: str, src: str, tested: str | None = None) -> dict:
     """`name` runs against fp32 per task × optimizer: TOST within δ on every pair (intersection-union)
     reproduces the claim; a pair significantly different (the smallest paired p, Bonferroni over
     the pairs, then in the report's Holm family) beyond δ, or diverging where fp32 did not, refutes it."""
-    tested = _tested(name)
+    tested = tested or _tested(name)
     tost, diff, lines, n_min, lost, diverged = [], [], [], math.inf, [], False
     for (task, opt), g in pr.groupby(["task", "optimizer"]):
         v = variant(g)
@@ -293,9 +359,86 @@ CLAIMS = (("A constant loss scale, chosen empirically, trains fp16 to fp32's acc
            "Kalamkar et al. 2019 (A Study of BFLOAT16 for Deep Learning Training), §1, §4"))
 
 
+STRESS_LOST = ("Without loss scaling, fp16 turns gradient values below its range (2^-24) into zeros, and "
+               "training suffers", "Micikevicius et al. 2018 (Mixed Precision Training), §3.2")
+STRESS_RESCUED = ("Scaling the loss moves those gradients into fp16's range and recovers fp32's accuracy",
+                  "Micikevicius et al. 2018 (Mixed Precision Training), §3.2; torch.amp.GradScaler")
+STRESS = ("at loss × s (s < 1, a power of 2; AdamW's eps × s, so fp32 at s trains as at 1), against fp32 at the "
+          "same s: ")
+STRESS_LOST_TESTED = (STRESS + "fp16 unscaled worse beyond δ (one-sided paired t, a diverged seed counts as worse) "
+                      f"on every task × optimizer, intersection-union, {verdicts.margin_text('fp32')}; against: "
+                      "non-inferior on some pair, Bonferroni over the pairs; Holm")
+STRESS_RESCUED_TESTED = (STRESS + _tested("fp16 dynamic") + ". A static c under s is c · s at scale 1 (exact): "
+                         "the first claim's grid answers for it")
+
+
+def stressed(pr: pd.DataFrame) -> pd.DataFrame:
+    return pr[loss_scales(pr) != 1.0]
+
+
+def _invariance(g: pd.DataFrame, at_one: pd.DataFrame) -> str:
+    """fp32 at s against fp32 at 1 of the same task × optimizer: the construction's check."""
+    same = (at_one.task == g.task.iloc[0]) & (at_one.optimizer == g.optimizer.iloc[0])
+    ref = at_one[(variant(at_one) == "fp32") & same]
+    d = (by_seed(g[variant(g) == "fp32"]) - by_seed(ref)).dropna().abs()
+    if not len(d):
+        return "no fp32 at 1"
+    return f"fp32 at s − fp32 at 1: max |Δ| = {short(float(d.max()))} over {len(d)} seeds"
+
+
+def stress_is_lost(pr: pd.DataFrame) -> dict:
+    """fp16 unscaled at loss × s against fp32 at s, per task × optimizer: worse beyond δ on every
+    pair (intersection-union: the largest p) reproduces; non-inferior on some pair (Bonferroni)
+    refutes."""
+    claim, src = STRESS_LOST
+    st = stressed(pr)
+    if st.empty:
+        return verdicts.row(claim, src, STRESS_LOST_TESTED, "not measured", "no stress condition in this profile")
+    worse, fine, lines, n_min = [], [], [], math.inf
+    for (task, opt, s), g in st.groupby(["task", "optimizer", "loss_scale"]):
+        v = variant(g)
+        ref, got = g[v == "fp32"], g[v == "fp16 unscaled"]
+        if ref.empty or got.empty or ref.diverged.any():
+            lines.append(f"{task}/{opt} at loss × {_pow2(s)}: no fp32 reference or no fp16 unscaled, left out")
+            continue
+        n_min = min(n_min, len(set(got.seed) & set(ref.seed)))
+        worse.append(inferiority_p(got, ref))
+        fine.append(non_inferiority_p(got, ref))
+        outcome = (f"diverged on {int(got.diverged.sum())}/{len(got)} seeds" if got.diverged.any()
+                   else stats.paired(by_seed(got), by_seed(ref)).text("fp16 unscaled", "fp32"))
+        lines.append(f"{task}/{opt} at loss × {_pow2(s)}: {_invariance(g, unstressed(pr))}; fp16 unscaled lost "
+                     f"{short(float(got.underflow_share.mean()), 2)} of the gradient entries (mean over runs and "
+                     f"probes; the least run {short(float(got.underflow_share.min()), 2)}), {outcome}; δ = "
+                     f"{verdicts.margin_of(float(by_seed(ref).mean())):.3g}")
+    evidence = "; ".join(lines)
+    if not worse:
+        return verdicts.row(claim, src, STRESS_LOST_TESTED, "not measured", evidence)
+    if n_min < verdicts.MIN_SEEDS:
+        return verdicts.row(claim, src, STRESS_LOST_TESTED, verdicts.FEW, evidence)
+    tests = (("worse beyond δ on every pair", max(worse), "reproduced"),
+             ("non-inferior on some pair", min(1.0, min(fine) * len(fine)), "not reproduced"))
+    return verdicts.row(claim, src, STRESS_LOST_TESTED, "inconclusive", evidence, tests)
+
+
+def stress_is_rescued(pr: pd.DataFrame) -> dict:
+    """fp16 dynamic at loss × s against fp32 at s, as the scale-1 dynamic claim (`_matches`)."""
+    claim, src = STRESS_RESCUED
+    st = stressed(pr)
+    if st.empty:
+        return verdicts.row(claim, src, STRESS_RESCUED_TESTED, "not measured", "no stress condition in this profile")
+    row = _matches(st, "fp16 dynamic", claim, src, STRESS_RESCUED_TESTED)
+    dynamic = st[variant(st) == "fp16 dynamic"].groupby(["task", "optimizer", "loss_scale"])
+    moves = "; ".join(f"{t}/{o} at loss × {_pow2(s)}: fp16 dynamic lost {short(float(h.underflow_share.mean()), 2)} "
+                      f"of the entries, growths / backoffs {_moves(h)}" for (t, o, s), h in dynamic)
+    return {**row, "evidence": f"{row['evidence']}; {moves}"}
+
+
 def claims(tables: dict[str, pd.DataFrame]) -> list[dict]:
-    pr = tables.get("precision", pd.DataFrame())
-    if pr.empty:
+    everything = tables.get("precision", pd.DataFrame())
+    if everything.empty:
         return [verdicts.row(c, s, t, "not measured", "no precision runs in this profile")
-                for (c, s), t in zip(CLAIMS, (FIXED_TESTED, _tested("fp16 dynamic"), _tested("bf16")))]
-    return [fixed_scale_is_safe(pr), _matches(pr, "fp16 dynamic", *CLAIMS[1]), _matches(pr, "bf16", *CLAIMS[2])]
+                for (c, s), t in zip(CLAIMS + (STRESS_LOST, STRESS_RESCUED), (FIXED_TESTED, _tested("fp16 dynamic"),
+                                     _tested("bf16"), STRESS_LOST_TESTED, STRESS_RESCUED_TESTED))]
+    pr = unstressed(everything)
+    return [fixed_scale_is_safe(pr), _matches(pr, "fp16 dynamic", *CLAIMS[1]), _matches(pr, "bf16", *CLAIMS[2]),
+            stress_is_lost(everything), stress_is_rescued(everything)]

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
+from report.output import fmt, md_table
+
 ENVIRONMENT = ("device", "device_name", "device_capability", "device_memory_bytes", "cuda", "cudnn", "cpu",
                "cpu_flags", "cpu_capability", "cpu_count", "threads", "platform", "python", "torch",
                "git_commit", "compute_seconds")
@@ -61,6 +65,39 @@ def reuse_block(reuse, profile: str) -> list[str]:
                     "ratios compare across rows. *What this report cost* counts the jobs that ran here.", ""]
 
 
+def evaluation_block(runs: pd.DataFrame) -> list[str]:
+    """Where the numbers come from (the runs table's metric_split, test_n, test_se): selection on
+    the validation split, every reported number on the test split, per task its size and the
+    standard error it implies; nothing for tables without final runs."""
+    if runs.empty or "metric_split" not in runs:
+        return []
+    rows = []
+    for task, g in runs.groupby("task", sort=True):
+        metric, split = g.metric.iloc[0], g.metric_split.iloc[0]
+        if split != "test":
+            rows.append({"task": task, "metric": metric, "reported on": "the objective (nothing sampled)",
+                         "test examples": "–", "standard error": "–", "one example": "–"})
+            continue
+        n, se = g.test_n.dropna(), float(g.test_se.median())
+        n = int(n.iloc[0]) if len(n) else None
+        accuracy = metric.endswith("accuracy")   # 0/1 per example: its weight 1/n is the metric's step
+        rows.append({"task": task, "metric": metric, "reported on": "test split", "test examples": fmt(n),
+                     "standard error": f"{fmt(100 * se, 2)} pp" if accuracy else fmt(se, 2),
+                     "one example": f"{fmt(100 / n, 2)} pp" if accuracy and n else "–"})
+    return ["## Evaluation", "",
+            "Tuning selects on each task's validation split (its curves, and the steps and seconds to "
+            "target, are the validation split's). Every number reported for a final run (the final "
+            "metric in every table, the ranks, the claims) is measured once, at the end of the run, on "
+            "a held-out test split that no selection saw, disjoint from the training and validation "
+            "data; a task whose metric is its objective with a known optimum (the test functions, "
+            "logreg-cancer's exact suboptimality) has no sample to hold out and reports it. The standard "
+            "error is that of one run's test value, from its test examples (median over the final runs): "
+            "how far a test split of that size may sit from the population it samples. The 95 % intervals over "
+            "seeds hold it where each seed draws its own test split, not where every seed is scored on "
+            "the same examples (a fixed split: there a gap between optimizers is paired on them).", "",
+            md_table(pd.DataFrame(rows)), ""]
+
+
 def _cell(value) -> str:
     return "absent" if value != value or value == "null" else str(value).replace("|", "\\|")
 
@@ -75,6 +112,7 @@ def section(tables: dict, out: Path) -> list[str]:
             "from the final seeds, under the profile's schedule; confidence intervals are 95 % Student t intervals of the mean over "
             "non-diverged seeds (coverage 95 % for normal seed-to-seed noise, checked by simulation in "
             "tests/test_stats.py); diverged runs are counted, not dropped.", ""
-            ] + reuse_block(tables.get("reuse"), profile.split("+")[0]) + overrides_block(
+            ] + evaluation_block(pd.concat([tables.get("runs", pd.DataFrame()), tables.get("defaults", pd.DataFrame())])
+                                 ) + reuse_block(tables.get("reuse"), profile.split("+")[0]) + overrides_block(
                 tables.get("overrides"), profile.split("+")[0]) + [
             "## Environment", ""] + environment_block(tables["environment"]) + [""]

@@ -1,8 +1,10 @@
 """Two studies on the LM, from the tables alone: MuonClip where QK-clip acts, and model size.
 
 **QK-clip** (``qk_section``, ``qk_claims``). A task whose figures.json entry carries ``qk_tau``
-(``lm-stdlib-qk``) runs the optimizers its profile lists for it (which ones: the runs table's
-rows; the claims compare MuonClip with Muon) at that threshold, each at its tuned lr, and
+(``lm-stdlib-qk``) runs MuonClip at that threshold; its comparators (Muon, AdamW) are the runs of
+the task named by the entry's ``qk_base`` (``lm-stdlib``: the same data, seeds and batches, and tau
+is a hyperparameter of MuonClip alone, so their runs there are what they would be on the QK task,
+bit for bit, and are not run twice). Each at its tuned lr; every LM task
 evaluates ``max_attn_logit``: the largest pre-softmax attention logit over heads, layers and the
 held-out windows, at every evaluation. What QK-clip guarantees is narrower than "every head stays
 at or below tau" (``optimizers/muon.py``, ``MuonClip``): after each step, on that step's batch,
@@ -61,15 +63,38 @@ def qk_tasks(tables: dict) -> dict[str, float]:
     return {t: float(f["qk_tau"]) for t, f in sorted(tables.get("figures", {}).items()) if "qk_tau" in f}
 
 
+QK_COMPARATORS = ("muon", "adamw")   # read from the base task where the QK task does not run them
+
+
+def qk_view(tables: dict, task: str) -> dict:
+    """The runs and curves of a QK task's study: its own rows, and the base task's (figures.json
+    ``qk_base``) rows of the comparators it does not run itself, relabelled as the QK task's (same
+    data, seeds and batches: paired)."""
+    base = tables.get("figures", {}).get(task, {}).get("qk_base")
+    runs, curves = _runs(tables), tables.get("curves", pd.DataFrame())
+    if runs.empty or not base:
+        return {"runs": runs, "curves": curves}
+    own = set(runs.loc[runs.task == task, "optimizer"])
+    borrow = [o for o in QK_COMPARATORS if o not in own]
+    out = {}
+    for name, df in (("runs", runs), ("curves", curves)):
+        if df.empty:
+            out[name] = df
+            continue
+        extra = df[(df.task == base) & df.optimizer.isin(borrow)].assign(task=task)
+        out[name] = pd.concat([df[df.task == task], extra], ignore_index=True)
+    return out
+
+
 def qk_optimizers(tables: dict, task: str) -> list[str]:
-    """The optimizers the profile ran on a QK task (its final runs), by name."""
-    runs = _runs(tables)
+    """The optimizers of a QK task's study (its final runs and the comparators read from its base), by name."""
+    runs = qk_view(tables, task)["runs"]
     return sorted(runs.loc[runs.task == task, "optimizer"].unique()) if not runs.empty else []
 
 
 def max_logit_curves(tables: dict, task: str) -> pd.DataFrame:
     """[step, optimizer]: the held-out max attention logit, mean over seeds."""
-    curves = tables.get("curves", pd.DataFrame())
+    curves = qk_view(tables, task)["curves"]
     c = curves[(curves.task == task) & (curves.series == QK_SERIES)
                & curves.optimizer.isin(qk_optimizers(tables, task))]
     return c.pivot_table(index="step", columns="optimizer", values="value", aggfunc="mean")
@@ -77,8 +102,9 @@ def max_logit_curves(tables: dict, task: str) -> pd.DataFrame:
 
 def qk_summary(tables: dict, task: str, tau: float) -> pd.DataFrame:
     """Per optimizer: the peak of the seed-mean max-logit curve, the worst seed's peak (after step 0:
-    the initial model is the same for all), both over tau, and the final validation loss."""
-    curves, runs = tables.get("curves", pd.DataFrame()), _runs(tables)
+    the initial model is the same for all), both over tau, and the final (reported) loss."""
+    view = qk_view(tables, task)
+    curves, runs = view["curves"], view["runs"]
     rows = []
     for opt in qk_optimizers(tables, task):
         c = curves[(curves.task == task) & (curves.series == QK_SERIES) & (curves.optimizer == opt) & (curves.step > 0)]
@@ -117,7 +143,7 @@ def qk_section(tables: dict, out: Path) -> list[str]:
             "optimizer": summary.optimizer, "lr": summary.lr.map(lambda v: f"{v:.3g}"),
             "peak max logit (mean over seeds)": [f"{short(p)} ({short(r)} τ)" for p, r in zip(summary["peak (mean)"], summary["peak / tau"])],
             "worst seed": [f"{short(p)} ({short(r)} τ)" for p, r in zip(summary["worst seed"], summary["worst / tau"])],
-            "final val_loss": [f"{short(m_)} [{short(lo)}, {short(hi)}]" for m_, lo, hi in summary.val_loss],
+            "final loss (test split)": [f"{short(m_)} [{short(lo)}, {short(hi)}]" for m_, lo, hi in summary.val_loss],
             "diverged": summary.diverged.astype(str),
         })
         lines += [f"### MuonClip where QK-clip acts: {task} (τ = {tau:g})", "",
@@ -139,10 +165,11 @@ def qk_claims(tables: dict) -> list[dict]:
     bound = "QK-clip rescales W_q, W_k after each update so that every head's max logit on that step's batch is at most τ"
     held = "Held-out max attention logit under MuonClip (all layers, held-out windows: beyond the guarantee)"
     cost = "QK-clip does not harm the loss: MuonClip trains as well as Muon"
-    tested_cost = (f"MuonClip's final val_loss non-inferior to Muon's (one-sided paired t, "
+    tested_cost = (f"MuonClip's final loss (test split) non-inferior to Muon's (one-sided paired t, "
                    f"{verdicts.margin_text('muon')}; against: worse beyond δ), each at its tuned lr, Holm")
-    curves, rows = tables.get("curves", pd.DataFrame()), []
+    rows = []
     for task, tau in qk_tasks(tables).items():
+        curves = qk_view(tables, task)["curves"]
         s = qk_summary(tables, task, tau).set_index("optimizer") if not _runs(tables).empty else pd.DataFrame()
         if not {"muon", "muonclip"} <= set(s.index):
             rows += [verdicts.row(c, src, t, "not measured", f"{task}: needs muon and muonclip with {QK_SERIES} evaluated")
@@ -167,13 +194,13 @@ def qk_claims(tables: dict) -> list[dict]:
                                  f"({short(mc['peak / tau'])} τ; worst seed {short(mc['worst / tau'])} τ) against {others}"))
         verdict, evidence, tests = verdicts.matches(_seed_finals(tables, task, "muonclip"), _seed_finals(tables, task, "muon"),
                                                     True, "muonclip", "muon", better_is_fine=True)
-        rows.append(verdicts.row(cost, src, tested_cost, verdict, f"{task}, val_loss: {evidence}; diverged seeds "
+        rows.append(verdicts.row(cost, src, tested_cost, verdict, f"{task}, test loss: {evidence}; diverged seeds "
                                  f"muonclip {int(mc['diverged'])}, muon {int(mu['diverged'])}", tests))
     return rows
 
 
 def _seed_finals(tables: dict, task: str, opt: str) -> pd.Series:
-    return verdicts.seed_values(_runs(tables), task, opt)
+    return verdicts.seed_values(qk_view(tables, task)["runs"], task, opt)
 
 
 # --- scale -----------------------------------------------------------------------------------------
@@ -256,7 +283,7 @@ def speedups(tables: dict, tasks: list[tuple[int, str]]) -> pd.DataFrame:
         if base.empty:
             continue
         for opt, g in r[r.optimizer != BASELINE].groupby("optimizer"):
-            matched = max(float(base.final_metric.max()), float(g.final_metric.max()))
+            matched = max(float(base.val_metric.max()), float(g.val_metric.max()))   # read on validation curves
             a, b = _all_ci(_seed_steps(base, curves, matched)[0]), _all_ci(_seed_steps(g, curves, matched)[0])
             rows.append({"multiple": multiple, "n_params": int(g.n_params.iloc[0]), "optimizer": opt,
                          "matched_loss": matched, "speedup": a[0] / b[0], "low": max(a[1], 0.0) / b[2],
@@ -336,7 +363,7 @@ def seed_log_speedups(tables: dict, task: str, opt: str) -> pd.Series:
         if pair.diverged.any():
             out[seed] = math.nan
             continue
-        matched = float(pair.final_metric.max())
+        matched = float(pair.val_metric.max())   # the curves are validation ones
         base, other = (_seed_steps(pair[pair.optimizer == o], curves, matched)[0][0] for o in (BASELINE, opt))
         out[seed] = math.log(base / other) if other > 0 else math.nan
     return pd.Series(out, dtype=float)

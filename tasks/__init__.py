@@ -7,9 +7,11 @@ The registry is filled by importing every module, so adding a task is adding a f
 
 A task has sizes per profile (smoke / cpu / gpu), a metric with a direction and a target, and a
 `build(size, seed, device, dtype)` that returns a `Problem`: the model, the batches (the same
-order for every optimizer at a seed), the loss, the evaluation, a hash of its data (`hash_data`:
-what defines the data, in bits that are the same on every machine) and optional hooks (known
-optimum, Hessian sample for Sophia, attention max-logit probe for MuonClip).
+order for every optimizer at a seed), the loss, the evaluation (the validation split: what tuning
+selects on), the held-out test split (`Problem.test`: what the report shows; none where the metric
+is the objective itself), a hash of its data (`hash_data`: what defines the data, the test split
+included, in bits that are the same on every machine) and optional hooks (known optimum, Hessian
+sample for Sophia, attention max-logit probe for MuonClip).
 
 Randomness during training is a function of (seed, step): batches come from the stream of their
 step, and the Hessian loss draws from a generator the harness derives from (seed, step) and passes
@@ -89,6 +91,22 @@ class Problem:
     # built size, applied like Task.hparam_defaults: Sophia's bs = samples behind one Hessian estimate
     samples: Callable[[torch.nn.Module], torch.Tensor] | None = None  # [n, 2] points drawn from the
     # trained model, kept in the result for the report's pictures (a GAN's generated samples)
+    test: Callable[[torch.nn.Module], dict] | None = None  # the metric on the held-out test split,
+    # evaluated once at the end of a final run (the harness's `test=True`), at the evaluation point,
+    # never during tuning: {metric.name: value, "n_test": examples it averages over, "se": the
+    # standard error of that mean from the per-example values (`mean_and_se`), any extra keys};
+    # disjoint from the training and validation data (other images of a shipped set, or draws from
+    # a stream of its own, `generator(seed, "<task>:test")`), and drawing from no other stream and
+    # not from torch's global RNG, so that evaluating it changes nothing in training. None where
+    # the metric is the objective itself, with a known optimum (the convex and non-convex test
+    # functions, and logreg-cancer's exact suboptimality of a fixed finite sum): nothing is sampled,
+    # so selection has no evaluation sample to over-fit
+    data_splits: Callable[[], dict] | None = None  # the raw data of the splits, for baselines that
+    # need the data and not the model (the LM's byte n-gram and compressor: {"train": bytes,
+    # "test_windows": [n, T+1] ids the test metric scores}); and where the splits are parts of one
+    # fixed data set, their identity: "train_index", "validation_index", "test_index", 1-D integer
+    # tensors of the items (images, corpus bytes) each holds, disjoint (tests/test_tasks.py checks
+    # it; a task whose test split is a fresh draw shows it by its stream's name instead)
 
 
 @dataclass(frozen=True)
@@ -277,6 +295,15 @@ def sampled_label_loss(logits: torch.Tensor, generator: torch.Generator) -> torc
             raise FloatingPointError("non-finite logits in the Hessian loss")
         sampled = torch.multinomial(torch.softmax(logits.float(), -1), 1, generator=generator).squeeze(1)
     return torch.nn.functional.cross_entropy(logits, sampled)
+
+
+def mean_and_se(values: torch.Tensor) -> tuple[float, float]:
+    """The mean of per-example values and its standard error, the plug-in sqrt(mean((v - mean)²) / n)
+    (float64): for 0/1 values (an accuracy p) exactly sqrt(p (1 - p) / n)."""
+    import torch
+    v = values.detach().to("cpu", torch.float64).reshape(-1)
+    mean = v.mean()
+    return float(mean), float(((v - mean) ** 2).mean().sqrt() / len(v) ** 0.5)
 
 
 def flat64(model) -> torch.Tensor:

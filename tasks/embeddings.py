@@ -25,6 +25,18 @@ top 1 % of ids, ``torso`` = next 19 %, ``tail`` = the remaining 80 % (``loss_hea
 ``loss_torso``, ``loss_tail``, ``acc_*``). ``extras`` has the Bayes loss overall and per bucket and
 each bucket's share of the probability mass and its expected number of training occurrences.
 
+**Validation and test.** The validation metric (the curves, tuning, time to target) is the exact
+population loss above: no sample of it exists to over-fit. The test split (``Problem.test``, once
+at the end of a final run) is what a held-out set is: ``N_TEST`` = :math:`2^{18}` fresh examples
+(id and label drawn as the training data are) from the seed's stream ``embeddings:test``, which no
+training batch draws from; ``val_loss`` there is their mean cross-entropy, with ``se`` the
+standard error of that mean from the per-example cross-entropies (their deviation is about 1.3
+nats, so :math:`se \approx 1.3 / 2^9 \approx 0.0026` nats: 0.0025-0.0027 in cpu-size runs of Adam
+and AdamW, whose means differ by 0.06; four times the examples would halve it for four times the
+half second it takes on a CPU core), and ``loss_head`` / ``loss_torso`` /
+``loss_tail`` the same mean over the test examples in each bucket. Its expectation is the
+population loss, so test and validation differ by the sample's noise alone.
+
 **Two tasks.** ``embeddings-zipf`` uses dense gradients (every optimizer runs it; the whole
 :math:`V \times d` table gets a gradient, mostly zeros, and a stateful optimizer decays its moments
 on every row every step). ``embeddings-zipf-sparse`` is the same problem, data and initial weights
@@ -38,7 +50,8 @@ table's parameter is named ``embed.weight`` for that. With plain SGD the two tas
 trajectory (tested).
 
 **Data hash**: the task's constants (vocabulary, classes, Zipf exponent, teacher dimension and
-scale), the teacher's stream, and the ids and labels of the seed's first batch (integers) — not
+scale), the teacher's stream, the ids and labels of the seed's first batch (integers), and the
+test split's size and stream (whose seed fixes every test draw) — not
 :math:`p` or :math:`q`, floats whose last bits (a power, a matmul, a softmax) differ between CPUs.
 """
 from __future__ import annotations
@@ -49,13 +62,15 @@ import torch
 import torch.nn.functional as F
 
 from tasks import (
-    Metric, Problem, Task, generator, hash_data, register, sampled_label_loss, seeded,
+    Metric, Problem, Task, generator, hash_data, mean_and_se, register, sampled_label_loss, seeded,
 )
 
 ZIPF_EXPONENT = 1.1
 TEACHER_DIM = 16
 TEACHER_SCALE = 3.0
 BUCKETS = (("head", 0.01), ("torso", 0.20), ("tail", 1.0))   # cumulative share of ids by frequency rank
+N_TEST = 1 << 18      # test examples: se about 0.0026 nats, half a second to draw and score on a core
+CHUNK = 1 << 16       # examples drawn and scored at once (bounded memory at any vocabulary)
 
 
 def teacher_stream(vocab: int, classes: int) -> torch.Generator:
@@ -101,12 +116,16 @@ def build(size, seed, device, dtype, *, sparse):
         model = EmbeddingModel(vocab, dim, classes, sparse)
     model = model.to(device, dtype)
 
-    def batch(step):
-        g = generator(seed, f"embeddings:batch:{step}")
-        ids = torch.searchsorted(cdf, torch.rand(bs, generator=g, dtype=torch.float64) * cdf[-1])
+    def draw(g, n):
+        """n examples from `g`: ids from p, then each one's label from its teacher row q[id]."""
+        ids = torch.searchsorted(cdf, torch.rand(n, generator=g, dtype=torch.float64) * cdf[-1])
         ids = ids.clamp_(max=vocab - 1)
-        u = torch.rand(bs, 1, generator=g, dtype=torch.float64) * cdf_q[ids, -1:]
+        u = torch.rand(n, 1, generator=g, dtype=torch.float64) * cdf_q[ids, -1:]
         labels = (cdf_q[ids] < u).sum(1).clamp_(max=classes - 1)
+        return ids, labels
+
+    def batch(step):
+        ids, labels = draw(generator(seed, f"embeddings:batch:{step}"), bs)
         return ids.to(device), labels.to(device)
 
     def loss(model, batch):
@@ -138,6 +157,19 @@ def build(size, seed, device, dtype, *, sparse):
             out[f"acc_{name}"] = float(w @ acc[m])
         return out
 
+    def test(model):
+        g, losses, buckets = generator(seed, "embeddings:test"), [], []
+        with torch.no_grad():
+            for _ in range(N_TEST // CHUNK):
+                ids, labels = draw(g, CHUNK)
+                logits = model(ids.to(device)).double()
+                losses.append(F.cross_entropy(logits, labels.to(device), reduction="none").cpu())
+                buckets.append(bucket[ids])
+        ell, where = torch.cat(losses), torch.cat(buckets)
+        mean, se = mean_and_se(ell)
+        return {"val_loss": mean, "n_test": len(ell), "se": se,
+                **{f"loss_{name}": float(ell[where == b].mean()) for b, (name, _) in enumerate(BUCKETS)}}
+
     steps = size["steps"]
     extras = {"vocab": vocab, "dim": dim, "classes": classes, "batch": bs, "zipf_exponent": ZIPF_EXPONENT,
               "sparse": sparse, "bayes_loss": float(p @ bayes), "log_classes": float(torch.log(torch.tensor(classes)))}
@@ -151,11 +183,12 @@ def build(size, seed, device, dtype, *, sparse):
         extras[f"expected_count_{name}_median_id"] = float(p[mid] * bs * steps)
     # The teacher's definition and the first batch's ids and labels: the seed's sample stream
     # enters through batch(0).
-    return Problem(model=model, batch=batch, loss=loss, evaluate=evaluate, hessian_loss=hessian_loss,
+    return Problem(model=model, batch=batch, loss=loss, evaluate=evaluate, test=test, hessian_loss=hessian_loss,
                    hparam_defaults={"bs": bs},
                    data_hash=hash_data("embeddings", vocab, classes, ZIPF_EXPONENT, TEACHER_DIM, TEACHER_SCALE,
-                                       teacher_stream(vocab, classes), *batch(0)),
-                   extras=extras)
+                                       teacher_stream(vocab, classes), *batch(0),
+                                       N_TEST, generator(seed, "embeddings:test")),
+                   extras={**extras, "n_test": N_TEST})
 
 
 SIZES = {

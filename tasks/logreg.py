@@ -16,6 +16,11 @@ strongly correlated, so the Hessian at the optimum is ill-conditioned (its condi
 ``extras``). :math:`f^*` comes from Newton's method with a backtracking line search in float64,
 run to a gradient norm of 1e-13 (so :math:`f^*` is exact to far better than 1e-10), once per
 process (``functools.cache``). The seed draws the start :math:`\theta_0 \sim \mathcal N(0, 1)`.
+
+**No test split** (``Problem.test`` None, like the quadratics and Rosenbrock): the task measures
+optimisation, not generalisation. Its metric is the exact suboptimality of one fixed finite sum,
+computed from the parameters with nothing sampled, so selecting on it over-fits no evaluation
+sample, and holding examples out would only change the sum being minimised (and :math:`f^*`).
 """
 from __future__ import annotations
 

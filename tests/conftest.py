@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 # One task, two optimizers, every per-pair measurement (tuning, finals, the defaults track, stability,
 # step time) and checkpoints (the kill test resumes from one): small enough to run in a test.
 PUBLISHED = dict(profile="tiny", size="smoke", device="cpu", threads=1, tasks=["quadratic-k1e2"],
-                 optimizers=["sgd", "adam"], tuning={"trials": 2, "seeds": [100, 101], "steps_fraction": 0.3},
+                 optimizers=["sgd", "adam"], tuning={"trials": 5, "seeds": [100], "steps_fraction": 0.3},
                  final_seeds=[0, 1], defaults_track={"tasks": ["quadratic-k1e2"]},
                  stability={"tasks": ["quadratic-k1e2"], "scales": [0.1, 1.0, 10.0]},
                  steptime={"tasks": ["quadratic-k1e2"], "steps": 3, "warmup": 1, "rounds": 2}, checkpoint_every=2)

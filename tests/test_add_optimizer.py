@@ -24,7 +24,7 @@ def test_additions_extend_every_list_of_the_profiles_optimizers():
     config = profile_config.load(SMOKE, ["add_optimizers=[nadam]"])
     assert config["optimizers"] == ["sgd", "adam", "adamw", "muon", "nadam"]
     assert config["task_optimizers"]["lm-stdlib-scale-x1"][-1] == "nadam"   # the scale study
-    assert config["task_optimizers"]["lm-stdlib-qk"] == ["adamw", "muon", "muonclip"]   # closed: the QK-clip study
+    assert config["task_optimizers"]["lm-stdlib-qk"] == ["muonclip"]   # closed: the QK-clip study
     assert config["precision"]["optimizers"] == ["adam", "muon", "nadam"]
     base, source = profile_config.baseline(config, [SMOKE])
     assert profile_config.report_name(config, base) == "smoke+nadam"

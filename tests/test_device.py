@@ -200,6 +200,49 @@ def test_one_read_finds_the_non_finite_tensors_in_order():
 
 
 
+def test_the_environment_variable_simulates_cuda_devices_that_cuda_visible_devices_narrows(monkeypatch):
+    """OPTBENCH_SIMULATED_CUDA=2: what a subprocess (a Snakemake job) sees, without the context manager."""
+    monkeypatch.setenv(device_module.SIMULATED_VARIABLE, "2")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert device_module.cuda_devices() == 2
+    dev = device_module.get("cuda:1")
+    assert isinstance(dev, Simulated) and dev.tensors == torch.device("cpu") and str(dev.where) == "cuda:1"
+    r = train(RunConfig("quadratic-k1e2", "sgd", steps=3, device="cuda:1"))
+    assert r["environment"]["simulated"] is True and r["environment"]["device"] == "cuda"
+    # CUDA's rule: the listed indices in order, up to the first that names no device
+    for listed, count in [("1", 1), ("1,0", 2), ("1,7,0", 1), ("", 0), ("0,0", 1)]:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
+        assert device_module.cuda_devices() == count, listed
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    assert isinstance(device_module.get("cuda"), Simulated)
+    with pytest.raises(ValueError, match=r"leaves 1 simulated device\(s\); valid: cpu, cuda, cuda:0$"):
+        device_module.get("cuda:1")
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_a_bad_simulated_device_count_is_refused_by_name(monkeypatch, value):
+    monkeypatch.setenv(device_module.SIMULATED_VARIABLE, value)
+    with pytest.raises(ValueError, match=f"OPTBENCH_SIMULATED_CUDA='{value}'; valid: a number of simulated"):
+        device_module.cuda_devices()
+
+
+def test_aggregation_refuses_a_simulated_record_unless_it_simulates_too(sim, tmp_path, monkeypatch):
+    """A simulated record holds CPU timings under a CUDA device's name: outside a simulating process
+    (a test) it never reaches a table, and the final job's store does not take it either."""
+    from workflows.engine import aggregate, records
+    from workflows.engine.measurements import final
+    monkeypatch.delenv(device_module.SIMULATED_VARIABLE, raising=False)
+    r = final.run("quadratic-k1e2", "sgd", "smoke", seed=0, hparams={"lr": 0.1}, device="cuda")
+    path = records.record_path(tmp_path, "final", "quadratic-k1e2", "sgd", 0)
+    records.write(r, path)
+    with pytest.raises(records.RecordError, match="made on the simulated CUDA device"):
+        aggregate.check(path, records.read(path), tmp_path, "smoke")
+    monkeypatch.setenv(device_module.SIMULATED_VARIABLE, "1")
+    assert aggregate.check(path, records.read(path), tmp_path, "smoke")["runs"]
+    plain = final.run("quadratic-k1e2", "sgd", "smoke", seed=0, hparams={"lr": 0.1})
+    assert device_module.simulated_refusal(plain["environment"]) is None
+
+
 def test_one_module_names_torch_cuda():
     """Every other module goes through workflows.engine.device (a test may name torch.cuda)."""
     import re

@@ -326,3 +326,76 @@ def test_an_optimizer_with_modes_is_evaluated_at_its_evaluation_point():
     # of order 1e-7 in the weights, far below the 1e-4 allowed here; x and y differ by a step.
     assert record["final_metric"] == pytest.approx(seen["x"], rel=1e-4)
     assert abs(seen["y"] - seen["x"]) > 1e-2 * abs(seen["x"])
+
+
+def _with_test(monkeypatch, task_name: str, test) -> None:
+    """The task, its built problem given `test` as its test split."""
+    task = tasks.get(task_name)
+
+    def build(*a, **k):
+        problem = task.build(*a, **k)
+        problem.test = test
+        return problem
+    monkeypatch.setitem(tasks._REGISTRY, task.name, dataclasses.replace(task, build=build))
+
+
+def test_a_final_record_carries_the_test_split_and_reports_it(monkeypatch):
+    """The final run evaluates the test split once, after its last evaluation, at the evaluation
+    point, on the trained model; the runs table reports it (final_metric) beside the validation's
+    last value (val_metric). A plain `train` (tuning's) evaluates nothing of it. The test changes no
+    number of the run: curves and validation metric are those of a run without it."""
+    from workflows.engine.measurements import final
+    calls = []
+
+    def test(model):
+        calls.append((model.training, [p.detach().clone() for p in model.parameters()]))
+        return {"suboptimality": 42.0, "n_test": 7, "se": 0.5, "extra": 1.0}
+    _with_test(monkeypatch, "quadratic-k1e2", test)
+    record = final.run("quadratic-k1e2", "adam", "smoke", seed=0, hparams={"lr": 0.05})
+    assert len(calls) == 1 and calls[0][0] is False          # once, in eval mode
+    plain = train(RunConfig(**{k: record["config"][k] for k in ("task", "optimizer", "size", "seed", "hparams",
+                                                                  "schedule", "warmup", "lr_floor", "decay")}))
+    trained = tasks.get("quadratic-k1e2").make("smoke", seed=0)   # the test's model is the trained one:
+    with torch.no_grad():                                          # the validation's last value is its
+        trained.model.x.copy_(calls[0][1][0])
+    assert trained.evaluate(trained.model)["suboptimality"] == record["final_metric"]
+    assert (record["curves"]["loss"], record["curves"]["eval"]) == (plain["curves"]["loss"], plain["curves"]["eval"])
+    assert record["final_metric"] == plain["final_metric"]
+    assert (record["metric_split"], record["test_metric"], record["test_n"], record["test_se"]) == ("test", 42.0, 7, 0.5)
+    assert record["test_values"]["extra"] == 1.0
+    assert (plain["metric_split"], plain["test_metric"], plain["test_n"]) == ("test", None, None)
+    row = final.run_row(record)
+    assert (row["final_metric"], row["val_metric"], row["metric_split"]) == (42.0, plain["final_metric"], "test")
+    assert (row["test_n"], row["test_se"]) == (7, 0.5)
+    with pytest.raises(ValueError, match="did not evaluate it"):   # a final row without its test
+        final.run_row(plain)
+
+
+def test_a_task_without_a_test_split_reports_its_objective():
+    from workflows.engine.measurements import final
+    record = final.run("quadratic-k1e2", "adam", "smoke", seed=0, hparams={"lr": 0.05})
+    assert (record["metric_split"], record["test_metric"], record["test_se"]) == ("objective", None, None)
+    row = final.run_row(record)
+    assert row["final_metric"] == row["val_metric"] == record["final_metric"] and row["metric_split"] == "objective"
+
+
+def test_a_diverged_final_run_reports_nan_and_evaluates_no_test(monkeypatch):
+    _with_test(monkeypatch, "quadratic-k1e2", lambda model: pytest.fail("a diverged run's test was evaluated"))
+    r = train(RunConfig("quadratic-k1e2", "sgd", hparams={"lr": 50.0}, steps=100), test=True)
+    assert r["diverged"] and math.isnan(r["test_metric"]) and r["test_n"] is None
+
+
+def test_tuning_never_evaluates_the_test_split_nor_selects_on_it(monkeypatch):
+    """Every tuning run leaves the test split unevaluated (a test split that fails the run if it is
+    evaluated), so no selection can read it; and a sweep's selection is a function of the runs'
+    validation metric alone: giving its runs test metrics that rank them backwards changes nothing."""
+    from workflows.engine import protocol
+    from workflows.engine.measurements import tune
+    _with_test(monkeypatch, "quadratic-k1e2", lambda model: pytest.fail("a tuning run evaluated the test split"))
+    sweep = tune.run("quadratic-k1e2", "sgd", "smoke", tuning={"trials": 4, "seeds": [100, 101], "steps_fraction": 0.2})
+    assert sweep["runs"] and all(r["test_metric"] is None and r["metric_split"] == "test" for r in sweep["runs"])
+    backwards = [{**r, "test_metric": -r["final_metric"], "test_values": {"suboptimality": -r["final_metric"]}}
+                 for r in sweep["runs"]]
+    space = {k: tuple(v) for k, v in sweep["config"]["space"].items()}
+    assert protocol.select(backwards, "quadratic-k1e2", space) == protocol.select(sweep["runs"], "quadratic-k1e2", space)
+    assert protocol.select(sweep["runs"], "quadratic-k1e2", space) == sweep["selection"]

@@ -34,7 +34,7 @@ def test_an_override_gets_a_derived_name_the_same_for_the_same_overrides():
     assert name.startswith("cpu+optimizers-") and len(name) == len("cpu+optimizers-") + 8
     assert name_of(None, ["optimizers=[adam,sgd]"]) == name
     assert name_of(None, ["optimizers=[adam,nadam]"]) != name
-    assert name_of(SMOKE, ["tuning={trials: 3}"]).startswith("smoke+tuning-")
+    assert name_of(SMOKE, ["tuning={trials: 12}"]).startswith("smoke+tuning-")
 
 
 def test_another_file_is_an_override_only_where_its_content_differs(tmp_path):
@@ -51,7 +51,7 @@ def test_another_file_is_an_override_only_where_its_content_differs(tmp_path):
 
 
 def test_the_report_header_lists_each_difference(tmp_path):
-    config = profile_config.load(SMOKE, ["tuning={trials: 3}", "optimizers=[adam,sgd]"])
+    config = profile_config.load(SMOKE, ["tuning={trials: 12}", "optimizers=[adam,sgd]"])
     base, source = profile_config.baseline(config, [SMOKE])
     pd.DataFrame(profile_config.override_rows(config, base, source)).to_csv(tmp_path / "overrides.csv", index=False)
     out = tmp_path / profile_config.report_name(config, base)
@@ -59,7 +59,7 @@ def test_the_report_header_lists_each_difference(tmp_path):
     assert f"# optbench report: `{out.name}` profile" in text
     assert "## Overrides" in text and "differs from `workflows/config/smoke.yaml`" in text
     assert '| optimizers | `["sgd", "adam", "adamw", "muon"]` | `["adam", "sgd"]` |' in text
-    assert "| tuning.trials | `4` | `3` |" in text
+    assert "| tuning.trials | `10` | `12` |" in text
     assert "results/runs/smoke/" in text
     assert "## Overrides" not in "\n".join(preface.section(inputs.read(tmp_path / "none"), tmp_path / "smoke"))
 
@@ -84,7 +84,7 @@ def test_a_failing_aggregation_leaves_the_published_tables(tmp_path):
     content changed reruns the aggregation, which refuses it: the run fails and every published
     table is as it was."""
     tiny = dict(profile="tiny", size="smoke", device="cpu", threads=1, tasks=["quadratic-k1e2"],
-                optimizers=["sgd", "adam"], tuning={"trials": 2, "seeds": [100, 101]}, final_seeds=[0, 1],
+                optimizers=["sgd", "adam"], tuning={"trials": 5, "seeds": [100]}, final_seeds=[0, 1],
                 stability={"tasks": ["quadratic-k1e2"], "scales": [0.1, 1.0, 10.0]},
                 steptime={"tasks": ["quadratic-k1e2"], "steps": 3, "warmup": 1, "rounds": 2})
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny))

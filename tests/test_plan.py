@@ -105,13 +105,48 @@ def test_the_recorded_calibration_splits_a_final_job_into_steps_and_overhead():
             dict(task="a", optimizer="x", track="tuned", steps=100, train_seconds=2.0),
             dict(task="a", optimizer="y", track="defaults", steps=100, train_seconds=9.0)]   # not the tuned track
     job = dict(rule="final", task="a", optimizer="x", s=plan.STARTUP_SECONDS + 4.0 + 2 * 0.5)
-    precision = [dict(task="a", steps_done=50, train_seconds=3.0), dict(task="a", steps_done=float("nan"),
-                                                                         train_seconds=9.0)]   # nan: left out
+    precision = [dict(task="a", optimizer="x", steps_done=50, train_seconds=3.0),
+                 dict(task="a", optimizer="x", steps_done=float("nan"), train_seconds=9.0)]   # nan: left out
     found = plan.recorded_calibration(runs, [job], precision)
     assert found == {"a": {"seconds_per_step": 0.02, "run_overhead": 0.0, "job_overhead": 1.0,
+                           "optimizer_seconds_per_step": {"x": 0.02},
                            "precision_factor": pytest.approx(3.0)}}    # 3 s / 50 steps over 0.02 s
     assert plan.estimate_seconds("final", 2, 6, 100, found["a"]) == pytest.approx(2 * (plan.STARTUP_SECONDS + 1) + 2)
     assert plan.estimate_seconds("precision", 1, 4, 100, found["a"]) == pytest.approx(plan.STARTUP_SECONDS + 1 + 6)
+
+
+def test_a_job_is_planned_at_its_optimizers_step_and_a_step_time_job_at_its_setup():
+    """Two optimizers of one task, one at 5 times the other's step: a job of the cheap one is planned
+    at its own step, not the task's mean; a step-time job (no training run) pays its setup, measured
+    from its own benchmark less its optimizer steps (2 × (warm-up + steps × rounds) at a tenth of a
+    training step), not a final job's overhead."""
+    runs = [dict(task="a", optimizer="x", track="tuned", steps=100, train_seconds=1.0),
+            dict(task="a", optimizer="y", track="tuned", steps=100, train_seconds=5.0)]
+    steptime = {"steptime": {"steps": 3, "warmup": 1, "rounds": 2}}   # 2 × (1 + 3 × 2) = 14 optimizer steps
+    jobs = [dict(rule="final", task="a", optimizer=o, s=plan.STARTUP_SECONDS + 10.0 + t) for o, t in (("x", 1.0), ("y", 5.0))]
+    jobs.append(dict(rule="steptime", task="a", optimizer="y", s=plan.STARTUP_SECONDS + 1.5 + 14 * 0.1 * 0.05))
+    c = plan.recorded_calibration(runs, jobs, config=steptime)["a"]
+    assert c["seconds_per_step"] == pytest.approx(0.03) and c["optimizer_seconds_per_step"] == {"x": 0.01, "y": 0.05}
+    assert c["job_overhead"] == pytest.approx(10.0) and c["setup_overhead"] == pytest.approx(1.5)
+    assert plan.estimate_seconds("tune", 1, 4, 200, c, "x") == pytest.approx(plan.STARTUP_SECONDS + 10 + 2)
+    assert plan.estimate_seconds("tune", 1, 4, 200, c) == pytest.approx(plan.STARTUP_SECONDS + 10 + 6)   # the mean
+    assert plan.estimate_seconds("steptime", 1, 0, 14, c, "y") == pytest.approx(jobs[-1]["s"])
+    assert plan.estimate_seconds("steptime", 1, 0, 14, {k: v for k, v in c.items() if k != "setup_overhead"}, "y") \
+        == pytest.approx(plan.STARTUP_SECONDS + 10 + 14 * 0.005)   # no step-time job measured: a job's overhead
+
+
+def test_shards_split_the_pairs_disjointly_and_keep_each_pairs_jobs_together():
+    config = cli.plan_config(str(REPO / "workflows/config/cpu.yaml"), [])
+    jobs = plan.jobs(config)
+    shards = [plan.shard_jobs(jobs, (i, 3)) for i in range(3)]
+    assert sorted(j for shard in shards for j in shard) == sorted(jobs)      # every job once
+    pairs = [{(t, o) for _, t, o in shard} for shard in shards]
+    assert all(pairs) and not (pairs[0] & pairs[1] or pairs[0] & pairs[2] or pairs[1] & pairs[2])
+    assert max(map(len, pairs)) - min(map(len, pairs)) <= 1                  # dealt out in turn
+    assert plan.shard_jobs(jobs, None) == jobs and plan.shard_spec("") is None and plan.shard_spec("1/2") == (1, 2)
+    for bad in ("2/2", "1", "a/b", "-1/2"):
+        with pytest.raises(ValueError, match=r"OPTBENCH_SHARD=.*; valid: i/n with 0 <= i < n"):
+            plan.shard_spec(bad)
 
 
 def test_adams_step_moves_its_weights_gradients_and_two_moments():

@@ -15,6 +15,7 @@ import torch
 
 import tasks
 from workflows.engine import amp, harness
+from workflows.engine import config as profile_config
 from workflows.engine.measurements import precision
 from workflows.engine.harness import RunConfig, train
 
@@ -168,10 +169,11 @@ def test_gradient_shares_count_a_missing_gradient_as_underflow():
 
 
 def test_the_measurement_runs_every_variant_and_its_rows_say_which():
+    # SGD's step is proportional to the gradient: no stress condition for it, whatever the scale
     record = precision.run("cnn-digits", "sgd", "smoke", {"lr": 0.1}, seeds=[0], static_scales=[1.0, 2.0 ** 24],
-                           steps=4, probe_every=2)
+                           steps=4, probe_every=2, stress_scale=2.0 ** -20)
     rows = precision.table_rows(record)
-    assert record["kind"] == "precision" and len(record["runs"]) == 6
+    assert record["kind"] == "precision" and len(record["runs"]) == 6 and {r["loss_scale"] for r in rows} == {1.0}
     got = {(r["precision"], r["loss_scaling"], r["scale"] if r["loss_scaling"] != "dynamic" else None) for r in rows}
     assert got == {("fp32", "none", 1.0), ("bf16", "none", 1.0), ("fp16", "none", 1.0), ("fp16", "static", 1.0),
                    ("fp16", "static", 2.0 ** 24), ("fp16", "dynamic", None)}
@@ -189,34 +191,102 @@ def test_the_measurement_refuses_a_bad_scale_before_any_run(monkeypatch):
     monkeypatch.setattr(precision, "train", lambda *a, **k: pytest.fail("a run started"))
     with pytest.raises(ValueError, match="static_scale=0.0"):
         precision.run("cnn-digits", "sgd", "smoke", {"lr": 0.1}, seeds=[0], static_scales=[1.0, 0.0])
+    for bad in (1e-6, 2.0, 0.0, math.nan):   # not a power of 2, above 1, not positive, not a number
+        with pytest.raises(ValueError, match=rf"stress_scale={bad!r}: must be a power of 2 in \(0, 1\]"):
+            precision.run("cnn-digits", "adamw", "smoke", {"lr": 0.1}, seeds=[0], static_scales=[1.0],
+                          stress_scale=bad)
+    with pytest.raises(ValueError, match="growth_interval=0: must be an integer >= 1"):
+        precision.run("cnn-digits", "adamw", "smoke", {"lr": 0.1}, seeds=[0], static_scales=[1.0], growth_interval=0)
 
 
-def _table(final, seeds=5):
+def test_the_growth_interval_reaches_grad_scaler(limits):
+    """Gradients far inside fp16's range at any c up to 2^19 (s1 · a · c ≤ 2^-12 · 2^19, s2 · b · c ≤
+    2^-20 · 2^9 · 2^19): every step is clean, so the scale doubles every `growth_interval` steps,
+    3 times in 16 steps at 5, where GradScaler's 2000 would never move it."""
+    name = limits(lambda step: (2.0 ** -12, 2.0 ** -20), steps=16)
+    record = precision.run(name, "sgd", "smoke", {"lr": 1e-9}, seeds=[0], static_scales=[1.0], growth_interval=5)
+    dynamic = next(r for r in record["runs"] if r["loss_scaling"] == "dynamic")
+    assert dynamic["scale"] == [2.0 ** (16 + step // 5) for step in range(16)]
+    assert (dynamic["growths"], dynamic["backoffs"], dynamic["skipped_steps"]) == (3, 0, 0)
+    assert record["config"]["growth_interval"] == 5
+    assert {r["growth_interval"] for r in precision.table_rows(record)} == {5}
+    # by default the interval fits the run: steps // 5, room for 4 doublings
+    assert precision.run(name, "sgd", "smoke", {"lr": 1e-9}, seeds=[0], static_scales=[1.0])["config"][
+        "growth_interval"] == 3
+    with pytest.raises(ValueError, match="growth_interval=True"):
+        with amp.growth_interval(True):
+            pass
+
+
+def test_the_stress_scale_makes_unscaled_fp16_underflow_and_leaves_fp32_as_it_was():
+    """Loss × s (the schema's default s) on the smoke CNN with AdamW, eps × s. The tolerance: × s (a
+    power of 2) is exact in IEEE arithmetic while values stay in fp32's normal range (down to 2^-126),
+    and AdamW's m / (sqrt(v) + eps) is then the same bits with m, sqrt(v) and eps all × s; only
+    gradients below ~2^-43, whose v = g² s² is subnormal, round differently, and those are a few
+    entries whose steps are of order lr · 1e-7, so fp32's loss curve at s is fp32's at 1 to a few
+    float32 ulps (rel 1e-5 leaves room for a rounding that propagates). With eps left at 1e-8, eps / s
+    = 0.01 in units of the unscaled gradient dominates sqrt(v) and the curves part far beyond that."""
+    s = profile_config.defaults("precision")["stress_scale"]
+    hp = {"lr": 8e-3, "weight_decay": 1e-3}
+    record = precision.run("cnn-digits", "adamw", "smoke", hp, seeds=[0], static_scales=[1.0], stress_scale=s,
+                           probe_every=5)
+    assert record["config"]["stress_hparams"]["eps"] == 1e-8 * s
+    runs = {(r["loss_scale"], r["precision"], r["loss_scaling"]): r for r in record["runs"]}
+    unscaled, dynamic = runs[s, "fp16", "none"], runs[s, "fp16", "dynamic"]
+    assert all(p["underflow"] > p["entries"] / 2 for p in unscaled["probes"])
+    # dynamic starts at 2^16, so the backward's scale is 2^16 · s = 2^-4 and grows: few entries lost
+    assert dynamic["growths"] > 0 and all(p["underflow"] < p["entries"] / 100 for p in dynamic["probes"])
+    at_one, at_s = runs[1.0, "fp32", "none"]["loss"], runs[s, "fp32", "none"]["loss"]
+    assert all(math.isclose(a, b, rel_tol=1e-5) for a, b in zip(at_one, at_s, strict=True))
+    eps_kept = train(RunConfig("cnn-digits", "adamw", size="smoke", hparams=hp, loss_scale=s))["curves"]["loss"]
+    assert max(abs(a - b) / abs(a) for a, b in zip(at_one, eps_kept)) > 1e-3
+    # a static c under s is the arithmetic of c · s at 1: c = 1/s replays fp16 unscaled at 1
+    replay = train(RunConfig("cnn-digits", "adamw", size="smoke", hparams=record["config"]["stress_hparams"],
+                             loss_scale=s, precision="fp16", loss_scaling="static", static_scale=1 / s))
+    fp16_at_one = runs[1.0, "fp16", "none"]["loss"]
+    assert all(math.isclose(a, b, rel_tol=1e-5) for a, b in zip(fp16_at_one, replay["curves"]["loss"], strict=True))
+
+
+def test_the_plan_counts_the_stress_arms_for_a_scale_invariant_optimizer_only():
+    config = {"precision": {"tasks": ["cnn-digits"], "optimizers": ["adamw", "momentum"], "seeds": [0, 1],
+                            "static_scales": [1.0, 256.0], "steps_fraction": 1.0, "stress_scale": 2.0 ** -20},
+              "size": "smoke", "tasks": ["cnn-digits"], "optimizers": ["adamw", "momentum"], "task_optimizers": {}}
+    steps = tasks.get("cnn-digits").size("smoke")["steps"]
+    assert precision.cost(config, "cnn-digits", "adamw") == (2 * (2 + 4 + 3), 2 * (2 + 4 + 3) * steps)
+    assert precision.cost(config, "cnn-digits", "momentum") == (2 * (2 + 4), 2 * (2 + 4) * steps)
+    config["precision"]["stress_scale"] = 1.0
+    assert precision.cost(config, "cnn-digits", "adamw") == (2 * (2 + 4), 2 * (2 + 4) * steps)
+
+
+ARMS = (("fp32", "fp32", "none", [1.0]), ("bf16", "bf16", "none", [1.0]), ("fp16 unscaled", "fp16", "none", [1.0]),
+        ("fp16 static", "fp16", "static", [1.0, 2.0 ** 8, 2.0 ** 16]), ("fp16 dynamic", "fp16", "dynamic", [math.nan]))
+
+
+def _table(final, seeds=5, stress=None):
     """Precision rows for one task, `seeds` seeds: final(optimizer, variant, scale) -> metric or None
     (diverged), plus a seed effect every variant of a seed shares (same init and batches) and a
-    small seeded noise of its own."""
+    small seeded noise of its own. `stress(arm)` -> metric or None: AdamW's stress arms at loss × 2^-20."""
     rng = np.random.default_rng(0)
+    runs = [(opt, 1.0, arm, c, final(opt, arm[0], c)) for opt in ("adamw", "momentum") for arm in ARMS for c in arm[3]]
+    runs += [("adamw", 2.0 ** -20, arm, arm[3][0], stress(arm[0])) for arm in ARMS
+             if stress and arm[0] in ("fp32", "fp16 unscaled", "fp16 dynamic")]
     rows = []
-    for opt in ("adamw", "momentum"):
-        for name, prec, scaling, scales in (("fp32", "fp32", "none", [1.0]), ("bf16", "bf16", "none", [1.0]),
-                                            ("fp16 unscaled", "fp16", "none", [1.0]),
-                                            ("fp16 static", "fp16", "static", [1.0, 2.0 ** 8, 2.0 ** 16]),
-                                            ("fp16 dynamic", "fp16", "dynamic", [math.nan])):
-            for c in scales:
-                for seed in range(seeds):
-                    v = final(opt, name, c)
-                    noise = 0.01 * seed + 0.0005 * rng.standard_normal()
-                    rows.append({"task": "t", "optimizer": opt, "seed": seed, "precision": prec, "loss_scaling": scaling,
-                                 "scale": c, "metric": "val_accuracy", "direction": "max",
-                                 "final_metric": math.nan if v is None else v + noise, "diverged": v is None,
-                                 "skipped_steps": 0, "underflow_share": 0.0, "overflow_share": 0.0})
+    for opt, s, (name, prec, scaling, _), c, v in runs:
+        for seed in range(seeds):
+            noise = 0.01 * seed + 0.0005 * rng.standard_normal()
+            rows.append({"task": "t", "optimizer": opt, "seed": seed, "loss_scale": s, "precision": prec,
+                         "loss_scaling": scaling, "scale": c, "metric": "val_accuracy", "direction": "max",
+                         "final_metric": math.nan if v is None else v + noise, "diverged": v is None,
+                         "skipped_steps": 0,
+                         "underflow_share": 0.9 if (s, name) == (2.0 ** -20, "fp16 unscaled") else 0.0,
+                         "overflow_share": 0.0, "growth_interval": 18, "growths": 4, "backoffs": 1})
     return {"precision": pd.DataFrame(rows)}
 
 
 def _verdicts(table):
     from report import precision as section
     from report import verdicts
-    return dict(zip(("fixed", "dynamic", "bf16"), verdicts.resolve(section.claims(table)).verdict))
+    return dict(zip(("fixed", "dynamic", "bf16", "lost", "rescued"), verdicts.resolve(section.claims(table)).verdict))
 
 
 def test_claims_follow_the_tables():
@@ -225,24 +295,49 @@ def test_claims_follow_the_tables():
     # adamw is safe at 2^0 and 2^8 only, momentum at 2^16 only: every scale is worse for one of them
     safe = {"adamw": {1.0, 2.0 ** 8}, "momentum": {2.0 ** 16}}
     v = _verdicts(_table(lambda opt, name, c: (0.9 if c in safe[opt] else 0.5) if name == "fp16 static" else 0.9))
-    assert v == {"fixed": "not reproduced", "dynamic": "reproduced", "bf16": "reproduced"}
+    assert v == {"fixed": "not reproduced", "dynamic": "reproduced", "bf16": "reproduced", "lost": "not measured",
+                 "rescued": "not measured"}
     # 2^8 safe for both (even 1 % better than fp32 counts: one-sided); dynamic worse than fp32 on
     # momentum; bf16 diverges on adamw
     v = _verdicts(_table(lambda opt, name, c: None if (opt, name) == ("adamw", "bf16")
                          else 0.5 if (opt, name) == ("momentum", "fp16 dynamic")
                          else 0.91 if (name, c) == ("fp16 static", 2.0 ** 8) else 0.9))
-    assert v == {"fixed": "reproduced", "dynamic": "not reproduced", "bf16": "not reproduced"}
+    assert v["fixed"] == "reproduced" and v["dynamic"] == "not reproduced" and v["bf16"] == "not reproduced"
     rows = section.claims(_table(lambda opt, name, c: 0.9))
     assert "2^0" in rows[0]["evidence"] and "t/momentum" in rows[1]["evidence"]
-    assert [r["verdict"] for r in section.claims({})] == ["not measured"] * 3
+    assert [r["verdict"] for r in section.claims({})] == ["not measured"] * 5
     # under 5 seeds nothing is decided
-    assert {r["verdict"] for r in section.claims(_table(lambda opt, name, c: 0.9, seeds=3))} == {"not measured (n < 5)"}
+    few = section.claims(_table(lambda opt, name, c: 0.9, seeds=3, stress=lambda arm: 0.9))
+    assert {r["verdict"] for r in few} == {"not measured (n < 5)"}
+
+
+def test_the_stress_claims_need_unscaled_fp16_to_fail_and_dynamic_to_match_fp32():
+    fine = lambda opt, name, c: 0.9   # noqa: E731 (the study at scale 1, every arm as fp32)
+    # the stress rows never enter the scale-1 claims: an fp16 unscaled at chance there changes none
+    v = _verdicts(_table(fine, stress=lambda arm: {"fp16 unscaled": 0.1}.get(arm, 0.9)))
+    assert v == {"fixed": "reproduced", "dynamic": "reproduced", "bf16": "reproduced", "lost": "reproduced",
+                 "rescued": "reproduced"}
+    assert _verdicts(_table(fine, stress=lambda arm: {"fp16 unscaled": None}.get(arm, 0.9)))["lost"] == "reproduced"
+    # unscaled fp16 unharmed; dynamic not rescuing (worse, or diverged)
+    assert _verdicts(_table(fine, stress=lambda arm: 0.9))["lost"] == "not reproduced"
+    for dynamic in (0.5, None):
+        v = _verdicts(_table(fine, stress=lambda arm: {"fp16 unscaled": 0.1, "fp16 dynamic": dynamic}.get(arm, 0.9)))
+        assert (v["lost"], v["rescued"]) == ("reproduced", "not reproduced")
+    from report import precision as section
+    lost, rescued = section.claims(_table(fine, stress=lambda arm: {"fp16 unscaled": 0.1}.get(arm, 0.9)))[3:]
+    assert "t/adamw at loss × 2^-20" in lost["evidence"] and "lost 0.9 of the gradient entries" in lost["evidence"]
+    assert "fp32 at s − fp32 at 1: max |Δ| = " in lost["evidence"]
+    assert "growths / backoffs 4 / 1" in rescued["evidence"]
+    assert all("Micikevicius et al. 2018" in r["source"] and "§3.2" in r["source"] for r in (lost, rescued))
 
 
 def test_the_section_draws_every_task_from_the_tables(tmp_path):
     from report import precision as section
 
     lines = section.section(_table(lambda opt, name, c: 0.9), tmp_path)
-    assert any(line.startswith("| task") for line in lines)
+    assert any(line.startswith("| task") for line in lines) and not any("stress" in line for line in lines)
+    assert any("doubled after 18 clean steps" in line for line in lines)
+    lines = section.section(_table(lambda opt, name, c: 0.9, stress=lambda arm: 0.9), tmp_path)
+    assert any(line.startswith("### The stress condition") for line in lines)
     assert (tmp_path / "figures" / "precision-t.png").exists() and (tmp_path / "figures" / "precision-shares-t.png").exists()
     assert section.section({}, tmp_path) == []

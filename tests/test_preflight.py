@@ -53,6 +53,16 @@ def test_a_device_index_past_the_count_lists_the_devices(monkeypatch):
                                  "valid: cpu, cuda, cuda:0, cuda:1")
 
 
+def test_simulated_devices_are_counted_and_named_as_simulated(monkeypatch):
+    monkeypatch.setenv("OPTBENCH_SIMULATED_CUDA", "2")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    assert refusal("cuda") is None
+    assert refusal("cuda:1") == ("device 'cuda:1': OPTBENCH_SIMULATED_CUDA=2 with CUDA_VISIBLE_DEVICES=1 simulates "
+                                 "1 CUDA device; valid: cpu, cuda, cuda:0")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert refusal("cuda:1") is None
+
+
 def snakemake(workdir, *args):
     """The pipeline of this checkout run in `workdir` (-d): records, logs and .snakemake go there."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]

@@ -43,7 +43,7 @@ def config(**over):
 
     from snakemake.utils import validate
     base = dict(profile="t", size="smoke", device="cpu", threads=1, tasks=["quadratic-k1e2"],
-                optimizers=["adam"], tuning={"trials": 2, "seeds": [100, 101]}, final_seeds=[0],
+                optimizers=["adam"], tuning={"trials": 5, "seeds": [100, 101]}, final_seeds=[0],
                 stability={"tasks": [], "scales": [1.0]},
                 steptime={"tasks": [], "steps": 1, "warmup": 0, "rounds": 1})
     cfg = base | over
@@ -66,7 +66,7 @@ def test_config_errors_name_the_bad_value(over, message):
     profile_config.check_config(config())
 
 
-TUNING = {"trials": 8, "seeds": [100, 101], "steps_fraction": 0.5}
+TUNING = {"trials": 10, "seeds": [100, 101], "steps_fraction": 0.5}
 SCHEDULE = {"name": "cosine", "warmup": 0.1, "floor": 0.1}
 
 
@@ -78,7 +78,7 @@ def fake_tune(monkeypatch, optimum):
 
     def fake_train(cfg, threads=1):
         configs.append(cfg)
-        d = sum(abs(math.log10(cfg.hparams[k] / v)) for k, v in optimum.items())
+        d = sum(abs(math.log10(cfg.hparams[k] / v)) for k, v in optimum.items() if k in cfg.hparams)
         return {"config": {"seed": cfg.seed}, "final_metric": d + 1e-3 * cfg.seed, "diverged": False}
     monkeypatch.setattr(tune, "train", fake_train)
     monkeypatch.setattr(tune, "compact", lambda r: r)
@@ -90,16 +90,19 @@ def test_a_sweep_runs_every_trial_on_every_seed_under_the_schedule(monkeypatch):
     tune, configs = fake_tune(monkeypatch, {"lr": 3e-3, "weight_decay": 0.03})
     sweep = tune.run("lm-stdlib", "adamw", "smoke", tuning=TUNING, schedule=SCHEDULE)
     steps = 10   # half of the smoke size's 20 steps
-    assert len(configs) == 8 * 2 and {c.seed for c in configs} == {100, 101}
+    assert len(configs) == 10 * 2 and {c.seed for c in configs} == {100, 101}
     assert {(c.schedule, c.warmup, c.lr_floor, c.steps) for c in configs} == {("cosine", 1, 0.1, steps)}
     assert sweep["config"]["space"] == {"lr": [1e-5, 1.0], "weight_decay": [1e-3, 1.0]}
-    # the selected trial is the best of the design: nothing else scores better
+    # the selected trial is the best of those run: nothing else scores better
     scores = {r["trial"]: r["final_metric"] for r in sweep["runs"] if r["config"]["seed"] == 100}
     assert sweep["selection"]["trial"] == min(scores, key=scores.get)
     rows = tune.trial_rows(sweep)
-    assert len(rows) == 16 and sum(r["selected"] for r in rows) == 2
-    assert {"lr", "weight_decay", "final_metric", "seed", "trial", "at_edge"} <= set(rows[0])
+    assert len(rows) == 20 and sum(r["selected"] for r in rows) == 2
+    assert {"lr", "weight_decay", "final_metric", "seed", "trial", "stage", "at_edge", "edge_reason"} <= set(rows[0])
     assert rows[0]["schedule"] == "cosine, warm-up 1, floor 0.1"
+    assert [r["stage"] for r in rows if r["seed"] == 100][:5] == ["lr"] * 5 and {r["trials"] for r in rows} == {10}
+    assert rows[0]["search_space"] == ("lr half-decade lattice from 0.00316 (range 1e-05…1), "
+                                       "weight_decay decade lattice from 0.1 (range 0.001…1)")
 
 
 def test_weight_decay_is_not_tuned_where_it_reaches_no_parameter():
@@ -124,41 +127,45 @@ def test_the_final_run_takes_the_selection_and_the_schedule():
 
 
 def test_a_task_with_a_fixed_lr_is_not_tuned():
-    assert protocol.trials("toy-quartic", "sgd", TUNING) == [{"lr": 0.1}]
+    assert protocol.proposal("toy-quartic", "sgd", TUNING, []) == ({"lr": 0.1}, "fixed-lr")
+    assert protocol.proposal("toy-quartic", "sgd", TUNING, [({"lr": 0.1}, 1.0)]) is None
+    assert protocol.runs_per_sweep("toy-quartic", "sgd", TUNING) == 2   # one trial × 2 tuning seeds
 
 
-def test_expected_best_after_k_trials_on_a_hand_made_list():
-    from itertools import product
-
-    from report.tuning import expected_best
-    v = [3.0, 1.0, 2.0]
-    assert expected_best(v, 1, "max") == pytest.approx(2.0)       # k = 1: the mean
-    assert expected_best(v, 2, "max") == pytest.approx(22 / 9)    # P(max=1,2,3) = 1/9, 3/9, 5/9
-    assert expected_best(v, 2, "min") == pytest.approx(14 / 9)    # P(min=1,2,3) = 5/9, 3/9, 1/9
-    assert expected_best(v, 200, "min") == pytest.approx(1.0)     # many draws: the best trial
-    for direction, best in (("max", max), ("min", min)):          # every ordered triple, counted
-        exact = sum(best(t) for t in product(v, repeat=3)) / 27
-        assert expected_best(v, 3, direction) == pytest.approx(exact)
-    with pytest.raises(ValueError, match="direction 'up'"):
-        expected_best(v, 2, "up")
+def test_the_best_so_far_keeps_the_best_finite_value_in_the_metrics_direction():
+    from report.tuning import best_so_far
+    v = [math.nan, 3.0, 1.0, 2.0, math.nan, 0.5]   # NaN: a diverged trial
+    assert best_so_far(v, "min")[1:].tolist() == [3.0, 1.0, 1.0, 1.0, 0.5] and math.isnan(best_so_far(v, "min")[0])
+    assert best_so_far(v, "max")[1:].tolist() == [3.0, 3.0, 3.0, 3.0, 3.0]
 
 
-def test_the_tuning_section_reads_the_tuning_table(tmp_path):
+def test_the_tuning_section_reads_the_tuning_table(tmp_path, monkeypatch):
     import pandas as pd
 
     from report import tuning as section
-    from workflows.engine.measurements import tune
-    tuning = {"trials": 3, "seeds": [100, 101], "steps_fraction": 0.2}
+    tune, _ = fake_tune(monkeypatch, {"lr": 1.0, "weight_decay": 0.03})   # beyond adamw's first grid
+    tuning = {"trials": 10, "seeds": [100, 101], "steps_fraction": 0.2}
     rows = []
     for opt in ("adamw", "sgd", "prodigy"):
-        rows += tune.trial_rows(tune.run("cnn-digits", opt, "smoke", tuning=tuning, schedule=SCHEDULE))
+        rows += tune.trial_rows(tune.run("lm-stdlib", opt, "smoke", tuning=tuning, schedule=SCHEDULE))
     pd.DataFrame(rows).to_csv(tmp_path / "tuning.csv", index=False)
     table = pd.read_csv(tmp_path / "tuning.csv")   # as the report reads it
     scores = section.trial_scores(table)
-    assert len(scores) == 3 + 3 + 1 and scores.selected.sum() == 3
-    lines = section.section({"tuning": table}, tmp_path)
-    text = "\n".join(lines)
-    assert "lr 1e-05…1, weight_decay 0.001…1" in text and "Not tuned (one trial at the entry's defaults): prodigy" in text
-    assert "cosine, warm-up 1, floor 0.1" in text   # 10 % of the 6 tuning steps, rounded
-    assert (tmp_path / "figures/tuning-sensitivity-cnn-digits.png").exists()
-    assert (tmp_path / "figures/tuning-budget-cnn-digits.png").exists()
+    assert len(scores) == 10 + 10 + 1 and scores.selected.sum() == 3
+    text = "\n".join(section.section({"tuning": table}, tmp_path))
+    assert "lr half-decade lattice from 0.00316 (range 1e-05…1), weight_decay decade lattice from 0.1" in text
+    assert "Not tuned (one trial at the entry's defaults): prodigy" in text
+    assert "Every tuned entry got 10 trials on every task." in text
+    assert "lr on the half-decade lattice, weight_decay on the decade lattice" in text
+    assert "hard limits, lr 1e-07…10, weight_decay 1e-06…10" in text
+    assert "| lr-extension " in text and "| refine " in text   # the stages as run, from the stage column
+    assert "The budget cut a stage before refinement in: adamw on lm-stdlib (weight_decay)." in text
+    assert "cosine, floor 0.1" in text   # no warm-up: 5 % of the 4 tuning steps, rounded
+    assert (tmp_path / "figures/tuning-sensitivity-lm-stdlib.png").exists()
+    assert (tmp_path / "figures/tuning-progress-lm-stdlib.png").exists()
+    # a sweep with another count is flagged, and an edge selection is counted with its reason
+    odd = table[~((table.optimizer == "sgd") & (table.trial == 9))].copy()
+    odd.loc[odd.selected & (odd.optimizer == "adamw"), ["edge", "edge_reason"]] = ["lr", "lr: hard limit"]
+    text = "\n".join(section.section({"tuning": odd}, tmp_path))
+    assert "Not equal: 1 sweep(s) differ from the budget of 10: sgd on lm-stdlib (9)" in text
+    assert "at an edge of what was tried after extension: 1 of 2 (50%)" in text and "lr: hard limit" in text

@@ -167,3 +167,18 @@ def test_a_records_place_is_read_back_as_what_it_holds(tmp_path):
     # a per-seed measurement's record without its seed, or a directory no measurement writes
     assert records.path_says(records.record_path(runs, "final", "t", "o"), runs) is None
     assert records.path_says(records.record_path(runs, "refused", "t", "o"), runs) is None
+
+
+@pytest.mark.parametrize("lr, diverges", [(0.1, False), (1e6, True)])
+def test_a_final_record_with_a_test_split_reads_back_into_the_same_row(tmp_path, lr, diverges):
+    """The test split's keys survive the file: a number, its size and standard error; a diverged
+    run's NaN (written as a string) and its Nones (null)."""
+    import math
+    from workflows.engine.measurements import final
+    r = final.run("cnn-digits", "sgd", "smoke", seed=0, hparams={"lr": lr})
+    assert r["diverged"] == diverges and r["metric_split"] == "test"
+    row, back = final.run_row(r), final.run_row(records.read(records.write(r, tmp_path / "r.json")))
+    same = lambda a, b: a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))  # noqa: E731
+    assert row.keys() == back.keys() and all(same(row[k], back[k]) for k in row), \
+        {k: (row[k], back[k]) for k in row if not same(row[k], back[k])}
+    assert math.isnan(back["final_metric"]) == diverges and (back["test_n"] is None) == diverges

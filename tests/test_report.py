@@ -103,6 +103,25 @@ def test_the_qk_study_shows_the_optimizers_the_tables_hold(tmp_path):
     assert rows[1:] == ["lion", "muon", "muonclip"]   # under the header
 
 
+def test_the_qk_study_reads_its_comparators_from_the_base_task(tmp_path):
+    """lm-stdlib-qk runs MuonClip only: Muon and AdamW are the base task's runs (qk_base), paired by
+    seed; a Lion run on the base is not borrowed, and the QK task's own rows win over the base's."""
+    runs, curves = [], []
+    for task, opt, loss in (("lm", "adamw", 2.0), ("lm", "muon", 1.9), ("lm", "lion", 2.1), ("qk", "muonclip", 1.9)):
+        for seed in range(5):
+            runs.append(dict(task=task, optimizer=opt, seed=seed, track="tuned", lr=0.01, diverged=False,
+                             final_metric=loss + 0.01 * seed))
+            curves += [dict(task=task, optimizer=opt, seed=seed, series="max_attn_logit", step=s, value=v)
+                       for s, v in ((0, 0.1), (10, 12.0))]
+    figures = {"qk": {"qk_tau": 10.0, "qk_base": "lm"}}
+    tables = {"runs": pd.DataFrame(runs), "curves": pd.DataFrame(curves), "figures": figures}
+    assert studies.qk_optimizers(tables, "qk") == ["adamw", "muon", "muonclip"]
+    cost = studies.qk_claims(tables)[-1]
+    assert cost["verdict"] != "not measured" and "diverged seeds muonclip 0, muon 0" in cost["evidence"]
+    alone = {**tables, "figures": {"qk": {"qk_tau": 10.0}}}   # no base named: nothing borrowed
+    assert studies.qk_optimizers(alone, "qk") == ["muonclip"]
+
+
 def test_ranks_use_common_ground_and_ties_share_a_rank():
     from report import across
     rng = np.random.default_rng(0)

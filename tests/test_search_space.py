@@ -1,6 +1,7 @@
-"""The search space and its quasi-random design: the same number of trials for every optimizer,
-every point inside its ranges, the same points on every call; bad profile input refused, by the
-schema where it says what is valid, by the registry where only it knows."""
+"""The search space and the coordinate-wise protocol over it: every tuned entry gets exactly the
+budget, on one lattice, no point twice, landing near a synthetic optimum wherever it lies inside
+the hard limits (by extension beyond the first grid) and saying why where it cannot; bad profile
+input refused, by the schema where it says what is valid, by the registry where only it knows."""
 import math
 from pathlib import Path
 
@@ -12,8 +13,12 @@ import tasks
 from workflows.engine import config as profile_config
 from workflows.engine import pairs, protocol
 
-TUNING = {"trials": 8, "seeds": [100, 101]}
+TUNING = {"trials": 10, "seeds": [100, 101]}
 SMOKE = Path(__file__).resolve().parent.parent / "workflows/config/smoke.yaml"
+MIN_TASK = "quadratic-k1e2"   # a metric to minimise: the synthetic score is the metric
+# a lattice point's log10 is k / 2**m exactly up to the float of 10**x and its log10: 1e-9 is far
+# above that rounding (~1e-15) and far below the finest step any test here reaches (1/16 decade)
+ON_LATTICE = 1e-9
 
 
 def smoke() -> dict:
@@ -26,14 +31,126 @@ def tunable(task):
             and pairs.compatible(tasks.get(task), optimizers.get(n)) is None]
 
 
-def test_every_optimizer_gets_the_same_number_of_trials_inside_its_ranges():
-    for name in tunable("quadratic-k1e2"):
-        space = protocol.search_space("quadratic-k1e2", name, TUNING)
-        points = protocol.trials("quadratic-k1e2", name, TUNING)
-        assert len(points) == 8, name
-        assert list(space)[0] == "lr" and all(list(p) == list(space) for p in points)
-        for p in points:
-            assert all(lo <= p[k] <= hi for k, (lo, hi) in space.items()), (name, p)
+def drive(space: dict, optimum: dict, budget: int, diverge_above: float = math.inf):
+    """The protocol run to its end on a synthetic score: a quadratic in the decades from `optimum`
+    (weight decay's at half the weight), +inf where lr > `diverge_above`. Returns the trials as
+    (hparams, score), their stages, and the selection."""
+    tried, stages = [], []
+    while len(tried) < budget and (found := protocol.next_step(space, tried)) is not None:
+        hparams, stage = found
+        assert protocol.next_trial(space, tried, budget) == hparams   # the pure function's answer
+        score = sum((1 if k == "lr" else 0.5) * math.log10(hparams[k] / v) ** 2 for k, v in optimum.items())
+        tried.append((hparams, math.inf if hparams["lr"] > diverge_above else score))
+        stages.append(stage)
+    assert protocol.next_trial(space, tried, budget) is None
+    runs = [{"trial": i, "tuned": h, "final_metric": s, "diverged": math.isinf(s)} for i, (h, s) in enumerate(tried)]
+    return tried, stages, protocol.select(runs, MIN_TASK, space)
+
+
+def decades(x: float, y: float) -> float:
+    return abs(math.log10(x / y))
+
+
+def on_lattice(value: float, per_decade: int) -> bool:
+    k = math.log10(value) * per_decade
+    return abs(k - round(k)) < ON_LATTICE
+
+
+def tuned_entries():
+    return [n for n in optimizers.names() if not optimizers.get(n).self_tuning]
+
+
+@pytest.mark.parametrize("name", tuned_entries())
+def test_every_tuned_entry_gets_exactly_the_budget_on_one_lattice_and_lands_near_the_optimum(name):
+    space = optimizers.get(name).search_space()
+    first = protocol.next_trial(space, [], TUNING["trials"])   # the grid's lowest lr at the decay's centre
+    # off the lattice inside the first grid: lr 0.3 decade above its centre, weight decay 0.8 below
+    # its centre (the decay moves, so lr is tried again at the new one)
+    optimum = {"lr": first["lr"] * 10 ** 1.3, **({"weight_decay": first["weight_decay"] / 10 ** 0.8}
+                                                 if "weight_decay" in space else {})}
+    tried, stages, sel = drive(space, optimum, TUNING["trials"])
+    assert len(tried) == TUNING["trials"], name
+    points = [tuple(sorted(h.items())) for h, _ in tried]
+    assert len(set(points)) == len(points), f"{name}: a point run twice"
+    assert decades(sel["hparams"]["lr"], optimum["lr"]) <= 0.25, (name, sel["hparams"])
+    assert not any(sel["at_edge"].values()) and set(sel["edge_reason"].values()) == {""}, (name, sel)
+    for (h, _), stage in zip(tried, stages):   # the stages' lr on the half-decade lattice, the rest finer
+        assert on_lattice(h["lr"], 2 if stage != "refine" else 16), (name, stage, h)
+        assert "weight_decay" not in h or on_lattice(h["weight_decay"], 1), (name, h)
+    assert stages[:5] == ["lr"] * 5 and set(stages) <= set(protocol.STAGES)
+    assert "refine" in stages or len(space) > 1   # lr alone: 5 grid points leave 5 to refine
+    if "weight_decay" in space:
+        assert decades(sel["hparams"]["weight_decay"], optimum["weight_decay"]) <= 0.5, (name, sel["hparams"])
+        assert "weight_decay" in stages and "lr-again" in stages
+
+
+def test_every_declared_range_lies_inside_the_hard_limits():
+    for name in tuned_entries():
+        for key, (lo, hi) in optimizers.get(name).search_space().items():
+            limits = protocol.HARD_LIMITS[key]   # a KeyError: a tuned key the protocol has no lattice for
+            assert limits[0] <= lo < hi <= limits[1], (name, key, (lo, hi), limits)
+
+
+def test_entries_with_the_same_range_centre_share_their_grid_and_every_grid_is_on_one_lattice():
+    firsts = {}
+    for name in tuned_entries():
+        space = optimizers.get(name).search_space()
+        first = protocol.next_trial(space, [], 10)
+        assert on_lattice(first["lr"], 2), name
+        firsts.setdefault(space["lr"], set()).add(first["lr"])
+    assert all(len(v) == 1 for v in firsts.values())
+    assert protocol.next_trial({"lr": (1e-5, 1.0)}, [], 10) == {"lr": 10 ** -3.5}   # centre 10**-2.5, 2 below
+
+
+def test_an_optimum_beyond_the_first_grid_is_reached_by_extension():
+    space = {"lr": (1e-5, 1.0)}                    # first grid 10**-3.5 … 10**-1.5
+    tried, stages, sel = drive(space, {"lr": 10 ** -0.2}, 10)
+    assert stages.count("lr-extension") >= 3
+    assert decades(sel["hparams"]["lr"], 10 ** -0.2) <= 0.25 and not sel["at_edge"]["lr"]
+    below, stages2, sel2 = drive(space, {"lr": 3e-6}, 10)   # below it, the same rule
+    assert "lr-extension" in stages2 and decades(sel2["hparams"]["lr"], 3e-6) <= 0.25 and not sel2["at_edge"]["lr"]
+
+
+def test_weight_decay_beyond_its_first_points_is_reached_by_decades():
+    space = {"lr": (1e-5, 1.0), "weight_decay": (1e-3, 1.0)}   # decay grid 0.01, 0.1, 1
+    tried, stages, sel = drive(space, {"lr": 3e-3, "weight_decay": 1e-4}, 12)
+    assert "weight_decay-extension" in stages and sel["hparams"]["weight_decay"] == pytest.approx(1e-4)
+    assert not sel["at_edge"]["weight_decay"]
+
+
+def test_an_optimum_beyond_the_hard_limit_is_flagged_as_such():
+    space = {"lr": (1e-3, 3.0)}
+    tried, stages, sel = drive(space, {"lr": 1e3}, 10)
+    assert sel["hparams"]["lr"] == pytest.approx(protocol.HARD_LIMITS["lr"][1])
+    assert max(h["lr"] for h, _ in tried) <= protocol.HARD_LIMITS["lr"][1] * (1 + ON_LATTICE)
+    assert sel["at_edge"] == {"lr": True} and sel["edge_reason"] == {"lr": "hard limit"}
+    assert len(tried) == 10   # the budget left goes to refinement below the limit
+
+
+def test_an_extension_cut_by_the_budget_says_so():
+    tried, stages, sel = drive({"lr": (1e-5, 1.0)}, {"lr": 5.0}, 6)
+    assert stages == ["lr"] * 5 + ["lr-extension"]
+    assert sel["edge_reason"] == {"lr": "budget"} and sel["stopped_in"] == "lr-extension"
+
+
+def test_diverged_trials_push_the_search_below_them():
+    # every lr above 1e-3 diverges: the best finite point is at the grid's bottom, extended below
+    tried, stages, sel = drive({"lr": (1e-5, 1.0)}, {"lr": 1e-5}, 10, diverge_above=1e-3)
+    assert "lr-extension" in stages and sel["hparams"]["lr"] <= 1e-3 and not sel["all_diverged"]
+    assert decades(sel["hparams"]["lr"], 1e-5) <= 0.25
+
+
+def test_the_minimum_budget_is_checked_naming_the_value_and_the_minimum():
+    with pytest.raises(ValueError, match=r"tuning.trials=9: adamw on cnn-digits tunes lr, weight_decay, whose "
+                                         r"protocol needs at least 10 trials \(5 lr \+ 3 weight_decay \+ 2 lr "
+                                         r"again\); valid: >= 10"):
+        protocol.check_trials({"trials": 9}, [("cnn-digits", "adamw")])
+    with pytest.raises(ValueError, match=r"tuning.trials=4: sgd on cnn-digits .* at least 5 trials \(5 lr\)"):
+        protocol.check_trials({"trials": 4}, [("cnn-digits", "sgd")])
+    protocol.check_trials({"trials": 10}, [("cnn-digits", "adamw"), ("cnn-digits", "sgd")])
+    protocol.check_trials({"trials": 5}, [("quadratic-k1e2", "adamw")])   # its decay reaches no tensor: lr alone
+    with pytest.raises(ValueError, match=r"tuning trials=0: must be a whole number >= 1"):
+        protocol.next_trial({"lr": (1e-3, 1.0)}, [], 0)
 
 
 def test_decoupled_decay_is_tuned_with_lr_and_lr_alone_elsewhere():
@@ -41,24 +158,16 @@ def test_decoupled_decay_is_tuned_with_lr_and_lr_alone_elsewhere():
     assert set(protocol.search_space("cnn-digits", "muon", TUNING)) == {"lr", "weight_decay"}
     assert set(protocol.search_space("cnn-digits", "lion", TUNING)) == {"lr", "weight_decay"}
     assert set(protocol.search_space("cnn-digits", "sgd", TUNING)) == {"lr"}
+    for name in tunable("quadratic-k1e2"):   # every space's keys have a lattice and hard limits
+        assert set(protocol.search_space("quadratic-k1e2", name, TUNING)) <= set(protocol.HARD_LIMITS), name
 
 
-def test_the_design_is_deterministic_and_stratified_on_every_axis():
-    space = {"lr": (1e-5, 1.0), "weight_decay": (1e-3, 1.0)}
-    a, b = protocol.design(space, 8), protocol.design(space, 8)
-    assert a == b   # the same generator output mapped by the same arithmetic
-    # A scrambled Sobol sequence of 2**3 points puts one point in each eighth of every axis.
-    for key, (lo, hi) in space.items():
-        cells = sorted(int(8 * math.log(p[key] / lo) / math.log(hi / lo)) for p in a)
-        assert cells == list(range(8)), key
-    assert protocol.design({}, 8) == [{}]
-
-
-def test_a_profile_replaces_an_entrys_ranges():
+def test_a_profile_replaces_an_entrys_ranges_and_with_them_the_grids_centre():
     tuning = TUNING | {"search": {"adamw": {"weight_decay": [0.01, 0.1], "lr": [1e-4, 1e-2]}}}
-    assert protocol.search_space("quadratic-k1e2", "adamw", tuning) == {"lr": (1e-4, 1e-2), "weight_decay": (0.01, 0.1)}
-    for p in protocol.trials("quadratic-k1e2", "adamw", tuning):
-        assert 1e-4 <= p["lr"] <= 1e-2 and 0.01 <= p["weight_decay"] <= 0.1
+    space = protocol.search_space("quadratic-k1e2", "adamw", tuning)
+    assert space == {"lr": (1e-4, 1e-2), "weight_decay": (0.01, 0.1)}
+    # centres: lr 1e-3, weight decay 10**-1.5 rounded up the decade lattice to 0.1
+    assert protocol.next_trial(space, [], 10) == pytest.approx({"lr": 1e-4, "weight_decay": 0.1})
     protocol.check_tuning(tuning, ["adam", "adamw"])
 
 
@@ -72,6 +181,11 @@ def test_a_profile_replaces_an_entrys_ranges():
     (TUNING | {"search": {"adamw": {"betas": [0.5, 0.9]}}}, r"betas=.*not a real-valued"),
     (TUNING | {"search": {"adamw": {}}}, r"tuning.search.adamw=\{\}: must map hyperparameter -> \[lo, hi\], at least one"),
     (TUNING | {"search": {"lion": {"lr": [1e-4, 1e-2]}}}, r"unknown optimizer 'lion'; valid: the profile's adamw, momentum"),
+    (TUNING | {"search": {"adamw": {"lr": [1e-4, 1e-2], "eps": [1e-9, 1e-7]}}},
+     r"tuning.search.adamw.eps: the protocol has no lattice and hard limits for 'eps'; valid: lr, weight_decay"),
+    (TUNING | {"search": {"adamw": {"weight_decay": [0.01, 0.1]}}}, r"lacks lr, the protocol's first coordinate"),
+    (TUNING | {"search": {"adamw": {"lr": [1e-9, 1e-2]}}},
+     r"lr=\[1e-09, 0.01\]: outside the hard limits; valid: 1e-07 <= lo < hi <= 10"),
 ])
 def test_a_search_space_the_registry_refuses_is_refused_naming_the_value_and_what_is_valid(tuning, message):
     with pytest.raises(ValueError, match=message):
@@ -79,18 +193,33 @@ def test_a_search_space_the_registry_refuses_is_refused_naming_the_value_and_wha
 
 
 @pytest.mark.parametrize("tuning, message", [
-    (TUNING | {"grid_points": 4}, r"tuning: .*'grid_points' was unexpected\); valid: trials, seeds, steps_fraction, search"),
+    (TUNING | {"grid_points": 4},
+     r"tuning: .*'grid_points' was unexpected\); valid: trials, seeds, steps_fraction, search, horizon_check, repeats"),
     (TUNING | {"trials": 0}, r"tuning.trials: 0 is less than the minimum of 1"),
     (TUNING | {"trials": True}, r"tuning.trials: True is not of type 'integer'"),
-    (TUNING | {"seeds": [100]}, r"tuning.seeds: \[100\] is too short"),
+    (TUNING | {"seeds": []}, r"tuning.seeds: \[\] should be non-empty"),
     (TUNING | {"seeds": [100, 100]}, r"tuning.seeds: \[100, 100\] has non-unique elements"),
     (TUNING | {"steps_fraction": 1.5}, r"tuning.steps_fraction: 1.5 is greater than the maximum of 1"),
     (TUNING | {"search": [1]}, r"tuning.search: \[1\] is not of type 'object'"),
     (TUNING | {"search": {"adamw": {"lr": [1e-4]}}}, r"tuning.search.adamw.lr: \[0.0001\] is too short"),
+    (TUNING | {"horizon_check": {"cnn-digits": []}}, r"tuning.horizon_check.cnn-digits: \[\] should be non-empty"),
+    (TUNING | {"repeats": {"tasks": ["cnn-digits"], "seeds": [[101]]}}, r"tuning.repeats.seeds: \[\[101\]\] is too short"),
+    (TUNING | {"repeats": {"seeds": [[101], [102]]}}, r"tuning.repeats: 'tasks' is a required property"),
 ])
 def test_a_tuning_mapping_of_the_wrong_shape_is_refused_by_the_schema(tuning, message):
     with pytest.raises(profile_config.ConfigError, match=message):
         profile_config.check(smoke() | {"tuning": tuning})
+
+
+def test_one_tuning_seed_and_the_default_budget_are_a_valid_profile():
+    cfg = profile_config.check(smoke() | {"tuning": {"seeds": [100]}})
+    assert cfg["tuning"]["trials"] == 10 and cfg["tuning"]["horizon_check"] == {}
+    assert cfg["tuning"]["repeats"] == {"tasks": [], "seeds": [[101], [102], [103]]}
+
+
+def test_a_profile_under_the_protocols_budget_is_refused_before_any_job():
+    with pytest.raises(profile_config.ConfigError, match=r"config tuning.trials=8: .* needs at least 10 trials"):
+        profile_config.check(smoke() | {"tuning": TUNING | {"trials": 8}})
 
 
 def test_a_registry_refusal_reaches_the_profile_check():

@@ -12,9 +12,10 @@ def test_a_self_tuning_entry_runs_at_its_default_lr_only():
     assert {"prodigy", "dadapt-adam"} <= set(tuned)
     tuning = {"trials": 4, "seeds": [100, 101]}
     for name in tuned:
-        assert protocol.trials("quadratic-k1e2", name, tuning) == [{"lr": optimizers.get(name).defaults["lr"]}]
+        assert protocol.proposal("quadratic-k1e2", name, tuning, []) == ({"lr": optimizers.get(name).defaults["lr"]}, "defaults")
+        assert protocol.runs_per_sweep("quadratic-k1e2", name, tuning) == 2   # one trial × 2 seeds
         assert protocol.search_space("quadratic-k1e2", name, tuning) == {}
-    assert len(protocol.trials("quadratic-k1e2", "adam", tuning)) == 4
+    assert protocol.runs_per_sweep("quadratic-k1e2", "adam", tuning) == 4 * 2
 
 
 def test_a_profile_search_space_naming_a_self_tuning_entry_is_refused():

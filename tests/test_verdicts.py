@@ -95,7 +95,8 @@ def _sophia_tables(speedup, seeds=5):
         for opt, rate, st in (("adamw", 1.0, stretch), ("sophia", speedup, stretch * (1 + 0.01 * ((seed * 3) % 5 - 2)))):
             values = [max(1.5, 3.0 - rate * s / (200 * st)) for s in range(0, 201, 10)]
             runs.append(dict(task="lm-t", task_family="lm", optimizer=opt, seed=seed, track="tuned", lr=0.01,
-                             weight_decay=0.1, diverged=False, final_metric=values[-1], metric="val_loss", steps=200))
+                             weight_decay=0.1, diverged=False, final_metric=values[-1], val_metric=values[-1],
+                             metric="val_loss", steps=200))
             curves += [dict(task="lm-t", optimizer=opt, seed=seed, series="val_loss", step=s, value=v)
                        for s, v in zip(range(0, 201, 10), values)]
     tuning = pd.DataFrame([dict(task="lm-t", optimizer="sophia", tuned="lr, weight_decay",

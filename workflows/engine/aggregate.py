@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 import tasks
-from workflows.engine import measurements, records
+from workflows.engine import device, measurements, records
 
 # tables filled from the records' rows (each measurement's `rows`), then those written from the
 # profile and the registry
@@ -22,6 +22,9 @@ def check(path, r: dict, runs_dir, size=None) -> dict:
     RecordError for a record aggregation would refuse (the final job's store uses it before taking a
     record)."""
     records.check_place(path, r, runs_dir, size)
+    simulated = device.simulated_refusal(r.get("environment") or {})   # no simulated record passes as a GPU one
+    if simulated:
+        raise records.RecordError(path, simulated, records.RECOMPUTE)
     return check_rows(path, r)
 
 

@@ -13,18 +13,37 @@ Loss scaling (`LOSS_SCALINGS`) moves the backward's values into fp16's range:
 - "none": the loss as it is;
 - "static": loss × c before backward, gradients ÷ c before the step, and a step whose gradients
   are not finite is skipped (the parameters and optimizer state are left alone), as GradScaler does;
-- "dynamic": `torch.amp.GradScaler` with its defaults: c starts at 2^16, halves on a step with a
-  non-finite gradient (which is skipped) and doubles after 2000 steps in a row without one.
+- "dynamic": `torch.amp.GradScaler`: c starts at 2^16, halves on a step with a non-finite gradient
+  (which is skipped) and doubles after `growth_interval` steps in a row without one. GradScaler's
+  default interval, 2000 (`GROWTH_INTERVAL`), is made for long runs: in a run shorter than it the
+  scale never grows, and dynamic scaling is static 2^16 that can only halve. A study sets
+  the interval of the scalers it makes with `growth_interval(n)`.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 
 import torch
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 LOSS_SCALINGS = ("none", "static", "dynamic")
+GROWTH_INTERVAL = 2000   # torch.amp.GradScaler's default
+_growth_interval = contextvars.ContextVar("growth_interval", default=GROWTH_INTERVAL)
+
+
+@contextlib.contextmanager
+def growth_interval(steps: int):
+    """Dynamic loss scalers made inside (the harness makes one a run) double their scale after
+    `steps` clean steps in a row instead of GradScaler's 2000."""
+    if not (isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1):
+        raise ValueError(f"growth_interval={steps!r}: must be an integer >= 1")
+    token = _growth_interval.set(steps)
+    try:
+        yield
+    finally:
+        _growth_interval.reset(token)
 
 
 def autocast(precision: str, device: torch.device):
@@ -35,12 +54,14 @@ def autocast(precision: str, device: torch.device):
 
 class LossScaler:
     """One interface over the three scalings: `scale(loss)` before backward, `unscale(opt)` after
-    it, `update()` after the step (taken or skipped). `factor()` is the c of the step."""
+    it, `update()` after the step (taken or skipped). `factor()` is the c of the step. A dynamic
+    scaler's growth interval is the enclosing `growth_interval`'s, else GradScaler's 2000."""
 
     def __init__(self, mode: str, static_scale: float, device: torch.device):
         self.mode = mode
         self.static = static_scale if mode == "static" else 1.0
-        self.grad_scaler = torch.amp.GradScaler(device.type) if mode == "dynamic" else None
+        self.grad_scaler = (torch.amp.GradScaler(device.type, growth_interval=_growth_interval.get())
+                            if mode == "dynamic" else None)
 
     def factor(self) -> float:
         return self.grad_scaler.get_scale() if self.grad_scaler else self.static

@@ -231,6 +231,7 @@ def check_config(config: dict) -> None:
     run = sorted({o for t in config["tasks"] for o in config["task_optimizers"].get(t, config["optimizers"])})
     try:
         protocol.check_tuning(config["tuning"], run)
+        protocol.check_studies(config)   # the budget every tuned pair needs; horizon_check and repeats
     except ValueError as e:
         raise ConfigError(f"config {e}") from None
     check_precision(config, known)

@@ -27,10 +27,16 @@ The simulated device keeps tensors on the CPU but runs the CUDA control flow: ev
 record, synchronisation, peak-memory reset and read, RNG save and restore and configuration goes
 through the same `Cuda` methods, down to the primitives that would call `torch.cuda`, which it logs
 in `Recorder.calls` instead. It reports no GPU numbers: its peak memory is None and its facts say
-"simulated".
+"simulated" (every record's environment block has `simulated: true`, and aggregation refuses such a
+record unless it runs simulated too: `simulated_refusal`). Two ways in: `simulated()`, a context
+manager for tests in this process; and OPTBENCH_SIMULATED_CUDA=<devices> in the environment, which a
+Snakemake run and the jobs it spawns inherit: `get` of a CUDA device gives a simulated one and
+`cuda_devices` counts the simulated devices, CUDA_VISIBLE_DEVICES applied to them as CUDA applies
+it, so the preflight, the GPU pool and a per-GPU shard run on a CPU machine (tests/test_multi_gpu.py).
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import itertools
@@ -42,6 +48,7 @@ import torch
 FP32_PRECISIONS = ("ieee", "tf32")
 CUBLAS_WORKSPACE_CONFIG = ":4096:8"     # the setting cuBLAS's reproducibility notes name
 JOBS_PER_DEVICE_VARIABLE = "OPTBENCH_JOBS_PER_DEVICE"   # set by whoever shares a device between jobs
+SIMULATED_VARIABLE = "OPTBENCH_SIMULATED_CUDA"   # a number of simulated CUDA devices: tests and CI only
 
 _RECORDERS: list["Recorder"] = []
 _CONFIGURED: dict = {"fp32_precision": None, "deterministic": None}   # the process's last `configure`
@@ -49,8 +56,49 @@ _CONFIGURED: dict = {"fp32_precision": None, "deterministic": None}   # the proc
 
 def cuda_devices() -> int:
     """How many CUDA devices this process sees: 0 without CUDA (a CPU build of torch, no driver, or
-    CUDA_VISIBLE_DEVICES empty)."""
+    CUDA_VISIBLE_DEVICES empty); under OPTBENCH_SIMULATED_CUDA, the simulated ones it leaves visible."""
+    simulated_count = simulated_devices()
+    if simulated_count is not None:
+        return visible(simulated_count)
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def simulated_devices() -> int | None:
+    """How many CUDA devices OPTBENCH_SIMULATED_CUDA simulates; None where it is unset (or empty)."""
+    value = os.environ.get(SIMULATED_VARIABLE, "")
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{SIMULATED_VARIABLE}={value!r}; valid: a number of simulated CUDA devices "
+                         f"(1, 2, ...), or unset for the real ones")
+    return int(value)
+
+
+def visible(count: int) -> int:
+    """How many of `count` devices CUDA_VISIBLE_DEVICES leaves visible, by CUDA's rule: the listed
+    indices in order, up to the first that names no device (here a repeated index ends the list too:
+    one device is never two); all where it is unset."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return count
+    seen = []
+    for item in listed.split(","):
+        item = item.strip()
+        if not item.isdigit() or int(item) >= count or int(item) in seen:
+            break
+        seen.append(int(item))
+    return len(seen)
+
+
+def simulated_refusal(environment: dict) -> str | None:
+    """Why a record whose environment block is `environment` must not be aggregated here, or None:
+    a record made on the simulated device holds CPU timings under a CUDA device's name, so only a
+    process that simulates too (OPTBENCH_SIMULATED_CUDA set: a test) may table it; anywhere else it
+    would read as a GPU result."""
+    if not environment.get("simulated") or simulated_devices() is not None:
+        return None
+    return (f"made on the simulated CUDA device ({SIMULATED_VARIABLE} was set), not a GPU: its timings "
+            f"are the CPU's; it is tabled only by a run with {SIMULATED_VARIABLE} set")
 
 
 def check(fp32_precision: str, deterministic) -> None:
@@ -249,10 +297,11 @@ def jobs_per_device() -> int | None:
 
 
 class Recorder:
-    """The calls the simulated devices made, in order: (what, device, *details)."""
+    """The calls the simulated devices made, in order: (what, device, *details); with `keep`, only
+    the last `keep` (a process simulating under OPTBENCH_SIMULATED_CUDA trains for thousands of steps)."""
 
-    def __init__(self):
-        self.calls: list[tuple] = []
+    def __init__(self, keep: int | None = None):
+        self.calls = collections.deque(maxlen=keep) if keep else []
         self._ids = itertools.count()
 
     def names(self) -> list[str]:
@@ -336,11 +385,34 @@ def simulated():
         _RECORDERS.remove(recorder)
 
 
+_PROCESS_RECORDER = Recorder(keep=10_000)   # the calls of OPTBENCH_SIMULATED_CUDA's devices
+
+
 def get(where) -> Cpu:
-    """The `Device` of a device string, `torch.device` or `Device`."""
+    """The `Device` of a device string, `torch.device` or `Device`: inside `simulated()` or under
+    OPTBENCH_SIMULATED_CUDA a CUDA device is a `Simulated` one (under the variable, one of the
+    devices it leaves visible: ValueError for another, as CUDA refuses it)."""
     if isinstance(where, Cpu):
         return where
     where = torch.device(where)
-    if where.type == "cuda":
-        return Simulated(where, _RECORDERS[-1]) if _RECORDERS else Cuda(where)
-    return Cpu(where)
+    if where.type != "cuda":
+        return Cpu(where)
+    if _RECORDERS:
+        return Simulated(where, _RECORDERS[-1])
+    count = simulated_devices()
+    if count is None:
+        return Cuda(where)
+    shown = visible(count)
+    if (where.index or 0) >= shown:
+        raise ValueError(f"device {str(where)!r}: {simulation()} leaves {shown} simulated device(s); valid: "
+                         + ", ".join(["cpu"] + (["cuda"] if shown else []) + [f"cuda:{i}" for i in range(shown)]))
+    return Simulated(where, _PROCESS_RECORDER)
+
+
+def simulation() -> str | None:
+    """The simulation in effect, as a user would set it (for messages); None without one."""
+    count = simulated_devices()
+    if count is None:
+        return None
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return f"{SIMULATED_VARIABLE}={count}" + (f" with CUDA_VISIBLE_DEVICES={listed}" if listed is not None else "")

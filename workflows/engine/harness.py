@@ -10,6 +10,7 @@ to be read top to bottom:
         divergence check (parameters)
         optimizer hooks (Sophia's Hessian estimate every k steps, MuonClip's QK-clip)
         eval every `eval_every` steps; checkpoint every `checkpoint_every` steps
+    the task's held-out test split, once at the end (`train(..., test=True)`: the final runs)
 
 Divergence ends a run cleanly, as a result (`diverged`, `diverge_reason`), never as an
 exception: a non-finite loss or one past the bound, a non-finite gradient (loss × loss_scale can
@@ -222,7 +223,11 @@ def record_header(kind: str, config: dict, device, threads: int) -> dict:
 @dataclass
 class StepInfo:
     """What a hook of `train` is given. Hooks are for tests and probes: one may measure (with no
-    effect on the run's arithmetic or random streams) or raise to stop the run as a kill would."""
+    effect on the run's arithmetic or random streams) or raise to stop the run as a kill would.
+    A hook must not change training state (parameters, buffers, optimizer state, RNG states): a
+    fast step that finds a divergence sends the run back to its last snapshot, and the steps from
+    there are replayed checked *without* their "step" hooks (each was called once already), so a
+    change a hook made would be undone by the restore and not made again in the replay."""
     step: int                      # "start": the first step to run; "step": the step just done
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -231,7 +236,9 @@ class StepInfo:
 
 
 HOOKS = ("start", "step")   # "start": after building (and resuming), before the first step;
-# "step": after each completed step, its optimizer hooks, evaluation and checkpoint
+# "step": after each completed step, its optimizer hooks, evaluation and checkpoint, but not again
+# for a step replayed after a divergence snapshot: a hook observes, it never changes training
+# state (params, optimizer state, RNG; see StepInfo)
 
 
 CHECKPOINT_FORMAT = 2   # a checkpoint of another format (older code) is ignored: the run starts over
@@ -336,12 +343,16 @@ def setup(cfg: RunConfig) -> Run:
 
 def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
           checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0,
-          hooks: dict[str, Callable[[StepInfo], None]] | None = None) -> dict:
+          hooks: dict[str, Callable[[StepInfo], None]] | None = None, test: bool = False) -> dict:
     """One run. With `checkpoint` and `checkpoint_every`, the model, optimizer state, RNG states,
     curves, monitor rows, step times and step are saved every `checkpoint_every` steps, and a run
     that finds a checkpoint of the same config resumes from it on an identical trajectory (every
     random draw is a function of the seed and the step). `hooks` maps events of `HOOKS` to
-    functions of a `StepInfo`."""
+    functions of a `StepInfo`. `test`: evaluate the task's held-out test split at the end
+    (`_test`); the final and self-tuning runs do (`measurements.final.run`), the tuning runs never
+    (the default: a selection cannot see the test split). It is not part of the config
+    (it changes no trained number, only what the record holds), so it leaves the config's hash and
+    a checkpoint's key as they are."""
     hooks = dict(hooks or {})
     unknown = sorted(set(hooks) - set(HOOKS))
     if unknown:
@@ -401,13 +412,33 @@ def train(cfg: RunConfig, threads: int | None = None, progress: bool = False,
         bar.close()
     if state.reason and state.evals[-1]["step"] != len(state.losses):
         _evaluate(run, state, len(state.losses))
-    return _record(run, state)
+    return _record(run, state, _test(run, state) if test else None)
 
 
 def _evaluate(run: Run, state: State, step: int) -> None:
     with evaluation_point(run.model, run.opt):
         values = run.problem.evaluate(run.model)
     state.evals.append({"step": step, **{k: float(v) for k, v in values.items()}})
+
+
+def _test(run: Run, state: State) -> dict | None:
+    """The task's test split (`Problem.test`) on the trained model, at the evaluation point, once
+    after the last evaluation: {metric, n, se, values}; None where the task has none (its metric is
+    its objective). A diverged run's is NaN, as its final metric is, and evaluates nothing. The
+    task's test draws from streams of its own, never the global RNG, and comes after the last step,
+    so it changes no number of the run."""
+    if run.problem.test is None:
+        return None
+    if state.reason is not None:
+        return {"metric": math.nan, "n": None, "se": None, "values": None}
+    with evaluation_point(run.model, run.opt):
+        values = run.problem.test(run.model)
+    missing = [k for k in (run.task.metric.name, "n_test", "se") if k not in values]
+    if missing:
+        raise ValueError(f"task {run.task.name!r}: its test returned no {', '.join(missing)}; "
+                         f"valid: a dict with {run.task.metric.name!r}, 'n_test' and 'se' (tasks.Problem.test)")
+    values = {k: float(v) if k != "n_test" else int(v) for k, v in values.items()}
+    return {"metric": values[run.task.metric.name], "n": values["n_test"], "se": values["se"], "values": values}
 
 
 def _resume(run: Run, state: State, checkpoint) -> None:
@@ -564,8 +595,12 @@ def _gradients(run: Run, state: State, batch, step: int) -> torch.Tensor:
     return loss
 
 
-def _record(run: Run, state: State) -> dict:
-    """The run's result record (`workflows.engine.records`)."""
+def _record(run: Run, state: State, test: dict | None = None) -> dict:
+    """The run's result record (`workflows.engine.records`). `final_metric` is the metric at the
+    last evaluation (the validation split's: what tuning selects on); `metric_split` says where the
+    task's reported number is measured: "test" (its held-out test split, in `test_metric`, with
+    `test_n` examples and standard error `test_se`; all None in a run that did not evaluate it) or
+    "objective" (no test split: the metric is the objective, and `final_metric` is reported)."""
     cfg, task, spec, problem, hp = run.cfg, run.task, run.spec, run.problem, run.hp
     losses, wall, evals, metric = state.losses, state.wall, state.evals, task.metric
     diverged = state.reason is not None
@@ -588,6 +623,9 @@ def _record(run: Run, state: State) -> dict:
         "curves": {"loss": losses, "time": wall, "eval": evals},
         "monitor": state.monitor.rows,
         "final_metric": final,
+        "metric_split": "objective" if problem.test is None else "test",
+        "test_metric": test and test["metric"], "test_n": test and test["n"], "test_se": test and test["se"],
+        "test_values": test and test["values"],
         "final_loss": losses[-1] if losses else float("nan"),
         "steps_done": len(wall),
         "steps_to_target": to_target,

@@ -3,12 +3,18 @@ and training steps per rule and task, FLOPs and bytes per step, and an estimated
 
 On the machine it runs on, the estimate of a job is start-up + a job overhead + runs × per-run
 overhead + training steps × seconds per step (`estimate_seconds`), with seconds per step and the
-overheads from a calibration (before a run, a short timed run of each task here, `calibrate`, whose
-overhead is the run's; after one, the profile's own final runs, `recorded_calibration`, whose
-overhead is the final jobs' per job, and the precision study's step time from its own records) and start-up the measured import of torch, transformers and the runner (2.8 s
-on the 2-core machine the cpu profile is published from). The step-time rule runs no training step:
-its optimizer steps are counted in `steps` and estimated at a tenth of a training step's time. Wall
-time is the jobs' seconds × their cores over the profile's cores (perfect packing: a floor).
+overheads from a calibration: before a run, a short timed run of each task here (`calibrate`); after
+one, the profile's own records (`recorded_calibration`): the final runs' seconds per step, of each
+optimizer where it ran (on lm-stdlib at cpu size Muon's and Shampoo's step is 3.6 times AdamW's: the
+task's mean would plan an AdamW-only job at 1.6 times its time), the final jobs' time outside
+start-up and steps as a training job's overhead, per job, the precision study's step time from its
+own records, and the step-time jobs' own setup. Start-up is the measured import of torch,
+transformers and the runner (2.8 s on the 2-core machine the cpu profile is published from). The
+step-time rule runs no training step: its optimizer steps are counted in `steps` and estimated at a
+tenth of a training step's time, and its job pays a setup (the task built once, the optimizers made,
+one record), not a training job's overhead (each run's model, its evaluations and records: on the
+published cpu profile 11.4 s a final job of lm-stdlib against 3.9 s a step-time job). Wall time is
+the jobs' seconds × their cores over the profile's cores (perfect packing: a floor).
 
 Without a GPU (`--h100`, `gpu_estimate`) a job's step is costed from FLOPs and bytes: the model's
 forward and backward at 40 % of the H100's datasheet peak for the job's precision (bf16 autocast,
@@ -17,7 +23,10 @@ entry's `step_flops` (Newton-Schulz in bf16, Shampoo's and SOAP's products in fp
 of the fp32 peak) and its bytes, no faster than the memory bandwidth and a 3 ms launch floor. Its wall
 time (`gpu_wall_seconds`) has the GPU pool of workflows/profiles/gpu as its parallelism: timing jobs
 alone, the others `pool` at a time but no faster than the GPU's busy seconds one after another. An
-estimate (GPU_ESTIMATE says so wherever it is printed), never a measurement."""
+estimate (GPU_ESTIMATE says so wherever it is printed), never a measurement.
+
+Several GPUs: `shard_jobs` splits the jobs into disjoint shares of pairs, one Snakemake a GPU
+(OPTBENCH_SHARD, workflows/rules/common.smk)."""
 from __future__ import annotations
 
 import math
@@ -58,43 +67,84 @@ def jobs(config: dict) -> list[tuple[str, str, str]]:
     return [(m.name, t, o) for m in measurements.table() for t, o in m.jobs(config)]
 
 
+SHARD_VARIABLE = "OPTBENCH_SHARD"   # i/n: the share of the profile's pairs one Snakemake of n trains
+
+
+def shard_spec(value: str | None) -> tuple[int, int] | None:
+    """(i, n) of OPTBENCH_SHARD=i/n (0 <= i < n); None where unset or empty."""
+    if not value:
+        return None
+    i, _, n = value.partition("/")
+    if not (i.isdigit() and n.isdigit() and int(i) < int(n)):
+        raise ValueError(f"{SHARD_VARIABLE}={value!r}; valid: i/n with 0 <= i < n (0/2 and 1/2: two shards), "
+                         f"or unset for the whole profile")
+    return int(i), int(n)
+
+
+def shard_jobs(job_list, shard: tuple[int, int] | None) -> list[tuple[str, str, str]]:
+    """The jobs of one shard: every job of its pairs. A pair's jobs stay together (tune, then the
+    jobs that read its selection), no job reads another pair's records, so shards of disjoint pairs
+    share no job and no output. Pairs are dealt out in (task, optimizer) order, one each in turn,
+    so each shard gets about 1/n of every task's pairs (balanced where a task's pairs cost alike)."""
+    if shard is None:
+        return list(job_list)
+    i, n = shard
+    order = {pair: k for k, pair in enumerate(sorted({(t, o) for _, t, o in job_list}))}
+    return [job for job in job_list if order[job[1], job[2]] % n == i]
+
+
 def runs_and_steps(config: dict, rule: str, task: str, optimizer: str) -> tuple[int, int]:
     """(runs, steps) of one job; steps are training steps, the step-time rule's optimizer steps."""
     return measurements.get(rule).cost(config, task, optimizer)
 
 
 def calibrate(task_names, size: str, device: str = "cpu", threads: int = 1, steps: int = 12) -> dict:
-    """{task: {"seconds_per_step", "run_overhead"}} from one timed run of `steps` steps of each task
-    (AdamW, or the task's first optimizer that can run): seconds per step from the run's own step
-    clock (from step 2: the first steps warm up), overhead = the run's wall time less its steps."""
+    """{task: {"seconds_per_step", "run_overhead", "setup_overhead"}} from one timed run of `steps`
+    steps of each task (AdamW, or the task's first optimizer that can run): seconds per step from the
+    run's own step clock (from step 2: the first steps warm up), overhead = the run's wall time less
+    its steps, setup = its time before step 0 (the task, model and optimizer built: what a job that
+    trains no run pays)."""
     from workflows.engine.harness import RunConfig, train
     found = {}
     for task in task_names:
         optimizer = next(o for o in ["adamw", *optimizers.names()]
                          if compatible(task, optimizers.get(o)) is None)
         n = max(3, min(steps, tasks.get(task).size(size)["steps"]))
+        started = []
         t0 = time.perf_counter()
-        run = train(RunConfig(task, optimizer, size=size, seed=0, steps=n, device=device), threads=threads)
+        run = train(RunConfig(task, optimizer, size=size, seed=0, steps=n, device=device), threads=threads,
+                    hooks={"start": lambda info: started.append(time.perf_counter())})
         wall = time.perf_counter() - t0
         clock = run["curves"]["time"]
         per_step = (clock[-1] - clock[1]) / (len(clock) - 2)
-        found[task] = {"seconds_per_step": per_step, "run_overhead": max(0.0, wall - n * per_step)}
+        found[task] = {"seconds_per_step": per_step, "run_overhead": max(0.0, wall - n * per_step),
+                       "setup_overhead": started[0] - t0}
     return found
 
 
-def recorded_calibration(run_rows: list[dict], job_rows: list[dict], precision_rows: list[dict] = ()) -> dict:
-    """`calibrate`'s {task: {"seconds_per_step", "run_overhead"}} from a profile's final runs, on the
-    machine that ran them, with no training here, and a "job_overhead": seconds per step the tuned
-    runs' training seconds over their steps (the runs table's rows, `run_rows`); the task's final
-    jobs' time outside start-up and training steps (`job_rows`: workflows.engine.cost.benchmark_rows;
-    building, evaluating, the job's own imports and records) as an overhead per job, not per run:
-    on the published cpu profile it does not grow with a job's runs (a tune job of 16 logreg
-    runs spent 2.6 s outside start-up and steps, a final job of 3 spent 2.8 s), so charging it per
-    run planned the tune rule at 1.8× its measured seconds. 0 where no job was benchmarked (or a
-    job took its seeds from the store). With the precision table's rows (`precision_rows`), a
-    "precision_factor": the precision study's seconds per step over the final runs' (autocast on a
-    CPU casts every operand: bf16 and fp16 steps are several times an fp32 one; probes add an fp32
-    backward). A task without a final run has no calibration."""
+def recorded_calibration(run_rows: list[dict], job_rows: list[dict], precision_rows: list[dict] = (),
+                         config: dict | None = None) -> dict:
+    """`calibrate`'s {task: {"seconds_per_step", "run_overhead"}} from a profile's records, on the
+    machine that ran them, with no training here:
+
+    - "seconds_per_step": the tuned runs' training seconds over their steps (the runs table's rows,
+      `run_rows`), and "optimizer_seconds_per_step", the same per optimizer: a job's steps are its
+      optimizer's;
+    - "job_overhead": the task's final jobs' time outside start-up and training steps (`job_rows`:
+      workflows.engine.cost.benchmark_rows; building, evaluating, the job's own imports and
+      records), per job, not per run: on the published cpu profile it does not grow with a job's
+      runs (a tune job of 16 logreg runs spent 2.6 s outside start-up and steps, a final job of 3
+      spent 2.8 s), so charging it per run planned the tune rule at 1.8× its measured seconds. 0
+      where no job was benchmarked (or a job took its seeds from the store);
+    - "setup_overhead": where `job_rows` hold jobs that train no run (the step-time rule, whose steps
+      are optimizer steps: `step_share` < 1), their time outside start-up and their steps (those at
+      `step_share` of the optimizer's training step, counted from `config`; without it, none), per
+      job: the task built and the optimizers made, without a training job's evaluations and records;
+    - "precision_factor", with the precision table's rows (`precision_rows`): the precision study's
+      seconds per step over the final runs' of the same optimizers (autocast on a CPU casts every
+      operand: bf16 and fp16 steps are several times an fp32 one; probes add an fp32 backward).
+
+    A task without a final run has no calibration."""
     found = {}
     tuned = [r for r in run_rows if r["track"] == "tuned"]
     for task in sorted({r["task"] for r in tuned}):
@@ -107,13 +157,36 @@ def recorded_calibration(run_rows: list[dict], job_rows: list[dict], precision_r
         outside = (sum(j["s"] for j in jobs) - len(jobs) * STARTUP_SECONDS
                    - sum(r["train_seconds"] for r in timed))
         per_step = sum(r["train_seconds"] for r in runs) / steps
+        by_optimizer = {}
+        for r in runs:
+            by_optimizer.setdefault(r["optimizer"], []).append(r)
         found[task] = {"seconds_per_step": per_step, "run_overhead": 0.0,
-                       "job_overhead": max(0.0, outside / len(jobs)) if jobs and timed else 0.0}
+                       "job_overhead": max(0.0, outside / len(jobs)) if jobs and timed else 0.0,
+                       "optimizer_seconds_per_step": {
+                           o: sum(r["train_seconds"] for r in rs) / sum(r["steps"] for r in rs)
+                           for o, rs in sorted(by_optimizer.items()) if sum(r["steps"] for r in rs)}}
+        setup = _setup_overhead(task, job_rows, found[task], config)
+        if setup is not None:
+            found[task]["setup_overhead"] = setup
         mixed = [r for r in precision_rows if r["task"] == task and r["steps_done"] == r["steps_done"]]
+        fp32 = found[task]["optimizer_seconds_per_step"]
         if sum(r["steps_done"] for r in mixed):
             found[task]["precision_factor"] = (sum(r["train_seconds"] for r in mixed)
-                                               / sum(r["steps_done"] for r in mixed)) / per_step
+                                               / sum(r["steps_done"] * fp32.get(r["optimizer"], per_step) for r in mixed))
     return found
+
+
+def _setup_overhead(task: str, job_rows: list[dict], calibration: dict, config: dict | None) -> float | None:
+    """The mean time outside start-up and steps of the task's benchmarked jobs that train no run
+    (`recorded_calibration`); None where there are none."""
+    setups = []
+    for j in job_rows:
+        if (j["task"] != task or j["s"] != j["s"] or j["rule"] not in measurements.names()
+                or measurements.get(j["rule"]).step_share >= 1):
+            continue
+        steps = runs_and_steps(config, j["rule"], task, j["optimizer"])[1] if config else 0
+        setups.append(j["s"] - STARTUP_SECONDS - steps * step_seconds(j["rule"], calibration, j["optimizer"]))
+    return max(0.0, sum(setups) / len(setups)) if setups else None
 
 
 def table_rows(path) -> list[dict]:
@@ -127,19 +200,31 @@ def table_rows(path) -> list[dict]:
 
 def published_check(tables_dir) -> list[dict]:
     """The plan against what a published run measured, per rule: the plan's estimate of the jobs,
-    runs and steps the run had (its plan.csv), calibrated from its own records (`recorded_calibration`
-    of its runs, cost and precision tables), beside the jobs' measured seconds (cost.csv): rows of
-    rule, planned_seconds, measured_seconds, plan_over_measured. Final and precision are
-    calibrated from their own records; the other rules are predictions from them."""
+    runs and steps the run had (its plan.csv, per rule and task), calibrated from its own records
+    (`recorded_calibration` of its runs, cost and precision tables and its provenance.json's
+    configuration), beside the jobs' measured seconds (cost.csv): rows of rule, planned_seconds,
+    measured_seconds, plan_over_measured. A row's steps are shared evenly among its benchmarked
+    jobs, each at its optimizer's step (a rule's jobs of one task run the same steps, but for the
+    one trial of a self-tuning entry's tuning). Final, precision and steptime are calibrated from
+    their own records (steptime: its setup); the other rules are predictions from them."""
+    import json
     tables_dir = Path(tables_dir)
     cost_rows = table_rows(tables_dir / "cost.csv")
+    provenance = tables_dir / "provenance.json"
+    config = json.loads(provenance.read_text()).get("config") if provenance.exists() else None
+    if config:   # a key added since the run publishes its default, as the run had it
+        from workflows.engine.config import fill_defaults, schema
+        config = fill_defaults(config, schema())
     calibration = recorded_calibration(table_rows(tables_dir / "runs.csv"), cost_rows,
-                                       table_rows(tables_dir / "precision.csv"))
+                                       table_rows(tables_dir / "precision.csv"), config)
     planned, measured = {}, {}
     for r in table_rows(tables_dir / "plan.csv"):
-        if r["task"] in calibration:
-            planned[r["rule"]] = planned.get(r["rule"], 0.0) + estimate_seconds(
-                r["rule"], r["jobs"], r["runs"], r["steps"], calibration[r["task"]])
+        if r["task"] not in calibration:
+            continue
+        c = calibration[r["task"]]
+        ran = [j["optimizer"] for j in cost_rows if (j["rule"], j["task"]) == (r["rule"], r["task"])] or [None]
+        planned[r["rule"]] = (planned.get(r["rule"], 0.0) + estimate_seconds(r["rule"], r["jobs"], r["runs"], 0, c)
+                              + sum(r["steps"] / len(ran) * step_seconds(r["rule"], c, o) for o in ran))
     for r in cost_rows:
         if r["task"] in calibration:
             measured[r["rule"]] = measured.get(r["rule"], 0.0) + r["s"]
@@ -148,15 +233,27 @@ def published_check(tables_dir) -> list[dict]:
             for rule in sorted(set(planned) & set(measured))]
 
 
-def estimate_seconds(rule: str, jobs: int, runs: int, steps: int, calibration: dict) -> float:
-    """A rule's jobs of one task on the calibrated machine: start-up and the job overhead per job,
-    the run overhead per run, and the steps at the task's seconds per step × the rule's step share
-    (× the precision factor for the precision study, where the calibration has one)."""
+def step_seconds(rule: str, calibration: dict, optimizer: str | None = None) -> float:
+    """Seconds of one of the rule's steps on the calibrated machine: the optimizer's training step
+    where the calibration has it (else the task's), × the rule's step share (× the precision factor
+    for the precision study, where the calibration has one)."""
     c = calibration
-    per_step = c["seconds_per_step"] * measurements.get(rule).step_share
+    per_step = c.get("optimizer_seconds_per_step", {}).get(optimizer, c["seconds_per_step"])
+    per_step *= measurements.get(rule).step_share
     if rule == "precision":
         per_step *= c.get("precision_factor", 1.0)
-    return jobs * (STARTUP_SECONDS + c.get("job_overhead", 0.0)) + runs * c["run_overhead"] + steps * per_step
+    return per_step
+
+
+def estimate_seconds(rule: str, jobs: int, runs: int, steps: int, calibration: dict,
+                     optimizer: str | None = None) -> float:
+    """A rule's jobs of one task (of one optimizer, where given) on the calibrated machine: start-up
+    and the job overhead per job (a job that trains no run: its setup, where the calibration has
+    one), the run overhead per run, and the steps at `step_seconds`."""
+    c = calibration
+    trains = measurements.get(rule).step_share >= 1
+    overhead = c.get("job_overhead", 0.0) if trains else c.get("setup_overhead", c.get("job_overhead", 0.0))
+    return jobs * (STARTUP_SECONDS + overhead) + runs * c["run_overhead"] + steps * step_seconds(rule, c, optimizer)
 
 
 # NVIDIA's H100 SXM datasheet, dense (no sparsity): FLOP/s by what a job's products run in, HBM3 bytes/s.
@@ -266,8 +363,8 @@ def plan_rows(config: dict, calibration: dict | None = None, step_costs: dict | 
             c = calibration[task]
             fixed = estimate_seconds(rule, row["jobs"], row["runs"], 0, c)
             timed = [c["jobs"].get((rule, o)) for o, _ in per_job[rule, task]] if c.get("jobs") else [None]
-            if None in timed:   # a calibration of the task's step: the optimizer's is in it
-                row["estimated_seconds"] = estimate_seconds(rule, row["jobs"], row["runs"], row["steps"], c)
+            if None in timed:   # a calibration of the step: the task's, or each optimizer's where it has them
+                row["estimated_seconds"] = fixed + sum(n * step_seconds(rule, c, o) for o, n in per_job[rule, task])
             else:
                 row["estimated_seconds"] = fixed + sum(n * s for (_, n), (s, _) in zip(per_job[rule, task], timed))
                 row["busy_seconds"] = sum(n * b for (_, n), (_, b) in zip(per_job[rule, task], timed))

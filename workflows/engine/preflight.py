@@ -7,6 +7,9 @@ the pipeline (the Snakefile's onstart, through workflows/rules/common.smk: a rea
 never a dry run). Without it a CUDA profile on a machine without a usable GPU fails in every job
 separately, at `.to("cuda")`, with "Torch not compiled with CUDA enabled" in its log.
 
+Under OPTBENCH_SIMULATED_CUDA (workflows.engine.device: tests only) the devices counted are the
+simulated ones, so a CUDA profile's DAG runs on a CPU machine with every record marked simulated.
+
 torch is imported only for a CUDA device: a cpu profile's Snakefile never loads it here.
 """
 from __future__ import annotations
@@ -44,11 +47,11 @@ def refusal(device: str, named: str, instead: str) -> str | None:
     if index < count:
         return None
     if count:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        shown = f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""
+        visible, simulated = os.environ.get("CUDA_VISIBLE_DEVICES"), devices.simulation()
+        what = f"{simulated} simulates" if simulated else "this machine has"
+        shown = f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None and not simulated else ""
         valid = ", ".join(["cpu", "cuda"] + [f"cuda:{i}" for i in range(count)])
-        return (f"{named}: this machine has {count} CUDA device{'s' * (count != 1)}{shown}; "
-                f"valid: {valid}")
+        return f"{named}: {what} {count} CUDA device{'s' * (count != 1)}{shown}; valid: {valid}"
     release = torch.__version__.split("+")[0]
     return (f"{named}: CUDA is not available on this machine: {_build()}; valid: cpu ({instead}), or a "
             f"machine whose NVIDIA GPU and driver run a CUDA build of torch {release} (install that "

@@ -1,51 +1,80 @@
-"""The tuning protocol: the same number of trials for every optimizer on a task, each trial a point
-of the optimizer's search space, selection on the validation metric averaged over >= 2 tuning
-seeds, and a flag for every tuned hyperparameter whose selected value is an extreme of the design.
+"""The tuning protocol: a coordinate-wise grid on one lattice, the same for every optimizer on a
+task, each trial on every tuning seed, selection on the mean score over the seeds, and for every
+tuned hyperparameter whether the selection is at an edge of what was tried and why.
 
 The search space of an entry is its ``lr_range`` times its ``search`` ranges (``OptimizerSpec``:
-weight decay for the entries whose decay is decoupled, lr alone for the rest), each a log range;
-a profile may replace an entry's ranges (``tuning: {search: {adamw: {lr: [1e-4, 1e-1]}}}``).
+weight decay for the entries whose decay is decoupled, lr alone for the rest); a profile may
+replace an entry's ranges (``tuning: {search: {adamw: {lr: [1e-4, 1e-1]}}}``). A range no longer
+bounds the search: it gives the centre the grid starts from; the bounds are the hard limits
+(HARD_LIMITS), the same for every entry.
 
-The design is quasi-random: the first ``trials`` points of a scrambled Sobol sequence (Owen
-scrambling, fixed seed ``SOBOL_SEED``) in the unit cube, one axis per tuned hyperparameter (lr
-first, then the others in name order), mapped to the log ranges,
+The protocol (Wen et al. 2025, "Fantastic pretraining optimizers and where to find them": one
+hyperparameter swept at a time around the current best, the grid widened where the best is at
+its edge), every tuned entry getting exactly ``tuning.trials`` trials, in this order:
 
-    h_j = exp(log lo_j + u_j (log hi_j - log lo_j)).
+1. ``lr``: 5 points half a decade apart (factor 10**0.5) centred on the geometric centre of the
+   entry's lr range rounded to the half-decade lattice 10**(k/2), every other hyperparameter at its
+   own centre. Every entry's points lie on the one lattice, so two entries' lrs are comparable and
+   no lr is coarser than half a decade around the optimum (the Sobol design this replaces left
+   gaps of 7-11x and tied each lr to one weight decay).
+2. ``lr-extension``: while the best lr (mean score over the seeds, ties to the earlier trial) is the
+   smallest or largest tried and the next lattice point beyond it is inside the hard limits, that
+   point is tried. The rule is the entry's no more than another's: a range that happened to be
+   declared too narrow costs trials, never the optimum.
+3. ``weight_decay`` (where the entry tunes it on the task): 3 points a decade apart centred on the
+   geometric centre of its range (rounded to the decade lattice 10**k), at the best lr; then
+   ``weight_decay-extension`` by decades, as in 2.
+4. ``lr-again``: the two half-decade neighbours of the best lr at the selected weight decay (lr
+   and weight decay interact through their product, Loshchilov & Hutter 2019), extended as in 2.
+5. ``refine``: with the trials left, quarter-decade points around the current best lr, below
+   first, then above, then eighth-decade ones, each level halving the step, until the trials are
+   spent.
 
-Why this and not the grid + refinement used before:
-- the budget is the same for every entry whatever the number of tuned hyperparameters (a grid
-  grows as points**d, so an entry tuning lr × weight decay would get more trials or a coarser lr);
-- a Sobol sequence fills the cube evenly in every projection (each axis alone is stratified: with
-  n = 2**m points, one point in each of n equal slices of every range), which is what a search
-  space whose important axis is not known in advance needs (Bergstra & Bengio 2012; AlgoPerf's
-  baselines use quasi-random search for this reason);
-- every trial is a draw from the same distribution over the space, so the trials are exchangeable
-  and the expected best after k trials (Dodge et al. 2019, report/tuning.py) is meaningful; the
-  points of an adaptive refinement are not (they concentrate where the first ones did well);
-- the trials are fixed before any run: a sweep's runs are independent and reproducible, the
-  generator's output being integer arithmetic on a seeded torch.Generator (bit-stable).
-The cost is resolution: 8 trials put about one point per 1/8 of each log range, where the old
-refinement reached 1/4 of the coarse spacing around the best lr. The sensitivity figure shows how
-flat the optimum is, and the edge flag says when the range, not the optimizer, chose.
-
+A point already run is never run twice: a stage that proposes one takes its score and goes on.
 Self-tuning entries (Prodigy, D-Adaptation) run one trial at their defaults, and a task with a
-fixed lr (reproducing a published setting) one trial at that lr: neither is tuned. An entry's
-weight decay leaves its search space on a task where the decay policy reaches no parameter (the
-convex problems' single vector, under the default "matrices" policy): tuning a setting with no
-effect would spend half the design on noise.
+fixed lr (reproducing a published setting) one trial at that lr: neither is tuned. The budget is
+checked before any job (`check_trials`): stages 1, 3 and 4 need 5 + 3 + 2 = 10 trials with weight
+decay (the decay stage's centre is the lr stage's best, so one is left for an extension), 5 with
+lr alone. Within a budget a long extension may still cut a later stage: the selection says where
+(`stopped_in`).
+
+Why an edge matters (Choi et al. 2019, "On empirical comparisons of optimizers for deep
+learning"): a comparison's outcome follows the search space; with an adequate one the inclusion
+relations hold (AdamW, which contains Adam, tunes to no worse than Adam), and a selection at an
+edge of what was tried means the space, not the optimizer, chose. `at_edge[h]`: the selected value
+of h is the smallest or largest tried along the final coordinate (among the trials that share the
+selection's other values; where lr moved after the weight-decay stage, that line holds one decay,
+and the decays tried anywhere are compared instead); `edge_reason[h]`: "" (interior), "budget"
+(the extension ran out of trials) or "hard limit" (the next point beyond is outside HARD_LIMITS).
+
+The trials are adaptive (each depends on the scores before it), so they are not exchangeable
+draws and no expected-best-of-k curve applies; the report draws the best so far against the trial
+index. `next_trial` is the protocol as a pure function of the trials run so far, and
+`workflows.engine.measurements.tune.run` drives it. An entry's weight decay leaves its search space
+on a task where the decay policy reaches no parameter (the convex problems' single vector, under
+the default "matrices" policy): a setting with no effect would spend trials on noise.
 """
 from __future__ import annotations
 
 import functools
 import math
+from fractions import Fraction
 
 import numpy as np
-import torch
 
 import optimizers
 import tasks
 
-SOBOL_SEED = 0
+# The bounds of every search, whatever an entry's range: one choice for every entry, beyond every range
+# the registry declares (lr 1e-6…3, weight decay 1e-3…10), so that an extension reaches them only where
+# the declared range was off; a selection that stops at one says so (edge_reason "hard limit")
+HARD_LIMITS = {"lr": (1e-7, 10.0), "weight_decay": (1e-6, 10.0)}
+# The spacing of a hyperparameter's first stage and its extensions, in decades
+LATTICE = {"lr": Fraction(1, 2), "weight_decay": Fraction(1)}
+LR_POINTS, OTHER_POINTS, LR_AGAIN = 5, 3, 2
+STAGES = ("lr", "lr-extension", "weight_decay", "weight_decay-extension", "lr-again", "refine")   # in order
+_DENOMINATOR = 2 ** 20   # the finest lattice a refinement reaches: 2**-20 decade
+_FINEST = Fraction(1, _DENOMINATOR)
 
 
 def search_space(task: str, optimizer: str, tuning: dict | None = None) -> dict[str, tuple[float, float]]:
@@ -74,34 +103,201 @@ def decays_a_parameter(task: str, optimizer: str) -> bool:
     return any(decays(policy, p) for p in tasks.get(task).make("smoke", seed=0).model.parameters())
 
 
-def design(space: dict[str, tuple[float, float]], trials: int) -> list[dict]:
-    """`trials` points of the scrambled Sobol sequence mapped to the log ranges of `space`, in
-    its order; an empty space gives one empty point (nothing to vary)."""
+def min_trials(space) -> int:
+    """The trials stages 1, 3 and 4 need in `space` (its keys, or their number): 5 lr points, 3 of
+    each other hyperparameter, 2 lr again; 1 where nothing is tuned."""
+    dims = space if isinstance(space, int) else len(space)
+    if not dims:
+        return 1
+    return LR_POINTS + OTHER_POINTS * (dims - 1) + (LR_AGAIN if dims > 1 else 0)
+
+
+def _exponent(value: float) -> Fraction:
+    """log10 of a lattice point, exact (every point the protocol makes is 10**(k / 2**m))."""
+    return Fraction(round(math.log10(value) * _DENOMINATOR), _DENOMINATOR)
+
+
+def _value(e: Fraction) -> float:
+    return 10.0 ** (e.numerator / e.denominator)   # a dyadic fraction: its float is exact
+
+
+def _centre(bounds: tuple[float, float], step: Fraction) -> Fraction:
+    """The geometric centre of a log range rounded to the lattice of `step` decades (ties upward)."""
+    mid = (math.log10(bounds[0]) + math.log10(bounds[1])) / 2
+    return step * math.floor(round(mid / step, 9) + 0.5)
+
+
+class _Next(Exception):
+    """The replay reached a point not yet run: the next trial."""
+    def __init__(self, point: tuple, stage: str):
+        super().__init__(stage)
+        self.point, self.stage = point, stage
+
+
+class _Replay:
+    """The protocol walked again over the trials run so far (`tried`, in order): each point it
+    asks for is looked up; the first one missing is the next trial. A stage decides from the
+    points the walk has reached (`known`), never from a later trial's score, so the walk over n
+    trials makes the decisions it made when only its first ones had run. Points are tuples of
+    exact exponents in the space's key order."""
+
+    def __init__(self, space: dict, tried):
+        self.keys = list(space)
+        self.limits = [tuple(_exponent(b) for b in HARD_LIMITS[k]) for k in self.keys]
+        self.seen: dict[tuple, tuple[float, int]] = {}
+        for i, (hparams, score) in enumerate(tried):
+            self.seen.setdefault(tuple(_exponent(hparams[k]) for k in self.keys), (float(score), i))
+        self.known: dict[tuple, tuple[float, int]] = {}
+
+    def inside(self, point) -> bool:
+        return all(lo <= e <= hi for e, (lo, hi) in zip(point, self.limits))
+
+    def look(self, point, stage: str) -> None:
+        """Reach `point`: known already (a point is never run twice), run (its score becomes
+        known), or the next trial (raises _Next)."""
+        if point in self.known:
+            return
+        if point not in self.seen:
+            raise _Next(point, stage)
+        self.known[point] = self.seen[point]
+
+    def best_on_line(self, at, axis: int):
+        """The best point reached that shares `at`'s values off `axis` (ties: the earlier trial)."""
+        line = [p for p in self.known if all(p[j] == at[j] for j in range(len(at)) if j != axis)]
+        return min(line, key=lambda p: self.known[p])
+
+    def extend(self, at, axis: int, stage: str):
+        """Stage 2's rule along `axis`: while the line's best is its smallest (largest) value and
+        the lattice point below (above) is inside the hard limits, run it. Returns the line's best."""
+        step = LATTICE[self.keys[axis]]
+        while True:
+            best = self.best_on_line(at, axis)
+            values = [p[axis] for p in self.known if _with(p, axis, best[axis]) == best]
+            if best[axis] == min(values):
+                beyond = _with(best, axis, best[axis] - step)
+            elif best[axis] == max(values):
+                beyond = _with(best, axis, best[axis] + step)
+            else:
+                return best
+            if not self.inside(beyond):
+                return best
+            self.look(beyond, stage)
+
+    def grid(self, at, axis: int, points: int, stage: str) -> None:
+        """`points` lattice points along `axis` centred on `at`, smallest first (inside the limits)."""
+        step = LATTICE[self.keys[axis]]
+        for d in range(-(points // 2), points // 2 + 1):
+            point = _with(at, axis, at[axis] + d * step)
+            if self.inside(point):
+                self.look(point, stage)
+
+
+def _with(point: tuple, axis: int, e: Fraction) -> tuple:
+    return point[:axis] + (e,) + point[axis + 1:]
+
+
+def _walk(space: dict, replay: _Replay) -> None:
+    """The protocol's stages; returns only when no point is left to propose (raises _Next first)."""
+    keys = list(space)
+    centre = tuple(_centre(space[k], LATTICE[k]) for k in keys)
+    replay.grid(centre, 0, LR_POINTS, "lr")
+    at = replay.extend(centre, 0, "lr-extension")
+    for axis in range(1, len(keys)):
+        replay.grid(_with(at, axis, centre[axis]), axis, OTHER_POINTS, keys[axis])
+        at = replay.extend(at, axis, f"{keys[axis]}-extension")
+    if len(keys) > 1:
+        for d in (-1, 1):
+            point = _with(at, 0, at[0] + d * LATTICE["lr"])
+            if replay.inside(point):
+                replay.look(point, "lr-again")
+        at = replay.extend(at, 0, "lr-extension")
+    step = LATTICE["lr"] / 2
+    while step >= _FINEST:
+        while True:
+            best = replay.best_on_line(at, 0)
+            left = [p for p in (_with(best, 0, best[0] - step), _with(best, 0, best[0] + step))
+                    if replay.inside(p) and p not in replay.known]
+            if not left:
+                break
+            replay.look(left[0], "refine")
+        step /= 2
+
+
+def next_step(space: dict, tried) -> tuple[dict, str] | None:
+    """The next trial of the protocol and its stage, from the trials run so far (`tried`: a list
+    of (hparams, mean score over the tuning seeds), in the order run; lower is better), with no
+    budget: None when the space is empty or no lattice point is left."""
+    keys = list(space)
+    if not keys:
+        return None
+    if keys[0] != "lr" or any(k not in HARD_LIMITS for k in keys):
+        raise ValueError(f"search space {keys}: the protocol tunes lr first, then any of "
+                         f"{', '.join(k for k in HARD_LIMITS if k != 'lr')}; valid keys: {', '.join(HARD_LIMITS)}")
+    replay = _Replay(space, tried)
+    try:
+        _walk(space, replay)
+    except _Next as nxt:
+        return {k: _value(e) for k, e in zip(keys, nxt.point)}, nxt.stage
+    return None
+
+
+def check_budget(trials) -> int:
     if not (isinstance(trials, int) and not isinstance(trials, bool) and trials >= 1):
         raise ValueError(f"tuning trials={trials!r}: must be a whole number >= 1")
-    if not space:
-        return [{}]
-    keys = list(space)
-    u = torch.quasirandom.SobolEngine(len(keys), scramble=True, seed=SOBOL_SEED).draw(trials, dtype=torch.float64)
-    logs = [(math.log(lo), math.log(hi)) for lo, hi in space.values()]
-    return [{k: float(math.exp(a + float(x) * (b - a))) for k, x, (a, b) in zip(keys, row, logs)}
-            for row in u.tolist()]
+    return trials
 
 
-def trials(task: str, optimizer: str, tuning: dict) -> list[dict]:
-    """The hparams of each trial of a sweep (lr always included)."""
+def next_trial(space: dict, tried, budget: int) -> dict | None:
+    """The protocol as a pure function: the hparams of the next trial given the trials run so far
+    (`tried`: [(hparams, mean score)], lower better, inf for a diverged one), or None once
+    `budget` trials are run. Budgets under `min_trials(space)` cut the protocol (the profile check
+    refuses them; a direct call runs what fits)."""
+    if len(tried) >= check_budget(budget):
+        return None
+    found = next_step(space, tried)
+    return found[0] if found else None
+
+
+def stopped_in(space: dict, tried) -> str:
+    """The stage the budget cut: the stage of the trial that would come next, '' where the protocol
+    had reached its refinement (or nothing is tuned)."""
+    found = next_step(space, tried)
+    return "" if found is None or found[1] == "refine" else found[1]
+
+
+def untuned_lr(task: str, optimizer: str) -> float | None:
+    """The one lr of an entry that is not tuned on `task`: the task's fixed lr, or a self-tuning
+    entry's default; None for a tuned pair."""
     fixed = tasks.get(task).fixed_lr
     if fixed is not None:
-        return [{"lr": float(fixed)}]
+        return float(fixed)
     spec = optimizers.get(optimizer)
-    if spec.self_tuning:
-        return [{"lr": float(spec.defaults["lr"])}]
-    return design(search_space(task, optimizer, tuning), tuning["trials"])
+    return float(spec.defaults["lr"]) if spec.self_tuning else None
+
+
+def is_tuned(task: str, optimizer: str) -> bool:
+    """Whether the pair is tuned (neither a self-tuning entry nor a task with a fixed lr): cheap,
+    no model built."""
+    return untuned_lr(task, optimizer) is None
+
+
+def proposal(task: str, optimizer: str, tuning: dict, tried) -> tuple[dict, str] | None:
+    """The next trial of the pair's sweep and its stage (`next_step` within `tuning.trials`), or
+    None when the sweep is done; an untuned pair's one trial is at its lr, stage "fixed-lr" (the
+    task fixes it) or "defaults" (a self-tuning entry)."""
+    lr = untuned_lr(task, optimizer)
+    if lr is not None:
+        return None if tried else ({"lr": lr}, "fixed-lr" if tasks.get(task).fixed_lr is not None else "defaults")
+    if len(tried) >= check_budget(tuning["trials"]):
+        return None
+    return next_step(search_space(task, optimizer, tuning), tried)
 
 
 def runs_per_sweep(task: str, optimizer: str, tuning: dict) -> int:
-    """Training runs of one sweep: trials × tuning seeds (what the plan costs)."""
-    return len(trials(task, optimizer, tuning)) * len(tuning["seeds"])
+    """Training runs of one sweep: trials × tuning seeds (what the plan costs); one trial where
+    nothing is tuned."""
+    trials = check_budget(tuning["trials"]) if is_tuned(task, optimizer) else 1
+    return trials * len(tuning["seeds"])
 
 
 def check_tuning(tuning: dict, optimizer_names) -> None:
@@ -109,8 +305,9 @@ def check_tuning(tuning: dict, optimizer_names) -> None:
     steps_fraction, the shape of `search`) cannot say of a profile's `tuning:` mapping, checked
     before any job runs: each `search` entry names an optimizer the profile runs that is tuned, at
     least one hyperparameter, each a real-valued hyperparameter of the entry with a non-empty log
-    range of valid values. ValueError names the bad value and what is valid. `optimizer_names`:
-    the optimizers the profile runs."""
+    range of valid values, lr among them, each one the protocol has a lattice and hard limits for,
+    inside those limits. ValueError names the bad value and what is valid. `optimizer_names`: the
+    optimizers the profile runs."""
     names = list(optimizer_names)
     for name, space in tuning.get("search", {}).items():
         if name not in names:
@@ -127,6 +324,71 @@ def check_tuning(tuning: dict, optimizer_names) -> None:
             why = optimizers.search_range_error(spec, key, bounds)
             if why:
                 raise ValueError(f"tuning.search.{name}.{key}={bounds!r}: {why}")
+            if key not in HARD_LIMITS:
+                raise ValueError(f"tuning.search.{name}.{key}: the protocol has no lattice and hard limits for "
+                                 f"{key!r}; valid: {', '.join(HARD_LIMITS)}")
+            lo, hi = HARD_LIMITS[key]
+            if not lo <= bounds[0] < bounds[1] <= hi:
+                raise ValueError(f"tuning.search.{name}.{key}={bounds!r}: outside the hard limits; valid: "
+                                 f"{lo:g} <= lo < hi <= {hi:g}")
+        if "lr" not in space:
+            raise ValueError(f"tuning.search.{name}={space!r}: lacks lr, the protocol's first coordinate; "
+                             f"valid: a mapping with lr")
+
+
+def check_trials(tuning: dict, tuned_pairs) -> None:
+    """`tuning.trials` is at least what each tuned (task, optimizer) of `tuned_pairs` needs
+    (`min_trials`), else ValueError naming the value, the pair and the minimum. The declared
+    spaces bound the need without building a model; only a budget under that bound asks the
+    exact space (which builds the task's model to see where weight decay acts)."""
+    trials = check_budget(tuning["trials"])
+    declared = {o: len((tuning.get("search") or {}).get(o) or optimizers.get(o).search_space())
+                for _, o in tuned_pairs}
+    if all(trials >= min_trials(n) for n in declared.values()):
+        return
+    for task, optimizer in tuned_pairs:
+        space = search_space(task, optimizer, tuning)
+        need = min_trials(space)
+        if trials < need:
+            stages = f"{LR_POINTS} lr" + "".join(f" + {OTHER_POINTS} {k}" for k in list(space)[1:]) + (
+                f" + {LR_AGAIN} lr again" if len(space) > 1 else "")
+            raise ValueError(f"tuning.trials={trials}: {optimizer} on {task} tunes {', '.join(space)}, whose "
+                             f"protocol needs at least {need} trials ({stages}); valid: >= {need}")
+
+
+def check_studies(config: dict) -> None:
+    """The tuning studies' pairs (`tuning.horizon_check`: {task: [optimizers]}, `tuning.repeats`:
+    tasks × optimizers) are pairs the profile tunes, each named with the valid ones where not;
+    the repeats' seeds are disjoint from the final seeds; the horizon check needs a profile that
+    tunes at less than the full horizon; and `tuning.trials` covers every tuned pair."""
+    from workflows.engine.pairs import pairs
+    tuning = config["tuning"]
+    tuned = {t: [o for _, o in pairs(config, [t]) if is_tuned(t, o)] for t in config["tasks"]}
+    check_trials(tuning, [(t, o) for t, names in tuned.items() for o in names])
+
+    def known(key: str, task: str, names, names_key: str) -> None:
+        valid = [t for t in config["tasks"] if tuned[t]]
+        if task not in tuned or not tuned[task]:
+            raise ValueError(f"{key}: task {task!r} is not a task the profile tunes; valid: {', '.join(valid)}")
+        bad = [o for o in names if o not in tuned[task]]
+        if bad:
+            raise ValueError(f"{names_key}: {', '.join(map(repr, bad))} not tuned by the profile on {task}; "
+                             f"valid: {', '.join(tuned[task])}")
+
+    horizon = tuning.get("horizon_check", {})
+    for task, names in horizon.items():
+        known("tuning.horizon_check", task, names, f"tuning.horizon_check.{task}")
+    if horizon and tuning.get("steps_fraction", 1.0) >= 1.0:
+        raise ValueError("tuning.horizon_check: the profile tunes at the full horizon already (steps_fraction "
+                         "1.0): nothing to compare; valid: {} or a steps_fraction below 1")
+    repeats = tuning.get("repeats", {})
+    for task in repeats.get("tasks", []):
+        known("tuning.repeats.tasks", task, repeats.get("optimizers", tuned.get(task, [])), "tuning.repeats.optimizers")
+    seeds = [s for group in repeats.get("seeds", []) for s in group] if repeats.get("tasks") else []
+    overlap = sorted(set(seeds) & set(config["final_seeds"]))
+    if overlap:
+        raise ValueError(f"tuning.repeats.seeds share {overlap} with final_seeds; valid: seeds disjoint from "
+                         f"{config['final_seeds']}")
 
 
 def score(run: dict, direction: str) -> float:
@@ -137,10 +399,29 @@ def score(run: dict, direction: str) -> float:
     return v if direction == "min" else -v
 
 
-def select(runs: list[dict], task: str) -> dict:
+def _edges(tuned: dict, order: list, best: int) -> tuple[dict, dict]:
+    """at_edge and edge_reason of the selection `best` (see the module's docstring)."""
+    at_edge, reason = {}, {}
+    chosen = tuned[best]
+    for key, value in chosen.items():
+        line = [t for t in order if all(tuned[t].get(k) == v for k, v in chosen.items() if k != key)]
+        tried = sorted({tuned[t][key] for t in line})
+        if len(tried) < 2:
+            tried = sorted({tuned[t][key] for t in order})
+        at_edge[key] = len(tried) > 1 and value in (tried[0], tried[-1])
+        reason[key] = ""
+        if at_edge[key]:
+            beyond = value * 10 ** float(LATTICE.get(key, 1) * (1 if value == tried[-1] else -1))
+            lo, hi = HARD_LIMITS.get(key, (0.0, math.inf))
+            reason[key] = "hard limit" if not lo * (1 - 1e-9) <= beyond <= hi * (1 + 1e-9) else "budget"
+    return at_edge, reason
+
+
+def select(runs: list[dict], task: str, space: dict | None = None) -> dict:
     """The trial whose mean score over the tuning seeds is best (ties: the earlier trial). `runs`
-    are the sweep's runs, each with its `trial` index and `tuned` hparams. `at_edge[h]`: the
-    selected value of h is the smallest or largest tried, so the optimum may lie outside the range."""
+    are the sweep's runs, each with its `trial` index and `tuned` hparams. `at_edge[h]` and
+    `edge_reason[h]` as the module's docstring says; with the sweep's `space`, `stopped_in`: the
+    stage the budget cut ('' where the protocol reached its refinement)."""
     if not runs:
         raise ValueError(f"task {task!r}: empty tuning sweep, nothing to select from")
     direction = tasks.get(task).metric.direction
@@ -152,19 +433,28 @@ def select(runs: list[dict], task: str) -> dict:
     order = sorted(scores)
     means = {t: float(np.mean(scores[t])) for t in order}
     best = min(order, key=lambda t: (means[t], t))
-    at_edge = {}
-    for key, value in tuned[best].items():
-        tried = sorted({tuned[t][key] for t in order})
-        at_edge[key] = len(tried) > 1 and value in (tried[0], tried[-1])
-    return {
+    at_edge, reason = _edges(tuned, order, best)
+    out = {
         "hparams": dict(tuned[best]),
         "trial": best,
         "mean_score": [means[t] for t in order],
         "at_edge": at_edge,
+        "edge_reason": reason,
         "all_diverged": all(math.isinf(m) for m in means.values()),
     }
+    if space is not None:
+        out["stopped_in"] = stopped_in(space, [(tuned[t], means[t]) for t in order])
+    return out
 
 
 def describe_space(space: dict) -> str:
-    """'lr 1e-05…1, weight_decay 0.001…1' ('' for nothing tuned)."""
-    return ", ".join(f"{k} {lo:.3g}…{hi:.3g}" for k, (lo, hi) in space.items())
+    """'lr half-decade lattice from 0.00316 (range 1e-05…1), weight_decay decade lattice from 0.1
+    (range 0.001…1)' ('' for nothing tuned): where each stage starts, on which lattice."""
+    words = {Fraction(1, 2): "half-decade", Fraction(1): "decade"}
+    return ", ".join(f"{k} {words[LATTICE[k]]} lattice from {_value(_centre((lo, hi), LATTICE[k])):.3g} "
+                     f"(range {lo:.3g}…{hi:.3g})" for k, (lo, hi) in space.items())
+
+
+def describe_limits(space: dict) -> str:
+    """'lr 1e-07…10, weight_decay 1e-06…10': the hard limits of the space's hyperparameters."""
+    return ", ".join(f"{k} {HARD_LIMITS[k][0]:g}…{HARD_LIMITS[k][1]:g}" for k in space)

@@ -18,13 +18,47 @@ except profile_config.ConfigError as e:
     sys.exit(1)
 
 
+# One Snakemake a GPU: OPTBENCH_SHARD=i/n with the target `shard` trains the i-th of n disjoint shares
+# of the profile's pairs (workflows.engine.plan.shard_jobs) and writes their records only, no tables
+# or report, so that n instances (CUDA_VISIBLE_DEVICES=0, 1, ...) run at once in one directory without
+# a shared output (Snakemake's lock refuses none of them); afterwards one run of the same command
+# without the variable and target finds every record up to date and aggregates them all.
+try:
+    SHARD = plan.shard_spec(os.environ.get(plan.SHARD_VARIABLE))
+except ValueError as e:
+    print(f"optbench: {e}", file=sys.stderr)
+    sys.exit(1)
+
+
+def shard_records(w=None):
+    """The records of this run's shard: every record of the profile where OPTBENCH_SHARD is unset."""
+    return [path for job in plan.shard_jobs(RUN_JOBS, SHARD) for path in measurement_records(*job)]
+
+
+def shard_preflight():
+    """Under OPTBENCH_SHARD, only the shard's own jobs run: a run that would run another (the default
+    target's aggregation and report, another shard's pairs) is refused before any job, naming them."""
+    if SHARD is None:
+        return
+    own = set(plan.shard_jobs(RUN_JOBS, SHARD))
+    other = sorted({job.rule.name for job in workflow.dag.needrun_jobs() if job.rule.name != "shard"
+                    and (job.rule.name, job.wildcards.get("task"), job.wildcards.get("optimizer")) not in own})
+    if other:
+        print(f"optbench: {plan.SHARD_VARIABLE}={SHARD[0]}/{SHARD[1]} runs its share of the pairs only: name the "
+              f"target `shard` (and aggregate afterwards without the variable); this run would also run: "
+              f"{', '.join(other)}. Refused before any job", file=sys.stderr)
+        sys.exit(1)
+
+
 def device_preflight():
     """The Snakefile's onstart, before any job: the profile's device exists on this machine, or one
     line says why and the run ends (exit 1, no job run, no record written). Snakemake calls no
     onstart in a dry run (`-n` plans a CUDA profile anywhere), nor in the per-job processes it
     spawns (`--no-hooks`). It checks only what runs here and needs the device: nothing under
     --touch, nothing under a cluster executor (the jobs run on other machines, each job's harness
-    checks its own device), and not when only device-free jobs (aggregate, report) are left."""
+    checks its own device), and not when only device-free jobs (aggregate, report) are left. A
+    shard's run is checked first (`shard_preflight`)."""
+    shard_preflight()
     if workflow.touch or not workflow.local_exec:
         return
     rules_ = sorted({job.rule.name for job in workflow.dag.needrun_jobs() if job.resources.get("gpu", 0)})
@@ -71,6 +105,12 @@ wildcard_constraints:
     task="|".join(map(re.escape, config["tasks"])),
     optimizer="|".join(map(re.escape, optimizers.names())),
     seed=r"\d+",
+
+
+rule shard:
+    input:
+        shard_records,
+    localrule: True
 
 
 def sources(w):

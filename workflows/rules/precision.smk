@@ -1,5 +1,7 @@
 # Mixed precision against fp32: bf16, fp16 unscaled, fp16 over static loss scales, fp16 with
-# dynamic scaling, at the selected hyperparameters, over the profile's precision seeds.
+# dynamic scaling, at the selected hyperparameters, over the profile's precision seeds; for a
+# scale-invariant optimizer (AdamW) the stress condition, loss × stress_scale, in fp32, fp16
+# unscaled and fp16 dynamic.
 
 
 rule precision:

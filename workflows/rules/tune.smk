@@ -1,5 +1,10 @@
 # Hyperparameter search: one in-process sweep per task x optimizer over the same trial budget.
 
+# What a sweep runs with: the protocol's keys of `tuning:`, not the studies' (horizon_check,
+# repeats), so that naming a study's pairs reruns no sweep.
+TUNING_STUDIES = ("horizon_check", "repeats")
+SWEEP_TUNING = {k: v for k, v in config["tuning"].items() if k not in TUNING_STUDIES}
+
 
 rule tune:
     input:
@@ -11,7 +16,7 @@ rule tune:
     benchmark:
         f"{BENCHMARKS}/tune/{{task}}/{{optimizer}}.tsv"
     params:
-        tuning=config["tuning"],
+        tuning=SWEEP_TUNING,
         schedule=config["schedule"],
         precision=lambda w: config["train_precision"].get(w.task, "fp32"),
         size=config["size"],

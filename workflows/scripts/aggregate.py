@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workflows.engine import aggregate, cost, flops, plan, records, reuse
+from workflows.engine import aggregate, cost, device, flops, plan, records, reuse
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 p = snakemake.params  # noqa: F821
@@ -22,14 +22,14 @@ except records.RecordError as e:
 # here: with additions, the reused pairs' jobs ran elsewhere and are neither measured nor planned.
 config = p.config
 task_names = sorted({task for _, task, _ in p.jobs})
-final_jobs = [cost.benchmark_path(p.benchmarks, *job) for job in p.jobs if job[0] == "final"]
+job_files = [cost.benchmark_path(p.benchmarks, *job) for job in p.jobs]   # final's and steptime's calibrate
 try:
     run_rows = pd.read_csv(out / "runs.csv").to_dict("records")
 except pd.errors.EmptyDataError:   # a profile whose every pair is skipped
     run_rows = []
-calibration = plan.recorded_calibration(run_rows, cost.benchmark_rows(final_jobs, p.benchmarks),
-                                        plan.table_rows(out / "precision.csv"))
-step_costs = {t: flops.step_cost(t, config["size"], config["device"]) for t in task_names}
+calibration = plan.recorded_calibration(run_rows, cost.benchmark_rows(job_files, p.benchmarks),
+                                        plan.table_rows(out / "precision.csv"), config)
+step_costs = {t: flops.step_cost(t, config["size"], device.get(config["device"]).tensors) for t in task_names}
 rows = plan.plan_rows(config, calibration, step_costs, p.jobs)   # the jobs run here: what was measured
 cost.write_tables(p.jobs, p.benchmarks, out, rows, config["threads"])
 # the published rows of the pairs reused (additions), the reuse table and these tables' provenance

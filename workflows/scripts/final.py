@@ -21,8 +21,8 @@ from workflows.engine import aggregate, measurements, records
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 w, p = snakemake.wildcards, snakemake.params  # noqa: F821
 settings = job_device_settings(p)   # the profile's device settings; the GPU pool
-if hasattr(p, "jobs_per_device"):
-    settings["jobs_per_device"] = p.jobs_per_device   # the records' step times depend on it: a key part
+# the records' step times depend on the jobs sharing the device: a key part, not an argument of the run
+shared = {"jobs_per_device": p.jobs_per_device} if hasattr(p, "jobs_per_device") else {}
 measurement = measurements.get(snakemake.rule)  # noqa: F821 (final, or defaults: the self-tuning track)
 hparams = None   # the self-tuning track: the entry's defaults
 if measurement.reads_selection:
@@ -39,7 +39,7 @@ def code_hash(packages=("optimizers", "tasks", "workflows.engine")) -> str:
 
 engine = code_hash()
 depends = dict(hparams=hparams, schedule=p.schedule, size=p.size, device=p.device, monitor_every=p.monitor_every,
-               precision=p.precision, engine=engine, **settings)
+               precision=p.precision, engine=engine, **settings, **shared)
 key = hashlib.sha256(json.dumps(depends, sort_keys=True, default=str).encode()).hexdigest()[:16]
 store = Path(p.store) / key
 newest_input = max(os.stat(f).st_mtime for f in snakemake.input)  # noqa: F821

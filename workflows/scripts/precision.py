@@ -16,5 +16,8 @@ record = precision.run(w.task, w.optimizer, p.size, hparams=hparams, seeds=cfg["
                        static_scales=cfg["static_scales"], device=p.device,
                        threads=snakemake.threads,  # noqa: F821
                        steps=precision.steps(w.task, p.size, cfg["steps_fraction"]), schedule=p.schedule,
-                       probe_every=cfg.get("probe_every"), **settings)   # optional: None gives 10 probes a run
+                       probe_every=cfg.get("probe_every"),   # optional: None gives 10 probes a run
+                       stress_scale=cfg["stress_scale"],
+                       growth_interval=cfg.get("growth_interval"),   # optional: None gives steps // 5
+                       **settings)
 records.write(record, snakemake.output[0])  # noqa: F821

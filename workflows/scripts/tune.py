@@ -11,5 +11,6 @@ settings = job_device_settings(p)   # the profile's device settings; the GPU poo
 record = tune.run(w.task, w.optimizer, p.size, tuning=p.tuning, schedule=p.schedule,
                   precision=p.precision, device=p.device, threads=snakemake.threads, **settings)  # noqa: F821
 selection = record["selection"]
-print(f"selected {selection['hparams']} (edge: {selection['at_edge']})", file=sys.stderr)
+print(f"selected {selection['hparams']} (edge: {selection['at_edge']}, why: {selection['edge_reason']}; "
+      f"budget cut: {selection.get('stopped_in') or 'no stage'})", file=sys.stderr)
 records.write(record, snakemake.output[0])  # noqa: F821

@@ -1,6 +1,7 @@
 """`defaults`: the self-tuning track (AlgoPerf's term): the final runs at the entry's defaults, no
 tuning (`final.run` with hparams=None), so that the report shows what tuning buys each optimizer.
-Its rows are the final values alone (the runs table, beside the tuned runs)."""
+Its rows are the final values alone (the runs table, beside the tuned runs), `final.run_row`'s: the
+test split's metric where the task has one, as the tuned runs report."""
 from __future__ import annotations
 
 from workflows.engine.measurements import Measurement, final

@@ -1,6 +1,12 @@
 """`final`: runs at the selected hyperparameters, one record (kind "run", track "tuned") per final
-seed; its rows are the runs, curves, monitor and routing tables, and the samples of a task that
-draws some."""
+seed, each ending with the task's held-out test split (`train(..., test=True)`); its rows are the
+runs, curves, monitor and routing tables, and the samples of a task that draws some.
+
+In the runs table, `final_metric` is the number the report shows: the test split's metric where
+the task has one (`metric_split` "test"), else the objective's at the end of the run ("objective");
+`val_metric` is the validation split's last value (what the curves end at, and what a tuning run's
+`final_metric` is: tuning selects on it), and `test_metric`, `test_n`, `test_se` the test split's
+value, size and standard error (empty without one)."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,6 +19,7 @@ from workflows.engine.measurements import Measurement
 from workflows.engine.pairs import pairs
 
 CURVE_POINTS = 200  # per run: enough for a figure, small enough to publish
+SPLITS = ("test", "objective")   # where a run's reported number is measured (harness._record)
 
 
 def run(task: str, optimizer: str, size: str, seed: int, hparams: dict | None, schedule: dict | None = None,
@@ -28,7 +35,8 @@ def run(task: str, optimizer: str, size: str, seed: int, hparams: dict | None, s
     record = train(RunConfig(task, optimizer, size=size, seed=seed, hparams=dict(hparams or {}),
                              device=device, monitor_every=monitor_every, precision=precision,
                              fp32_precision=fp32_precision, deterministic=deterministic, **options),
-                   threads=threads, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+                   threads=threads, progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                   test=True)
     return {**record, "track": "defaults" if hparams is None else "tuned"}
 
 
@@ -38,6 +46,20 @@ def _thin(n: int) -> list[int]:
     return sorted(set(np.linspace(0, n - 1, CURVE_POINTS).round().astype(int).tolist()))
 
 
+def reported(r: dict) -> float:
+    """The number a final run reports: its test split's metric, or where the task has none (its
+    metric is its objective) the last evaluation's. A record of a task with a test split that did
+    not evaluate it is refused (ValueError: a malformed final record)."""
+    split = r["metric_split"]
+    if split not in SPLITS:
+        raise ValueError(f"metric_split {split!r}; valid: {', '.join(SPLITS)}")
+    if split == "objective":
+        return r["final_metric"]
+    if r["test_metric"] is None:
+        raise ValueError("a run of a task with a test split that did not evaluate it (train(..., test=True))")
+    return r["test_metric"]
+
+
 def run_row(r: dict) -> dict:
     c, t, o = r["config"], r["task"], r["optimizer"]
     return {
@@ -45,7 +67,9 @@ def run_row(r: dict) -> dict:
         "seed": c["seed"], "lr": o["hparams"]["lr"],
         "weight_decay": o["hparams"].get("weight_decay"),
         "schedule": c.get("schedule", "constant"), "metric": t["metric"], "direction": t["direction"],
-        "target": t["target"], "final_metric": r["final_metric"], "final_loss": r["final_loss"],
+        "target": t["target"], "final_metric": reported(r), "metric_split": r["metric_split"],
+        "val_metric": r["final_metric"], "test_metric": r["test_metric"], "test_n": r["test_n"],
+        "test_se": r["test_se"], "final_loss": r["final_loss"],
         "diverged": r["diverged"], "diverge_reason": r["diverge_reason"] or "",
         "steps": r["steps_done"], "steps_to_target": r["steps_to_target"],
         "seconds_to_target": r["seconds_to_target"], "step_time_median": r["step_time"]["median"],

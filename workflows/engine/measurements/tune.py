@@ -1,7 +1,10 @@
-"""`tune`: the hyperparameter search of one optimizer on one task (workflows.engine.protocol):
-every trial of the optimizer's design on every tuning seed, then the selection on the mean over
-seeds. One sweep record (kind "sweep") per task × optimizer; its rows are results/tables/<profile>/tuning.csv."""
+"""`tune`: the hyperparameter search of one optimizer on one task (workflows.engine.protocol): the
+protocol's trials one after another, each on every tuning seed, the next chosen from the scores
+before it, then the selection on the mean over seeds. One sweep record (kind "sweep") per task ×
+optimizer; its rows are results/tables/<profile>/tuning.csv."""
 from __future__ import annotations
+
+import numpy as np
 
 import optimizers
 import tasks
@@ -21,24 +24,40 @@ def steps(task: str, size: str, tuning: dict) -> int:
     return max(1, int(tasks.get(task).size(size)["steps"] * tuning["steps_fraction"]))
 
 
+def sweep(task: str, optimizer: str, size: str, tuning: dict, n: int, options: dict, **run_kw) -> list[dict]:
+    """The protocol driven to its end: each trial `protocol.proposal` gives, run for `n` steps
+    under `options` (the schedule) on every seed of `tuning["seeds"]`, its mean score fed back.
+    Returns the runs, each with its trial index, stage and tuned hparams. `run_kw`: RunConfig's
+    device settings and `threads` for `train`."""
+    threads = run_kw.pop("threads", 1)
+    direction = tasks.get(task).metric.direction
+    tried, runs = [], []
+    while (found := protocol.proposal(task, optimizer, tuning, tried)) is not None:
+        hparams, stage = found
+        scores = []
+        for seed in tuning["seeds"]:
+            cfg = RunConfig(task, optimizer, size=size, seed=seed, steps=n, hparams=hparams, **run_kw, **options)
+            r = compact(train(cfg, threads=threads))
+            scores.append(protocol.score(r, direction))
+            runs.append({**r, "trial": len(tried), "stage": stage, "tuned": hparams})
+        tried.append((hparams, float(np.mean(scores))))
+    return runs
+
+
 def run(task: str, optimizer: str, size: str, tuning: dict, schedule: dict | None = None,
         device: str = "cpu", threads: int = 1, precision: str = "fp32", fp32_precision: str = "ieee", deterministic: bool = True) -> dict:
     """The search of `protocol` at `steps` under the profile's `schedule` (stretched to those steps)."""
     spec = optimizers.get(optimizer)
     n = steps(task, size, tuning)
     options = schedules.run_options(schedules.for_task(task, schedule), n, spec.takes_schedule)
-    runs = []
-    for i, hparams in enumerate(protocol.trials(task, optimizer, tuning)):
-        for seed in tuning["seeds"]:
-            cfg = RunConfig(task, optimizer, size=size, seed=seed, steps=n, hparams=hparams, device=device,
-                            precision=precision, fp32_precision=fp32_precision, deterministic=deterministic, **options)
-            runs.append({**compact(train(cfg, threads=threads)), "trial": i, "tuned": hparams})
+    runs = sweep(task, optimizer, size, tuning, n, options, device=device, precision=precision,
+                 fp32_precision=fp32_precision, deterministic=deterministic, threads=threads)
     space = protocol.search_space(task, optimizer, tuning)
     config = dict(task=task, optimizer=optimizer, size=size, seeds=list(tuning["seeds"]), trials=tuning["trials"],
                   space={k: list(v) for k, v in space.items()}, steps=n, schedule=options, device=device,
                   precision=precision)
     return {**record_header("sweep", config, device, threads), "measurement": "tune",
-            "selection": protocol.select(runs, task), "runs": runs}
+            "selection": protocol.select(runs, task, space), "runs": runs}
 
 
 def _schedule_words(sched: dict) -> str:
@@ -47,25 +66,40 @@ def _schedule_words(sched: dict) -> str:
         f", decay {sched['decay']:g} of the steps" if sched["schedule"] == "wsd" else "")
 
 
+def edge_words(selection: dict) -> tuple[str, str]:
+    """(edge, edge_reason) of a selection: the hyperparameters at an edge ('lr, weight_decay') and
+    why each ('lr: budget, weight_decay: hard limit'); '' for an interior selection."""
+    at = [k for k, v in selection["at_edge"].items() if v]
+    reasons = selection.get("edge_reason", {})
+    return ", ".join(at), ", ".join(f"{k}: {reasons.get(k) or 'budget'}" for k in at)
+
+
 def trial_rows(sweep: dict) -> list[dict]:
-    """One row per trial × seed of a sweep record: task, optimizer, trial, seed, every tuned
-    hyperparameter as its own column (lr always), tuned (their names, comma-separated; '' where
-    nothing is tuned), metric, direction, final_metric, diverged, selected, at_edge (any tuned
-    hyperparameter at an extreme), edge (which), and the protocol the sweep ran (trials,
-    tuning_seeds, steps, schedule, search_space) for the report to state."""
+    """One row per trial × seed of a sweep record: task, optimizer, trial, stage (the protocol's:
+    lr, lr-extension, weight_decay, weight_decay-extension, lr-again, refine; fixed-lr or
+    defaults for an untuned pair), seed, every tuned hyperparameter as its own column (lr always),
+    tuned (their names, comma-separated; '' where nothing is tuned), metric, direction,
+    final_metric, diverged, selected, at_edge (any tuned hyperparameter at an edge), edge (which),
+    edge_reason (why each: budget or hard limit), and the protocol the sweep ran for the report to
+    state: trials (the count run), budget (`tuning.trials`), stopped_in (the stage the budget cut,
+    '' if none), tuning_seeds, steps, schedule, search_space (where each lattice starts) and
+    hard_limits (the bounds of the extensions)."""
     c, sel = sweep["config"], sweep["selection"]
     metric = tasks.get(c["task"]).metric
-    edge = ", ".join(k for k, v in sel["at_edge"].items() if v)
+    edge, reason = edge_words(sel)
     schedule_words = _schedule_words(c["schedule"])
+    run_count = len({r["trial"] for r in sweep["runs"]})
     rows = []
     for r in sweep["runs"]:
-        rows.append({"task": c["task"], "optimizer": c["optimizer"], "trial": r["trial"], "seed": r["config"]["seed"],
-                     **r["tuned"], "tuned": ", ".join(c["space"]), "metric": metric.name,
+        rows.append({"task": c["task"], "optimizer": c["optimizer"], "trial": r["trial"], "stage": r["stage"],
+                     "seed": r["config"]["seed"], **r["tuned"], "tuned": ", ".join(c["space"]), "metric": metric.name,
                      "direction": metric.direction, "final_metric": r["final_metric"], "diverged": r["diverged"],
                      "selected": r["trial"] == sel["trial"], "at_edge": bool(edge), "edge": edge,
-                     "trials": c["trials"], "tuning_seeds": len(c["seeds"]), "steps": c["steps"],
+                     "edge_reason": reason, "trials": run_count, "budget": c["trials"],
+                     "stopped_in": sel.get("stopped_in", ""), "tuning_seeds": len(c["seeds"]), "steps": c["steps"],
                      "schedule": schedule_words,
-                     "search_space": protocol.describe_space({k: tuple(v) for k, v in c["space"].items()})})
+                     "search_space": protocol.describe_space({k: tuple(v) for k, v in c["space"].items()}),
+                     "hard_limits": protocol.describe_limits(c["space"])})
     return rows
 
 
