@@ -382,6 +382,13 @@ def check_precision(config: dict, known) -> None:
                               f"valid: {', '.join(autocast)}")
         names_ = p.get("overrides", {}).get(task, {}).get("optimizers", p["optimizers"])
         known(f"precision.optimizers of {task}", names_, optimizers.names())
+    from workflows.engine.measurements.precision import check_stress_scale   # lazily: it imports the engine
+    for where, section in [("precision", p)] + [(f"precision.overrides.{t}", o) for t, o in p.get("overrides", {}).items()]:
+        if "stress_scale" in section:
+            try:
+                check_stress_scale(section["stress_scale"])
+            except ValueError as e:
+                raise ConfigError(f"config {where}.{e}") from None
 
 
 def check_some_job(config: dict) -> None:

@@ -241,7 +241,8 @@ HOOKS = ("start", "step")   # "start": after building (and resuming), before the
 # state (params, optimizer state, RNG; see StepInfo)
 
 
-CHECKPOINT_FORMAT = 2   # a checkpoint of another format (older code) is ignored: the run starts over
+CHECKPOINT_FORMAT = 3   # a checkpoint of another format (older code) is ignored: the run starts over
+# (3: the test splits, the LM's cpu size and the GAN's metric changed what a config hash means)
 
 
 def has_modes(opt) -> bool:
