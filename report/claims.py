@@ -21,8 +21,28 @@ def _tuned(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs.track == "tuned"] if "track" in runs else runs
 
 
-def compare(runs, task_family, a, b, claim, source):
-    """"A reaches a better final metric than B" on the first task of `task_family` with both."""
+def horizon_note(horizon: pd.DataFrame, pairs) -> str:
+    """What the horizon check (horizon_check.csv) says of the (task, optimizer) pairs a claim rests
+    on: the final runs use the selection of the profile's tuning horizon, which is shown to be the
+    full horizon's only where the check ran and found the same configuration."""
+    if horizon is None or not len(horizon):
+        return "; tuning horizon: not checked for these pairs"
+    said = []
+    for task, opt in pairs:
+        h = horizon[(horizon.task == task) & (horizon.optimizer == opt)]
+        if h.empty:
+            said.append(f"{opt} on {task} not checked")
+        elif bool(h.same.iloc[0]):
+            said.append(f"{opt} on {task} the same at the full horizon")
+        else:
+            said.append(f"{opt} on {task} NOT the same (full horizon selects {h.full_selected.iloc[0]}, the "
+                        f"final runs use {h.short_selected.iloc[0]}: the verdict rests on the shorter horizon's selection)")
+    return "; tuning horizon: " + ", ".join(said)
+
+
+def compare(runs, task_family, a, b, claim, source, horizon=None):
+    """"A reaches a better final metric than B" on the first task of `task_family` with both; the
+    evidence says what the horizon check found for the two pairs."""
     runs = _tuned(runs)
     tested = f"{a}'s final metric better than {b}'s, paired over seeds (two-sided t, Holm)"
     for task in sorted(runs.loc[runs.task_family == task_family, "task"].unique()):
@@ -32,7 +52,8 @@ def compare(runs, task_family, a, b, claim, source):
         lower = r.direction.iloc[0] == "min"
         verdict, evidence, tests = verdicts.better(verdicts.seed_values(runs, task, a),
                                                    verdicts.seed_values(runs, task, b), lower, a, b)
-        return row(claim, source, tested, verdict, f"{task}, {r.metric.iloc[0]}: {evidence}", tests)
+        return row(claim, source, tested, verdict, f"{task}, {r.metric.iloc[0]} (test split): {evidence}"
+                   + horizon_note(horizon, [(task, a), (task, b)]), tests)
     return row(claim, source, tested, "not measured", f"no {task_family} task with both {a} and {b} in this profile")
 
 
@@ -162,7 +183,7 @@ def sophia_rows(t: dict) -> list[dict]:
             row(half, SOPHIA_SRC, t_half, "inconclusive", evidence, equivalence)]
 
 
-def gan_beta1(runs):
+def gan_beta1(runs, horizon=None):
     claim = "β1 = 0.5 (against the suggested 0.9) helped stabilise GAN training with Adam"
     src = "Radford et al. 2016 (DCGAN), §4; seed 001"
     tested = "Adam β1 = 0.5 reaches a better final metric than β1 = 0.9 on the same seeds (paired t, Holm), and diverges no more"
@@ -176,8 +197,9 @@ def gan_beta1(runs):
         verdict, evidence, tests = verdicts.better(verdicts.seed_values(runs, t05, "adam"),
                                                    verdicts.seed_values(runs, t09, "adam"),
                                                    g.direction.iloc[0] == "min", "β1 0.5", "β1 0.9")
-        return row(claim, src, tested, verdict, f"adam {g.metric.iloc[0]}: {evidence}; diverged "
-                   f"{int(g.diverged.sum())} vs {int(gb.diverged.sum())}", tests)
+        return row(claim, src, tested, verdict, f"adam {g.metric.iloc[0]} (test split): {evidence}; diverged "
+                   f"{int(g.diverged.sum())} vs {int(gb.diverged.sum())}"
+                   + horizon_note(horizon, [(t05, "adam"), (t09, "adam")]), tests)
     return row(claim, src, tested, "not measured", "needs adam on a GAN task and its -beta1-0.9 ablation")
 
 
@@ -207,9 +229,10 @@ def rows(t: dict) -> list[dict]:
                     "Shazeer & Stern 2018 (Adafactor), §3; seeds 001, 003",
                     lambda a, b: a <= 0.25 * b, "adafactor's state ≤ 0.25 × Adam's bytes per parameter"),
         compare(runs, "lm", "muon", "adamw", "Muon reaches a lower LM validation loss than AdamW at the same steps",
-                "Liu et al. 2025 (Muon is Scalable for LLM Training), §3; Jordan et al. 2024 (Muon); seed 004"),
+                "Liu et al. 2025 (Muon is Scalable for LLM Training), §3; Jordan et al. 2024 (Muon); seed 004",
+                t.get("horizon_check")),
         *sophia_rows(t),
-        gan_beta1(runs),
+        gan_beta1(runs, t.get("horizon_check")),
         toy_first_step(runs, curves),
     ] + precision.claims(t) + studies.claims(t)
 

@@ -87,14 +87,17 @@ def evaluation_block(runs: pd.DataFrame) -> list[str]:
     return ["## Evaluation", "",
             "Tuning selects on each task's validation split (its curves, and the steps and seconds to "
             "target, are the validation split's). Every number reported for a final run (the final "
-            "metric in every table, the ranks, the claims) is measured once, at the end of the run, on "
-            "a held-out test split that no selection saw, disjoint from the training and validation "
+            "metric in the per-task and across-task tables, the ranks, the claims on final runs) is measured "
+            "once, at the end of the run, on a held-out test split that no selection saw, disjoint from the training and validation "
             "data; a task whose metric is its objective with a known optimum (the test functions, "
             "logreg-cancer's exact suboptimality) has no sample to hold out and reports it. The standard "
             "error is that of one run's test value, from its test examples (median over the final runs): "
             "how far a test split of that size may sit from the population it samples. The 95 % intervals over "
             "seeds hold it where each seed draws its own test split, not where every seed is scored on "
-            "the same examples (a fixed split: there a gap between optimizers is paired on them).", "",
+            "the same examples (a fixed split: there a gap between optimizers is paired on them). The LM's "
+            "examples are bytes, and its standard error is over the per-window means (bytes of a window are "
+            "correlated). The stability and precision studies select nothing, but their runs report the "
+            "validation metric, as do the tuning tables.", "",
             md_table(pd.DataFrame(rows)), ""]
 
 

@@ -249,8 +249,9 @@ def repeat_lines(repeats: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
     return ["### Tuning noise (repeated tuning)", "",
             "The same protocol, budget and horizon with other tuning seeds (one list a repeat): how far the "
             "selected lr moves and how much the selection's tuning metric varies from one set of seeds to "
-            "another. A paired gap in the final runs smaller than this spread may be the tuning's noise rather "
-            "than the optimizers' difference.", "", md_table(pd.DataFrame(rows)), ""]
+            "another. The spread is of the tuning metric (validation split, tuning horizon, the repeat's seed), "
+            "not of the final runs' test metric: it says how far the selection moves, and the final runs' paired "
+            "gaps beside it are for scale, not a test of one against the other.", "", md_table(pd.DataFrame(rows)), ""]
 
 
 def section(tables: dict, out: Path) -> list[str]:

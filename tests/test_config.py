@@ -237,3 +237,11 @@ def test_a_profile_where_no_pair_can_run_is_refused_naming_them(tmp_path):
     assert "\n" not in line and "no pair can run, so no job would (embeddings-zipf-sparse x adam, lion: " in line
     assert "requires sparse, which lion does not accept" in line
     assert "valid optimizers for embeddings-zipf-sparse: adagrad, sgd, sparse-adam" in line
+
+
+@pytest.mark.parametrize("where", ["precision={stress_scale: 0.3}", "precision={overrides: {cnn-digits: {stress_scale: 0.3}}}"])
+def test_a_stress_scale_that_is_not_a_power_of_two_is_refused_before_any_job(where):
+    """The stress condition's exact scaling needs a power of 2 in (0, 1]: refused when the config
+    loads, naming the key, not when the precision job starts."""
+    with pytest.raises(profile_config.ConfigError, match=r"config precision.*stress_scale=.*power of 2"):
+        profile_config.load(str(profile_config.PROFILES / "cpu.yaml"), [where])
