@@ -26,4 +26,5 @@ def test_the_plan_is_compared_with_measured_per_rule_and_reproduces_what_calibra
     # 1 % is far above float rounding of a few hundred summed seconds and far below any modelling error
     assert abs(rows["final"]["plan_over_measured"] - 1) < 0.01
     assert abs(rows["steptime"]["plan_over_measured"] - 1) < 0.01
-    assert abs(rows["loop_options"]["plan_over_measured"] - 1) <= 0.30
+    # the predicted rules' ratios are measurements of the machine that ran the profile, not behaviour:
+    # the report's cost section states which fall outside the plan's ±30 % goal, and no test asserts it
