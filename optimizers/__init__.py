@@ -10,6 +10,11 @@ where it matters, log ranges of other hyperparameters such as decoupled weight d
 parameters it takes (the rest go to `fallback`), what it needs from the
 training loop, and how many bytes of state it keeps for a parameter.
 
+An entry whose update keeps Adam's second-moment EMA declares `tunes_beta2`: on a task that tunes
+it (`tasks.Task.tunes_beta2`, the LM's) its search space gains ``beta2`` (`BETA2_RANGE`), a
+hyperparameter a user sees by that name and the entry's library sees as ``betas[1]``
+(`OptimizerSpec.hparams` maps it).
+
 Hyperparameters are checked in one place, `OptimizerSpec.hparams`, before any library sees them:
 the type of each comes from its default, its range from `COMMON_RULES` and the entry's
 `hparam_rules` (data: `above(0)`, `within(0, 1)`, `one_of(...)`), and a rule across
@@ -249,10 +254,24 @@ def check_hparams(optimizer: str, values: dict, defaults: dict, rules: dict | No
     return {k: check_hparam(optimizer, k, v, defaults[k], rules.get(k)) for k, v in values.items()}
 
 
+# The search range of beta2 where an entry tunes it: 1 - beta2 in [1e-3, 1e-1], a log range of the
+# EMA's horizon 1/(1 - beta2) of 10 to 1000 steps, centred on beta2 = 0.99 (the protocol's lattice is on
+# log10(1 - beta2): workflows.engine.protocol)
+BETA2_RANGE = (0.9, 0.999)
+
+
+def tunable_names(spec: "OptimizerSpec") -> list[str]:
+    """The hyperparameters a search range may name: the entry's real-valued ones, and beta2 where it
+    tunes it (`OptimizerSpec.tunes_beta2`), sorted."""
+    real = [k for k, v in spec.defaults.items() if _kind_of(v) == "real"]
+    return sorted(real + (["beta2"] if spec.tunes_beta2 else []))
+
+
 def search_range_error(spec: "OptimizerSpec", key: str, bounds) -> str | None:
     """Why (lo, hi) is not a log search range of hyperparameter `key` of `spec`, or None: the key
-    must be a real-valued hyperparameter of the entry, 0 < lo < hi, and both ends valid values."""
-    real = sorted(k for k, v in spec.defaults.items() if _kind_of(v) == "real")
+    must be one of `tunable_names(spec)`, 0 < lo < hi, and both ends valid values (beta2's range
+    is of beta2 itself, below 1; the protocol's lattice on it is on 1 - beta2)."""
+    real = tunable_names(spec)
     if key not in real:
         return f"not a real-valued hyperparameter of {spec.name!r}; valid: {', '.join(real)}"
     if not (isinstance(bounds, (tuple, list)) and len(bounds) == 2 and all(_is_real(b) for b in bounds)):
@@ -294,6 +313,12 @@ class OptimizerSpec:
     takes_schedule: bool = True  # False: brings its own (schedule-free), runs at constant lr
     decay: str = "matrices"      # which tensors weight decay reaches (optimizers.routing: "matrices" or "all")
     # as its authors intend, never tuned; its tuning sweep is that one value
+    tunes_beta2: bool = False    # its update keeps Adam's second-moment EMA v = b2 v + (1 - b2) g^2 with
+    # b2 = betas[1] (the Adam family, LAMB, schedule-free AdamW, MARS): on a task that tunes it, beta2 joins
+    # its search space (BETA2_RANGE), and `hparams` hands it to the library as betas[1]. Not Lion (its
+    # b2 interpolates the momentum it keeps, there is no second moment), not Sophia (its b2 averages the
+    # Hessian estimate taken every k steps, not g^2), not Muon or MuonClip (their rule keeps no second
+    # moment; a b2 would reach only the AdamW fallback's tensors, which take lr and weight decay alone)
     moments: dict = field(default_factory=lambda: dict(ADAM_MOMENTS))  # where the monitor reads the
     # first moment "m" and the second "v": Moments tried in order for each parameter; () none (the
     # monitor lists the state it has); a str: why the entry keeps none that is one
@@ -324,6 +349,14 @@ class OptimizerSpec:
                 raise ValueError(f"{self.name}: search {key}={bounds!r}: {why}")
         if self.self_tuning and self.search:
             raise ValueError(f"{self.name}: a self-tuning entry is never tuned; its search must be empty")
+        if self.tunes_beta2:
+            kind = _kind_of(self.defaults.get("betas"))
+            if not (isinstance(kind, tuple) and kind[1] >= 2) or "beta2" in self.defaults:
+                raise ValueError(f"{self.name}: tunes_beta2 needs betas=(beta1, beta2, ...) among its defaults and "
+                                 f"no beta2 of its own; its defaults: {', '.join(sorted(self.defaults))}")
+            why = search_range_error(self, "beta2", BETA2_RANGE)
+            if why:
+                raise ValueError(f"{self.name}: beta2's range {BETA2_RANGE!r}: {why}")
         kinds = set(self.step_flops((2, 3), self.hparams())) if self.step_flops else set()
         if kinds - set(STEP_FLOP_KINDS):
             raise ValueError(f"{self.name}: step_flops kinds {sorted(kinds)}; valid: {', '.join(STEP_FLOP_KINDS)}")
@@ -333,11 +366,14 @@ class OptimizerSpec:
             raise ValueError(f"{self.name}: moments={self.moments!r}; valid: {{'m': ..., 'v': ...}}, each a "
                              f"tuple of Moment or a str (why the entry keeps none)")
 
-    def search_space(self) -> dict:
-        """The tuned hyperparameters and their log ranges, lr first; empty for a self-tuning entry."""
+    def search_space(self, beta2: bool = False) -> dict:
+        """The tuned hyperparameters and their log ranges, lr first, then `search`'s, then beta2 where
+        the task tunes it (`beta2`, tasks.Task.tunes_beta2) and the entry can; empty for a
+        self-tuning entry."""
         if self.self_tuning:
             return {}
-        return {"lr": tuple(self.lr_range), **{k: tuple(v) for k, v in self.search.items()}}
+        tuned_beta2 = {"beta2": BETA2_RANGE} if beta2 and self.tunes_beta2 else {}
+        return {"lr": tuple(self.lr_range), **{k: tuple(v) for k, v in self.search.items()}, **tuned_beta2}
 
     def rules(self) -> dict:
         """Every hyperparameter's Rule: the common ones for the keys it has, then its own."""
@@ -347,10 +383,13 @@ class OptimizerSpec:
         """Defaults updated by `overrides`, each value checked (type from the default, range from
         the rules, then `hparam_check`) before any library sees it; HparamError names the first bad one."""
         overrides = dict(overrides or {})
-        unknown = sorted(set(overrides) - set(self.defaults), key=str)
+        known = set(self.defaults) | ({"beta2"} if self.tunes_beta2 else set())
+        unknown = sorted(set(overrides) - known, key=str)
         if unknown:
             raise HparamError(self.name, unknown[0], overrides[unknown[0]], "no such hyperparameter",
-                              ", ".join(sorted(self.defaults)))
+                              ", ".join(sorted(known)))
+        if "beta2" in overrides:
+            overrides = self._with_beta2(overrides)
         hp = check_hparams(self.name, {**self.defaults, **overrides}, self.defaults, self.hparam_rules)
         if self.hparam_check:
             refused = self.hparam_check(hp)
@@ -358,6 +397,17 @@ class OptimizerSpec:
                 key, why, valid = refused
                 raise HparamError(self.name, key, hp[key], why, valid)
         return hp
+
+    def _with_beta2(self, overrides: dict) -> dict:
+        """`overrides` with beta2 (checked as a number in [0, 1)) put into betas: (beta1, beta2, ...)
+        with beta1 and any later value from the overrides' betas (a task's, as the GAN's 0.5), else
+        from the entry's defaults."""
+        rule = COMMON_RULES["beta2"]
+        beta2 = check_hparam(self.name, "beta2", overrides.pop("beta2"), self.defaults["betas"][1], rule)
+        betas = overrides.get("betas", self.defaults["betas"])
+        if isinstance(betas, (tuple, list)) and len(betas) >= 2:   # else the check of betas refuses it
+            overrides["betas"] = (betas[0], beta2, *betas[2:])
+        return overrides
 
     @property
     def version(self) -> str:
@@ -447,7 +497,7 @@ def get(name: str) -> OptimizerSpec:
 
 from optimizers._build import build_optimizer, group_entries, state_bytes, model_state_bytes  # noqa: E402
 
-__all__ = ["OptimizerSpec", "register", "search_range_error", "get", "names", "build_optimizer", "state_bytes",
-           "model_state_bytes", "NEEDS", "HparamError", "Rule", "COMMON_RULES", "above", "at_least",
-           "at_most", "within", "one_of", "check_hparams", "Moment", "MOMENT_READS", "ADAM_MOMENTS", "STEP_FLOP_KINDS",
-           "group_entries"]
+__all__ = ["OptimizerSpec", "register", "search_range_error", "tunable_names", "BETA2_RANGE", "get", "names",
+           "build_optimizer", "state_bytes", "model_state_bytes", "NEEDS", "HparamError", "Rule", "COMMON_RULES",
+           "above", "at_least", "at_most", "within", "one_of", "check_hparams", "Moment", "MOMENT_READS",
+           "ADAM_MOMENTS", "STEP_FLOP_KINDS", "group_entries"]

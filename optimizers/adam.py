@@ -30,7 +30,9 @@ def adam_spec(name: str, paper: str, implementation: str, build, decoupled: bool
               family: str = "adam", eps: float = 1e-8, **spec) -> OptimizerSpec:
     """An entry of Adam's form (this file's, the reference's, the 8-bit one, LAMB): Adam's
     hyperparameters and lr range; `decoupled` (AdamW's decay, scaled by lr): weight decay 0.01,
-    as torch.optim.AdamW, tuned with lr (protocol), else 0. `spec`: the entry's other fields."""
+    as torch.optim.AdamW, tuned with lr (protocol), else 0. Every one keeps Adam's second moment with
+    beta2 = betas[1], tuned where the task tunes it (`tunes_beta2`). `spec`: the entry's other fields."""
+    spec.setdefault("tunes_beta2", True)
     if decoupled:
         spec.setdefault("search", dict(weight_decay=(1e-3, 1.0)))
     return OptimizerSpec(name=name, family=family, paper=paper, implementation=implementation, build=build,

@@ -62,6 +62,7 @@ register(OptimizerSpec(
     defaults=dict(lr=3e-3, betas=(0.95, 0.99), gamma=0.025, eps=1e-8, weight_decay=0.0),
     lr_range=(1e-5, 1.0),
     hparam_rules=dict(gamma=at_least(0)),
+    tunes_beta2=True,   # v's EMA is Adam's, of the corrected gradient (the 1-D branch keeps its (0.9, 0.95))
     package="pytorch_optimizer",
     state_bytes=mars_state_bytes,
 ))

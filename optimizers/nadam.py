@@ -33,5 +33,6 @@ register(OptimizerSpec(
     defaults=dict(lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, momentum_decay=4e-3),
     lr_range=(1e-5, 1.0),
     hparam_rules=dict(momentum_decay=at_least(0)),
+    tunes_beta2=True,   # v's EMA is Adam's
     state_bytes=nadam_state_bytes,
 ))

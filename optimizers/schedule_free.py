@@ -84,6 +84,7 @@ register(OptimizerSpec(
     lr_range=(1e-5, 1.0),
     hparam_rules=dict(warmup_steps=at_least(0), r=at_least(0), weight_lr_power=at_least(0)),
     package="schedulefree",
+    tunes_beta2=True,   # v's EMA is Adam's (beta1 is the interpolation y, not a gradient average)
     takes_schedule=False,   # its averaging replaces the schedule (the method's point)
     state_bytes=schedule_free_state_bytes,
 ))

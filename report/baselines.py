@@ -80,9 +80,11 @@ def section(tables: dict, out: Path) -> list[str]:
     baselines = tables.get("baselines", pd.DataFrame())
     if not len(baselines):
         return []
+    discounts = baselines.get("discount", pd.Series(dtype=float)).dropna().unique()
+    discount = ("absolute discount " + " / ".join(f"{d:g}" for d in sorted(discounts)) + ", ") if len(discounts) else ""
     lines = ["## The language model against n-gram and compressor baselines", "",
              "What a byte-level LM must beat, on its own test data. The n-grams are interpolated "
-             "Kneser–Ney (absolute discount 0.75, continuation counts below the top order, uniform "
+             f"Kneser–Ney ({discount}continuation counts below the top order, uniform "
              "1/256 below order 1) fitted on the training split, and score exactly the LM's test "
              "positions: every byte of a test window after its first, from the bytes before it in its "
              "window. The compressors' number is the code length of the test text given the training "

@@ -21,17 +21,31 @@ def _tuned(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs.track == "tuned"] if "track" in runs else runs
 
 
-def horizon_note(horizon: pd.DataFrame, pairs) -> str:
-    """What the horizon check (horizon_check.csv) says of the (task, optimizer) pairs a claim rests
-    on: the final runs use the selection of the profile's tuning horizon, which is shown to be the
-    full horizon's only where the check ran and found the same configuration."""
-    if horizon is None or not len(horizon):
-        return "; tuning horizon: not checked for these pairs"
+def horizons(t: dict) -> tuple:
+    """(the horizon check's table, the pairs whose sweep ran at the final runs' horizon): a pair is
+    tuned at its full horizon where tuning.csv's steps equal runs.csv's (the profile's
+    `tuning.full_horizon`)."""
+    tuning, runs = t.get("tuning"), t.get("runs")
+    full = set()
+    if tuning is not None and len(tuning) and runs is not None and len(runs):
+        final_steps = runs[runs.track == "tuned"].groupby(["task", "optimizer"]).steps.max()
+        swept = tuning.groupby(["task", "optimizer"]).steps.max()
+        full = {pair for pair, n in swept.items() if pair in final_steps and n >= final_steps[pair]}
+    return t.get("horizon_check"), full
+
+
+def horizon_note(horizon, pairs) -> str:
+    """What the tuning horizon of the (task, optimizer) pairs a claim rests on was (`horizons`): the
+    full horizon, or the profile's shorter one, shown to pick the full horizon's configuration only
+    where the horizon check ran and found the same."""
+    check, full = horizon if isinstance(horizon, tuple) else (horizon, set())
     said = []
     for task, opt in pairs:
-        h = horizon[(horizon.task == task) & (horizon.optimizer == opt)]
-        if h.empty:
-            said.append(f"{opt} on {task} not checked")
+        h = check[(check.task == task) & (check.optimizer == opt)] if check is not None and len(check) else None
+        if (task, opt) in full:
+            said.append(f"{opt} on {task} tuned at the full horizon")
+        elif h is None or h.empty:
+            said.append(f"{opt} on {task} tuned at a shorter horizon, not checked")
         elif bool(h.same.iloc[0]):
             said.append(f"{opt} on {task} the same at the full horizon")
         else:
@@ -230,9 +244,9 @@ def rows(t: dict) -> list[dict]:
                     lambda a, b: a <= 0.25 * b, "adafactor's state ≤ 0.25 × Adam's bytes per parameter"),
         compare(runs, "lm", "muon", "adamw", "Muon reaches a lower LM validation loss than AdamW at the same steps",
                 "Liu et al. 2025 (Muon is Scalable for LLM Training), §3; Jordan et al. 2024 (Muon); seed 004",
-                t.get("horizon_check")),
+                horizons(t)),
         *sophia_rows(t),
-        gan_beta1(runs, t.get("horizon_check")),
+        gan_beta1(runs, horizons(t)),
         toy_first_step(runs, curves),
     ] + precision.claims(t) + studies.claims(t)
 

@@ -2,8 +2,9 @@
 
 Compute is the jobs' summed wall seconds (`s` of Snakemake's benchmark files) and CPU seconds;
 core utilisation is busy core-seconds (CPU seconds) over wall time × cores, summed over the
-profile's invocations; the plan's estimate (workflows/engine/plan.py, calibrated on the same machine)
-sits beside the measured seconds, per rule, with their ratio."""
+profile's invocations (wall time: their union, overlapping shards once); the plan's estimate
+(workflows/engine/plan.py, calibrated on the same machine) sits beside the measured seconds, per
+rule, with their ratio."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,8 +46,9 @@ def section(tables: dict, out: Path) -> list[str]:
         return lines + ["_no cost summary in the tables_", ""]
     s = summary.iloc[0]
     lines += [f"Wall time {_s(s['wall_seconds'])} s over {int(s['invocations'])} invocation(s) on "
-              f"{int(s['cores'])} core(s) (each from Snakemake's start to its end; the invocation that "
-              f"aggregates, up to its aggregation). The jobs held their cores for {_s(s['held_core_seconds'])} core-seconds: "
+              f"{int(s['cores'])} core(s) (each from Snakemake's start to its end, invocations that ran at "
+              f"once counted once; the invocation that aggregates, up to its aggregation). The jobs held "
+              f"their cores for {_s(s['held_core_seconds'])} core-seconds: "
               f"core occupancy {100 * s['core_occupancy']:.0f} % (how well the jobs were packed). Their "
               f"CPU time, as Snakemake's benchmark samples it, was {_s(s['busy_core_seconds'])} "
               f"core-seconds: core utilisation {100 * s['core_utilisation']:.0f} %, a lower bound (the "
@@ -63,8 +65,12 @@ def section(tables: dict, out: Path) -> list[str]:
     for col in ("seconds", "cpu_seconds", "max_rss_mb", "planned_seconds", "measured / plan"):
         rule[col] = rule[col].map(_s)
     lines += [md_table(rule), "",
-              f"The plan's goal is ±{PLAN_GOAL:.0%} of measured per rule (its final, precision and steptime (its setup) rules "
-              "are calibrated from these runs' own records, the others are predictions from them): "
+              f"The plan's goal is ±{PLAN_GOAL:.0%} of measured per rule. One model for every rule: start-up and a "
+              "setup a job, the final and self-tuning runs' own overhead a run, and the steps at the optimizer's "
+              "seconds per step, pooled over every run the tables time. Its final and defaults rules (together: "
+              "their runs' steps and their jobs' time outside them), precision (its factor) and steptime (the "
+              "setup) are calibrated from these runs' own records; tune, tune_horizon, tune_repeat, stability, "
+              "loop_options and baselines are predictions from them: "
               + (f"outside it: {', '.join(outside)}." if outside else "every rule is within it."),
               "", "Per task:", ""]
     task = per_task(cost[cost["task"] != ""])

@@ -241,7 +241,8 @@ def stress_section(pr: pd.DataFrame) -> list[str]:
                          f"{short(float(h.underflow_share.mean()), 2)}, {short(float(h.underflow_share.min()), 2)}",
                          "growths / backoffs": _moves(h) if name == "fp16 dynamic" else "–"})
     return ["### The stress condition: fp16 below its range", "",
-            "The loss × s < 1 in fp32, fp16 unscaled and fp16 dynamic, for AdamW (s a power of 2, AdamW's eps × s, "
+            f"The loss × s < 1 in fp32, fp16 unscaled and fp16 dynamic, for {', '.join(sorted(st.optimizer.unique()))} "
+            "(the optimizers whose update is invariant to the loss's scale once eps is scaled with it; s a power of 2, eps × s, "
             "so that its update is the same as at 1 in exact arithmetic and fp32 trains as at 1), so that the "
             "backward's values fall below fp16's smallest subnormal 2^-24, as the activation gradients of "
             "Micikevicius et al. 2018, §3.2 did. A static scale c under s is the arithmetic of c · s at scale 1 "
@@ -363,7 +364,7 @@ STRESS_LOST = ("Without loss scaling, fp16 turns gradient values below its range
                "training suffers", "Micikevicius et al. 2018 (Mixed Precision Training), §3.2")
 STRESS_RESCUED = ("Scaling the loss moves those gradients into fp16's range and recovers fp32's accuracy",
                   "Micikevicius et al. 2018 (Mixed Precision Training), §3.2; torch.amp.GradScaler")
-STRESS = ("at loss × s (s < 1, a power of 2; AdamW's eps × s, so fp32 at s trains as at 1), against fp32 at the "
+STRESS = ("at loss × s (s < 1, a power of 2; the optimizer's eps × s, so fp32 at s trains as at 1), against fp32 at the "
           "same s: ")
 STRESS_LOST_TESTED = (STRESS + "fp16 unscaled worse beyond δ (one-sided paired t, a diverged seed counts as worse) "
                       f"on every task × optimizer, intersection-union, {verdicts.margin_text('fp32')}; against: "

@@ -4,7 +4,8 @@
 (``lm-stdlib-qk``) runs MuonClip at that threshold; its comparators (Muon, AdamW) are the runs of
 the task named by the entry's ``qk_base`` (``lm-stdlib``: the same data, seeds and batches, and tau
 is a hyperparameter of MuonClip alone, so their runs there are what they would be on the QK task,
-bit for bit, and are not run twice). Each at its tuned lr; every LM task
+bit for bit, and are not run twice). MuonClip runs at the base task's Muon selection where the
+task says so (its ``selection_of``: then the clip is the only difference); every LM task
 evaluates ``max_attn_logit``: the largest pre-softmax attention logit over heads, layers and the
 held-out windows, at every evaluation. What QK-clip guarantees is narrower than "every head stays
 at or below tau" (``optimizers/muon.py``, ``MuonClip``): after each step, on that step's batch,
@@ -100,6 +101,22 @@ def max_logit_curves(tables: dict, task: str) -> pd.DataFrame:
     return c.pivot_table(index="step", columns="optimizer", values="value", aggfunc="mean")
 
 
+def qk_selection_words(tables: dict, task: str) -> str:
+    """How the QK study's optimizers got their hyperparameters, from the runs table: MuonClip at
+    Muon's (the same lr and weight decay: the clip is then the only difference, an ablation), or
+    each at its own tuned values."""
+    runs = qk_view(tables, task)["runs"]
+    r = runs[runs.task == task] if not runs.empty else runs
+    hp = [c for c in ("lr", "weight_decay") if c in r]
+    first = {o: r.loc[r.optimizer == o, hp].iloc[0] for o in ("muon", "muonclip") if (r.optimizer == o).any()}
+    if len(first) == 2 and all(first["muon"][c] == first["muonclip"][c] or
+                               (first["muon"][c] != first["muon"][c] and first["muonclip"][c] != first["muonclip"][c])
+                               for c in hp):
+        return ("MuonClip runs at Muon's tuned selection (" + ", ".join(f"{c} {first['muon'][c]:.3g}" for c in hp)
+                + "): the clip is the only difference, an ablation of QK-clip; AdamW at its own tuned values.")
+    return "Each optimizer at its own tuned hyperparameters."
+
+
 def qk_summary(tables: dict, task: str, tau: float) -> pd.DataFrame:
     """Per optimizer: the peak of the seed-mean max-logit curve, the worst seed's peak (after step 0:
     the initial model is the same for all), both over tau, and the final (reported) loss."""
@@ -147,7 +164,7 @@ def qk_section(tables: dict, out: Path) -> list[str]:
             "diverged": summary.diverged.astype(str),
         })
         lines += [f"### MuonClip where QK-clip acts: {task} (τ = {tau:g})", "",
-                  "Each optimizer at its own tuned lr. The logit is the largest pre-softmax attention "
+                  qk_selection_words(tables, task) + " The logit is the largest pre-softmax attention "
                   "logit over heads, layers and the held-out windows at each evaluation. QK-clip's "
                   "guarantee is per step, on the step's own batch: layer 0 at or below τ in any forward, "
                   "every layer on the inputs it received; later layers in a fresh forward and other text "
@@ -166,7 +183,7 @@ def qk_claims(tables: dict) -> list[dict]:
     held = "Held-out max attention logit under MuonClip (all layers, held-out windows: beyond the guarantee)"
     cost = "QK-clip does not harm the loss: MuonClip trains as well as Muon"
     tested_cost = (f"MuonClip's final loss (test split) non-inferior to Muon's (one-sided paired t, "
-                   f"{verdicts.margin_text('muon')}; against: worse beyond δ), each at its tuned lr, Holm")
+                   f"{verdicts.margin_text('muon')}; against: worse beyond δ), Holm")
     rows = []
     for task, tau in qk_tasks(tables).items():
         curves = qk_view(tables, task)["curves"]
@@ -194,7 +211,8 @@ def qk_claims(tables: dict) -> list[dict]:
                                  f"({short(mc['peak / tau'])} τ; worst seed {short(mc['worst / tau'])} τ) against {others}"))
         verdict, evidence, tests = verdicts.matches(_seed_finals(tables, task, "muonclip"), _seed_finals(tables, task, "muon"),
                                                     True, "muonclip", "muon", better_is_fine=True)
-        rows.append(verdicts.row(cost, src, tested_cost, verdict, f"{task}, test loss: {evidence}; diverged seeds "
+        rows.append(verdicts.row(cost, src, tested_cost, verdict, f"{task}, test loss: {evidence}; "
+                                 f"{qk_selection_words(tables, task)} Diverged seeds "
                                  f"muonclip {int(mc['diverged'])}, muon {int(mu['diverged'])}", tests))
     return rows
 

@@ -47,6 +47,21 @@ def _text(column: pd.Series) -> pd.Series:
     return column.astype(object).where(column.notna(), "").astype(str)
 
 
+def complements(rows: pd.DataFrame) -> set[str]:
+    """The tuned hyperparameters whose lattice is on 1 − value (β2), as the search_space column
+    says ('beta2 decade lattice of 1 − beta2 …'): drawn and printed by 1 − value, their scale."""
+    text = " ".join(_text(rows.search_space).unique()) if "search_space" in rows else ""
+    return {k for k, again in re.findall(r"(\w+) [\w-]+ lattice of 1 − (\w+)", text) if k == again}
+
+
+def shown(name: str, value, complemented: set[str], digits: int = 3) -> str:
+    """A tuned value in a table: `digits` significant digits, of 1 − value for a complement (0.999,
+    not 1, for a β2)."""
+    if name in complemented and isinstance(value, float) and 0 < 1 - value < 1:
+        digits += max(0, -math.floor(math.log10(1 - value)))
+    return fmt(value, digits)
+
+
 def tuned_names(rows: pd.DataFrame) -> list[str]:
     names = []
     for t in rows["tuned"].fillna(""):
@@ -72,6 +87,7 @@ def palette(optimizers: list[str]) -> dict:
 
 def sensitivity_figure(task: str, scores: pd.DataFrame, out: Path) -> str:
     names = tuned_names(scores)
+    complemented = complements(scores)
     fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 3.6), squeeze=False)
     optimizers = sorted(scores.optimizer.unique())
     colours = palette(optimizers)
@@ -82,13 +98,14 @@ def sensitivity_figure(task: str, scores: pd.DataFrame, out: Path) -> str:
             s = scores[(scores.optimizer == opt) & scores[name].notna()].sort_values(name)
             if not len(s):
                 continue
-            ax.plot(s[name], s.mean_metric, "o", ms=4, color=colours[opt], label=opt, alpha=0.8)
-            sel = s[s.selected.astype(bool)]
-            ax.plot(sel[name], sel.mean_metric, "*", ms=13, color=colours[opt], mec="black", mew=0.8)
+            x = 1 - s[name] if name in complemented else s[name]   # the axis the lattice is on
+            ax.plot(x, s.mean_metric, "o", ms=4, color=colours[opt], label=opt, alpha=0.8)
+            sel = s.selected.astype(bool)
+            ax.plot(x[sel], s.mean_metric[sel], "*", ms=13, color=colours[opt], mec="black", mew=0.8)
         ax.set_xscale("log")
         if positive:
             ax.set_yscale("log")
-        ax.set_xlabel(name)
+        ax.set_xlabel(f"1 − {name}" if name in complemented else name)
         ax.set_ylabel(f"{scores.metric.iloc[0]} (mean over tuning seeds)")
     axes[0][0].set_title(f"{task}: sensitivity (★ selected; diverged trials not drawn)", fontsize=9)
     axes[0][0].legend(fontsize=7, ncol=2, loc="best")   # lr: every tuned optimizer is on it
@@ -127,8 +144,9 @@ def protocol_lines(tuning: pd.DataFrame, scores: pd.DataFrame) -> list[str]:
                            "trials in a sweep (median, max)": f"{fmt(float(per.median()), 2)}, {int(per.max())}"})
     seeds = sorted(tuning.tuning_seeds.unique())
     steps = tuning.groupby("task")["steps"].first()
-    lattices = dict(re.findall(r"(\w+) ([\w-]+) lattice", " ".join(tuning.search_space.dropna().unique())))
-    on = ", ".join(f"{k} on the {v} lattice" for k, v in lattices.items()) or "lr on one lattice"
+    lattices = {k: (v, of) for k, v, of in re.findall(r"(\w+) ([\w-]+) lattice( of 1 − \w+)?",
+                                                      " ".join(tuning.search_space.dropna().unique()))}
+    on = ", ".join(f"{k} on the {v} lattice{of}" for k, (v, of) in lattices.items()) or "lr on one lattice"
     limits = ", ".join(dict.fromkeys(x for v in tuning.get("hard_limits", pd.Series(dtype=str)).dropna().unique()
                                      for x in str(v).split(", ") if x))
     return [f"Every tuned optimizer runs the same protocol (workflows/engine/protocol.py), {on}, the same "
@@ -182,19 +200,43 @@ def edge_lines(scores: pd.DataFrame) -> list[str]:
 
 def selected_table(scores: pd.DataFrame) -> str:
     rows = []
+    complemented = complements(scores)
     for (task, opt), s in scores.groupby(["task", "optimizer"]):
         sel = s[s.selected.astype(bool)].iloc[0]
         names = tuned_names(s) or ["lr"]
         rows.append({"task": task, "optimizer": opt,
-                     "selected": ", ".join(f"{n} {fmt(sel[n], 3)}" for n in names),
+                     "selected": ", ".join(f"{n} {shown(n, sel[n], complemented)}" for n in names),
                      "tuning metric": f"{sel.metric} {fmt(sel.mean_metric)}", "stage": sel.stage,
                      "trials": str(len(s)), "diverged trials": str(int(s.mean_metric.isna().sum())),
                      "at edge": sel.edge_reason if isinstance(sel.edge_reason, str) else ""})
     return md_table(pd.DataFrame(rows))
 
 
-def horizon_lines(horizon: pd.DataFrame) -> list[str]:
-    """Per pair of the horizon check: does the profile's tuning horizon pick the full one's configuration."""
+def full_horizon_words(tuning: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """Which tasks were tuned at their final runs' steps (the profile's `tuning.full_horizon`) and
+    which at fewer, from the two tables' steps; where a pair of a task had no sweep of its own (it
+    runs at another pair's selection), the runs table's lr says so by matching it."""
+    if not len(tuning) or not len(runs) or "track" not in runs:
+        return ""
+    final = runs[runs.track == "tuned"].groupby("task").steps.max()
+    swept = tuning.groupby("task").steps.max()
+    full = [t for t, n in swept.items() if t in final and n >= final[t]]
+    short = [f"{t} ({int(n)} of {int(final[t])})" for t, n in swept.items() if t in final and n < final[t]]
+    borrowed = sorted(set(final.index) - set(swept.index))
+    return ("Tuned at the full horizon (the final runs' steps): " + (", ".join(full) or "none")
+            + ". At a shorter one: " + (", ".join(short) or "none") + "."
+            + (f" Without a sweep of their own (each at another task's selection, named in its section): "
+               f"{', '.join(borrowed)}." if borrowed else ""))
+
+
+def horizon_lines(horizon: pd.DataFrame, tuning: pd.DataFrame | None = None,
+                  runs: pd.DataFrame | None = None) -> list[str]:
+    """Which tasks were tuned at the full horizon, and per pair of the horizon check: does the
+    profile's shorter tuning horizon pick the full one's configuration."""
+    words = full_horizon_words(tuning if tuning is not None else pd.DataFrame(),
+                               runs if runs is not None else pd.DataFrame())
+    if words and not len(horizon):
+        return ["### Tuning horizon", "", words, ""]
     if not len(horizon):
         return []
     same = horizon.same.astype(bool)
@@ -203,7 +245,7 @@ def horizon_lines(horizon: pd.DataFrame) -> list[str]:
              "lr ratio (half-decades)": fmt(float(r.lr_half_decades), 2), "same": "yes" if r.same else "no",
              "full-horizon metric: own / short's": f"{r.metric} {fmt(r.full_metric)} / {fmt(r.full_metric_of_short)}"}
             for r in horizon.itertuples()]
-    return ["### Tuning horizon", "",
+    return ["### Tuning horizon", ""] + ([words, ""] if words else []) + [
             "The protocol again at the task's full horizon for the pairs the profile names, beside the selection "
             f"its shorter tuning made: the same configuration on {int(same.sum())} of {len(horizon)} pair(s)"
             + (f" ({', '.join(f'{r.optimizer} on {r.task}' for r in horizon[same].itertuples())})" if same.any() else "")
@@ -279,6 +321,6 @@ def section(tables: dict, out: Path) -> list[str]:
         lines += [f"### {task}", "",
                   f"![sensitivity]({sensitivity_figure(task, s, out)})", "",
                   f"![search progress]({progress_figure(task, s, out)})", ""]
-    lines += horizon_lines(tables.get("horizon_check", pd.DataFrame()))
+    lines += horizon_lines(tables.get("horizon_check", pd.DataFrame()), tuning, tables.get("runs", pd.DataFrame()))
     lines += repeat_lines(tables.get("tuning_repeats", pd.DataFrame()), tables.get("runs", pd.DataFrame()))
     return lines

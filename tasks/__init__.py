@@ -126,6 +126,13 @@ class Task:
     decay: str | None = None        # which tensors weight decay reaches (optimizers.routing); None: the entry's
     fixed_lr: float | None = None   # a task that reproduces a published setting (seed 003's toy at
     # lr 0.1) is not tuned: its sweep is this one value for every optimizer
+    selection_of: dict = field(default_factory=dict)   # optimizer -> (task, optimizer) whose tuned
+    # selection its runs take instead of a sweep of their own: an ablation of one setting (MuonClip's
+    # QK-clip on lm-stdlib-qk at lm-stdlib's Muon selection) that changes nothing else
+    tunes_beta2: bool = False   # beta2 is tuned with lr (and weight decay) for every entry whose update
+    # keeps Adam's second moment (optimizers.OptimizerSpec.tunes_beta2): the LM, whose short runs make
+    # the default 0.999's 1000-step memory a choice to search, not a given; elsewhere every entry runs at
+    # its default beta2 (or the task's hparam_defaults betas: the GAN's (0.5, 0.999))
     figure: Callable[[], dict] | None = None   # what the report's generic figures draw beside the
     # runs, as plain data (aggregation writes it to figures.json; the report never imports a task):
     # "plane": {"xlim", "ylim", "contour": {"x", "y", "z", "label"}, "points": [{"x", "y", "label"}]}

@@ -427,6 +427,7 @@ LM = register(Task(
     metric=Metric("val_loss", "min", target=2.2),
     sizes=LM_SIZES, build=build, eval_every=25,
     provides=frozenset({"hessian", "attention_logits", "activation_checkpointing", "autocast"}),
+    tunes_beta2=True,   # and every variant (the QK-clip task, the scale study's sizes)
 ))
 
 
@@ -447,7 +448,7 @@ the report says so if Muon never exceeds it."""
 LM.variant("lm-stdlib-qk",
            f"lm-stdlib with MuonClip's QK-clip threshold tau = {QK_TAU:g}, below the max attention "
            "logit AdamW and Muon reach at their tuned lr, so the clip acts (the max logit is evaluated)",
-           hparam_defaults={"tau": QK_TAU}, figure=lambda: {"qk_tau": QK_TAU, "qk_base": "lm-stdlib"})
+           hparam_defaults={"tau": QK_TAU}, selection_of={"muonclip": ("lm-stdlib", "muon")}, figure=lambda: {"qk_tau": QK_TAU, "qk_base": "lm-stdlib"})
 
 
 # --- scale: three model sizes, 4x apart in parameters, tokens in proportion -----------------------

@@ -77,7 +77,7 @@ def test_hyperparameter_messages_say_what_is_valid(capsys, no_training):
     refused(capsys, RUN + ["--hparam", "eps=abc"], "a string, not a number", "valid: a finite number > 0")
     refused(capsys, RUN + ["--lr", "-1"], "invalid lr=-1.0", "valid: a finite number > 0")
     refused(capsys, RUN + ["--hparam", "nope=1"], "invalid nope=1: no such hyperparameter",
-            "valid: betas, eps, lr, weight_decay")
+            "valid: beta2, betas, eps, lr, weight_decay")
     refused(capsys, RUN + ["--hparam", "betas"], "'betas' is not KEY=VALUE")
 
 

@@ -104,7 +104,7 @@ def test_nan_is_refused_and_a_scale_past_float32_is_a_measurement():
 
 def test_defaults_come_from_the_schema():
     cfg = filled({k: v for k, v in smoke().items() if k not in ("loop_options", "precision", "task_optimizers")}
-                 | {"tuning": {"trials": 10, "seeds": [100, 101]}})
+                 | {"tuning": {"trials": 12, "seeds": [100, 101]}})
     assert cfg["steptime"]["baseline"] == "adamw"
     assert cfg["tuning"]["steps_fraction"] == 1.0 and cfg["tuning"]["search"] == {}
     assert cfg["schedule"] == {"name": "cosine", "warmup": 0.05, "floor": 0.1, "decay": 0.2}

@@ -153,6 +153,15 @@ def test_qk_claims_verdicts():
     assert studies.qk_claims(tables)[0]["verdict"] == "reproduced"
 
 
+def test_the_qk_study_says_whether_muonclip_ran_at_muons_selection():
+    tables = _qk_tables(10.0, 25.0, 1.80, 1.85)   # every optimizer at lr 0.01
+    assert "MuonClip runs at Muon's tuned selection (lr 0.01)" in studies.qk_selection_words(tables, "qk")
+    assert "the clip is the only difference" in studies.qk_claims(tables)[2]["evidence"]
+    runs = tables["runs"]
+    tables["runs"] = runs.assign(lr=runs.lr.where(runs.optimizer != "muonclip", 0.02))
+    assert studies.qk_selection_words(tables, "qk") == "Each optimizer at its own tuned hyperparameters."
+
+
 def _scale_tables(speedups, seeds=5):
     """AdamW's val_loss falls linearly from 3.0 to 2.0 over 200 steps at every size; muon's falls
     `speedup` times faster to the same final 2.0 (then stays), so at the matched loss 2.0 the

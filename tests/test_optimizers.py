@@ -413,7 +413,7 @@ def test_messages_say_why_and_what_is_valid():
                                                                "valid: a finite number > 0 (default 1e-08)")):
         adam.hparams({"eps": "abc"})
     with pytest.raises(optimizers.HparamError, match=re.escape("invalid not_a_hyperparameter=1: no such "
-                                                               "hyperparameter; valid: betas, eps, lr, weight_decay")):
+                                                               "hyperparameter; valid: beta2, betas, eps, lr, weight_decay")):
         adam.hparams({"not_a_hyperparameter": 1})
 
 

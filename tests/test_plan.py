@@ -81,6 +81,30 @@ def test_invocations_pair_and_a_killed_one_ends_at_the_next_start(tmp_path):
     assert u["core_utilisation"] == pytest.approx(120.0 / (100 * 2 + 30 * 2 + 10 * 4))
 
 
+def test_shards_wall_time_is_the_union_of_their_invocations(tmp_path):
+    """Two shards at once (events interleaved: each end closes its own process's start), 8 cores
+    each, then the aggregating invocation alone: wall time 120 + 10 s (the overlap once), cores the
+    most held at once (16), utilisation over each invocation's own wall × cores."""
+    lines = [{"event": "start", "time": 0.0, "cores": 8, "pid": 1},
+             {"event": "start", "time": 50.0, "cores": 8, "pid": 2},
+             {"event": "success", "time": 100.0, "cores": 8, "pid": 1},
+             {"event": "success", "time": 120.0, "cores": 8, "pid": 2},
+             {"event": "start", "time": 130.0, "cores": 8, "pid": 3}]
+    path = tmp_path / "invocations.jsonl"
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    rows = cost.invocation_rows(path, now=140.0)
+    assert [(r["status"], r["wall_seconds"]) for r in rows] == \
+        [("success", 100.0), ("success", 70.0), ("running", 10.0)]
+    busy = [{"rule": "final", "task": "t", "optimizer": "o", "s": 1.0, "cpu_time": 900.0}]
+    u = cost.utilisation(busy, rows)
+    assert u["wall_seconds"] == pytest.approx(130.0) and u["cores"] == 16
+    assert u["core_utilisation"] == pytest.approx(900.0 / ((100 + 70 + 10) * 8))
+    back_to_back = [dict(start=0.0, end=10.0, cores=2), dict(start=10.0, end=15.0, cores=2)]
+    assert cost.wall_seconds(back_to_back) == 15.0 and cost.summary_cores(back_to_back) == 2
+    inside = [dict(start=0.0, end=100.0, cores=4), dict(start=20.0, end=30.0, cores=4)]   # one within the other
+    assert cost.wall_seconds(inside) == 100.0 and cost.summary_cores(inside) == 8
+
+
 def test_longest_chain_follows_tune_into_its_final_job():
     rows = [dict(rule=r, task=t, optimizer=o, s=s) for r, t, o, s in [
         ("tune", "a", "x", 5.0), ("final", "a", "x", 4.0), ("stability", "a", "x", 1.0),
@@ -100,39 +124,77 @@ def test_benchmark_rows_read_snakemakes_file(tmp_path):
     assert (row["rule"], row["task"], row["optimizer"], row["s"], row["cpu_time"]) == ("final", "lm", "adam", 12.5, 11.9)
 
 
-def test_the_recorded_calibration_splits_a_final_job_into_steps_and_overhead():
+def test_the_recorded_calibration_pools_every_timed_run_and_splits_a_final_job():
+    """Every run the tables time joins the step: the tuned and self-tuning tracks and the precision
+    study's fp32 arm (x: 4 s + 0.5 s over 250 steps). Without a step-time job the final job's whole
+    time outside start-up and its runs' training seconds is its setup, and no final run pays more."""
     runs = [dict(task="a", optimizer="x", track="tuned", steps=100, train_seconds=2.0),
             dict(task="a", optimizer="x", track="tuned", steps=100, train_seconds=2.0),
-            dict(task="a", optimizer="y", track="defaults", steps=100, train_seconds=9.0)]   # not the tuned track
-    job = dict(rule="final", task="a", optimizer="x", s=plan.STARTUP_SECONDS + 4.0 + 2 * 0.5)
-    precision = [dict(task="a", optimizer="x", steps_done=50, train_seconds=3.0),
-                 dict(task="a", optimizer="x", steps_done=float("nan"), train_seconds=9.0)]   # nan: left out
+            dict(task="a", optimizer="y", track="defaults", steps=100, train_seconds=9.0)]
+    job = dict(rule="final", task="a", optimizer="x", s=plan.STARTUP_SECONDS + 4.0 + 1.0)
+    precision = [dict(task="a", optimizer="x", precision="fp32", loss_scaling="none", steps_done=50, train_seconds=0.5),
+                 dict(task="a", optimizer="x", precision="bf16", loss_scaling="none", steps_done=50, train_seconds=3.0),
+                 dict(task="a", optimizer="x", precision="fp16", loss_scaling="dynamic", steps_done=float("nan"),
+                      train_seconds=9.0)]   # nan: left out
     found = plan.recorded_calibration(runs, [job], precision)
-    assert found == {"a": {"seconds_per_step": 0.02, "run_overhead": 0.0, "job_overhead": 1.0,
-                           "optimizer_seconds_per_step": {"x": 0.02},
-                           "precision_factor": pytest.approx(3.0)}}    # 3 s / 50 steps over 0.02 s
-    assert plan.estimate_seconds("final", 2, 6, 100, found["a"]) == pytest.approx(2 * (plan.STARTUP_SECONDS + 1) + 2)
-    assert plan.estimate_seconds("precision", 1, 4, 100, found["a"]) == pytest.approx(plan.STARTUP_SECONDS + 1 + 6)
+    assert found == {"a": {"seconds_per_step": pytest.approx(13.5 / 350), "run_overhead": 0.0,
+                           "optimizer_seconds_per_step": {"x": pytest.approx(0.018), "y": pytest.approx(0.09)},
+                           "setup_overhead": pytest.approx(1.0), "final_run_overhead": 0.0,
+                           "precision_factor": pytest.approx(3.5 / (100 * 0.018))}}
+    c = found["a"]
+    assert plan.estimate_seconds("final", 2, 6, 100, c, "x") == pytest.approx(2 * (plan.STARTUP_SECONDS + 1) + 1.8)
+    assert plan.estimate_seconds("precision", 1, 4, 100, c, "x") == pytest.approx(plan.STARTUP_SECONDS + 1 + 3.5)
 
 
-def test_a_job_is_planned_at_its_optimizers_step_and_a_step_time_job_at_its_setup():
-    """Two optimizers of one task, one at 5 times the other's step: a job of the cheap one is planned
-    at its own step, not the task's mean; a step-time job (no training run) pays its setup, measured
-    from its own benchmark less its optimizer steps (2 × (warm-up + steps × rounds) at a tenth of a
-    training step), not a final job's overhead."""
+def test_one_model_plans_every_rule_from_a_setup_a_job_and_a_final_runs_own_overhead():
+    """Two optimizers of task a, one at 5 times the other's step: a job of the cheap one is planned
+    at its own step, not the task's mean. The step-time job (no training run: its 2 × (warm-up +
+    steps × rounds) = 14 optimizer steps at a tenth of a training step) gives the setup, 1.5 s; the
+    final jobs' time outside start-up, setup and training, 2 × 4 s over their 4 runs, is the final
+    run's own overhead, 2 s, which a tuning run does not pay. Task b, without a step-time job, takes
+    the machine's setup up to its final job's time outside steps (0.5 s); task c takes it whole."""
     runs = [dict(task="a", optimizer="x", track="tuned", steps=100, train_seconds=1.0),
-            dict(task="a", optimizer="y", track="tuned", steps=100, train_seconds=5.0)]
-    steptime = {"steptime": {"steps": 3, "warmup": 1, "rounds": 2}}   # 2 × (1 + 3 × 2) = 14 optimizer steps
-    jobs = [dict(rule="final", task="a", optimizer=o, s=plan.STARTUP_SECONDS + 10.0 + t) for o, t in (("x", 1.0), ("y", 5.0))]
-    jobs.append(dict(rule="steptime", task="a", optimizer="y", s=plan.STARTUP_SECONDS + 1.5 + 14 * 0.1 * 0.05))
-    c = plan.recorded_calibration(runs, jobs, config=steptime)["a"]
-    assert c["seconds_per_step"] == pytest.approx(0.03) and c["optimizer_seconds_per_step"] == {"x": 0.01, "y": 0.05}
-    assert c["job_overhead"] == pytest.approx(10.0) and c["setup_overhead"] == pytest.approx(1.5)
-    assert plan.estimate_seconds("tune", 1, 4, 200, c, "x") == pytest.approx(plan.STARTUP_SECONDS + 10 + 2)
-    assert plan.estimate_seconds("tune", 1, 4, 200, c) == pytest.approx(plan.STARTUP_SECONDS + 10 + 6)   # the mean
-    assert plan.estimate_seconds("steptime", 1, 0, 14, c, "y") == pytest.approx(jobs[-1]["s"])
-    assert plan.estimate_seconds("steptime", 1, 0, 14, {k: v for k, v in c.items() if k != "setup_overhead"}, "y") \
-        == pytest.approx(plan.STARTUP_SECONDS + 10 + 14 * 0.005)   # no step-time job measured: a job's overhead
+            dict(task="a", optimizer="x", track="tuned", steps=100, train_seconds=1.0),
+            dict(task="a", optimizer="y", track="tuned", steps=100, train_seconds=5.0),
+            dict(task="a", optimizer="y", track="tuned", steps=100, train_seconds=5.0),
+            dict(task="b", optimizer="x", track="tuned", steps=100, train_seconds=1.0),
+            dict(task="c", optimizer="x", track="tuned", steps=100, train_seconds=1.0)]
+    steptime = {"steptime": {"steps": 3, "warmup": 1, "rounds": 2}}
+    jobs = [dict(rule="final", task="a", optimizer=o, s=plan.STARTUP_SECONDS + 1.5 + 4.0 + t)
+            for o, t in (("x", 2.0), ("y", 10.0))]
+    jobs += [dict(rule="steptime", task="a", optimizer="y", s=plan.STARTUP_SECONDS + 1.5 + 14 * 0.1 * 0.05),
+             dict(rule="final", task="b", optimizer="x", s=plan.STARTUP_SECONDS + 0.5 + 1.0),
+             dict(rule="final", task="c", optimizer="x", s=plan.STARTUP_SECONDS + 10.0 + 1.0)]
+    found = plan.recorded_calibration(runs, jobs, config=steptime)
+    a = found["a"]
+    assert a["seconds_per_step"] == pytest.approx(0.03) and a["optimizer_seconds_per_step"] == {"x": 0.01, "y": 0.05}
+    assert a["setup_overhead"] == pytest.approx(1.5) and a["final_run_overhead"] == pytest.approx(2.0)
+    assert (found["b"]["setup_overhead"], found["b"]["final_run_overhead"]) == pytest.approx((0.5, 0.0))
+    assert (found["c"]["setup_overhead"], found["c"]["final_run_overhead"]) == pytest.approx((1.5, 8.5))
+    assert plan.estimate_seconds("tune", 1, 4, 200, a, "x") == pytest.approx(plan.STARTUP_SECONDS + 1.5 + 2)
+    assert plan.estimate_seconds("tune", 1, 4, 200, a) == pytest.approx(plan.STARTUP_SECONDS + 1.5 + 6)   # the mean
+    assert plan.estimate_seconds("final", 1, 2, 200, a, "x") == pytest.approx(jobs[0]["s"])
+    assert plan.estimate_seconds("defaults", 1, 2, 200, a, "x") == pytest.approx(jobs[0]["s"])   # a run record too
+    assert plan.estimate_seconds("steptime", 1, 0, 14, a, "y") == pytest.approx(jobs[2]["s"])
+    assert plan.estimate_seconds("baselines", 1, 0, 0, a) == pytest.approx(plan.STARTUP_SECONDS + 1.5)
+
+
+def test_the_aggregation_plan_asks_for_no_cuda_on_a_cuda_profile(monkeypatch):
+    """On SLURM the aggregate job runs on a CPU partition: with a profile whose device is cuda, the
+    plan rows (calibration, FLOPs and bytes of every task) come without touching CUDA."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the aggregation plan asked for CUDA")
+    monkeypatch.setattr(torch.cuda, "_lazy_init", refuse)    # every CUDA tensor goes through it
+    monkeypatch.setattr(torch.cuda, "is_available", refuse)
+    config = cli.plan_config(str(REPO / "workflows/config/smoke.yaml"), ["device=cuda"])
+    runs = [dict(task="quadratic-k1e2", optimizer="sgd", track="tuned", steps=50, train_seconds=0.1)]
+    jobs = [dict(rule="final", task="quadratic-k1e2", optimizer="sgd", s=plan.STARTUP_SECONDS + 1.0)]
+    rows = plan.aggregation_rows(config, runs, jobs, [], plan.jobs(config))
+    assert {r["task"] for r in rows} == {t for _, t, _ in plan.jobs(config)}
+    assert all(r["flops_per_step"] is not None for r in rows)
+    assert all((r["estimated_seconds"] is not None) == (r["task"] == "quadratic-k1e2") for r in rows)
+    script = (REPO / "workflows/scripts/aggregate.py").read_text()
+    assert "plan.aggregation_rows(" in script and "step_cost" not in script   # the job plans through it alone
 
 
 def test_shards_split_the_pairs_disjointly_and_keep_each_pairs_jobs_together():

@@ -66,19 +66,20 @@ def test_config_errors_name_the_bad_value(over, message):
     profile_config.check_config(config())
 
 
-TUNING = {"trials": 10, "seeds": [100, 101], "steps_fraction": 0.5}
+TUNING = {"trials": 12, "seeds": [100, 101], "steps_fraction": 0.5}
 SCHEDULE = {"name": "cosine", "warmup": 0.1, "floor": 0.1}
 
 
 def fake_tune(monkeypatch, optimum):
-    """The tune measurement with a training run replaced by a score of the distance (in decades)
-    from `optimum`; returns the module and the RunConfigs it was given."""
+    """The tune measurement with a training run replaced by a score of the distance (in decades of
+    each coordinate: 1 - beta2 for beta2) from `optimum`; returns the module and the RunConfigs it was given."""
     from workflows.engine.measurements import tune
     configs = []
 
     def fake_train(cfg, threads=1):
         configs.append(cfg)
-        d = sum(abs(math.log10(cfg.hparams[k] / v)) for k, v in optimum.items() if k in cfg.hparams)
+        c = protocol.COORDINATES
+        d = sum(abs(c[k].log(cfg.hparams[k]) - c[k].log(v)) for k, v in optimum.items() if k in cfg.hparams)
         return {"config": {"seed": cfg.seed}, "final_metric": d + 1e-3 * cfg.seed, "diverged": False}
     monkeypatch.setattr(tune, "train", fake_train)
     monkeypatch.setattr(tune, "compact", lambda r: r)
@@ -90,19 +91,23 @@ def test_a_sweep_runs_every_trial_on_every_seed_under_the_schedule(monkeypatch):
     tune, configs = fake_tune(monkeypatch, {"lr": 3e-3, "weight_decay": 0.03})
     sweep = tune.run("lm-stdlib", "adamw", "smoke", tuning=TUNING, schedule=SCHEDULE)
     steps = 10   # half of the smoke size's 20 steps
-    assert len(configs) == 10 * 2 and {c.seed for c in configs} == {100, 101}
+    assert len(configs) == 12 * 2 and {c.seed for c in configs} == {100, 101}
     assert {(c.schedule, c.warmup, c.lr_floor, c.steps) for c in configs} == {("cosine", 1, 0.1, steps)}
-    assert sweep["config"]["space"] == {"lr": [1e-5, 1.0], "weight_decay": [1e-3, 1.0]}
+    assert sweep["config"]["space"] == {"lr": [1e-5, 1.0], "weight_decay": [1e-3, 1.0], "beta2": [0.9, 0.999]}
     # the selected trial is the best of those run: nothing else scores better
     scores = {r["trial"]: r["final_metric"] for r in sweep["runs"] if r["config"]["seed"] == 100}
     assert sweep["selection"]["trial"] == min(scores, key=scores.get)
     rows = tune.trial_rows(sweep)
-    assert len(rows) == 20 and sum(r["selected"] for r in rows) == 2
-    assert {"lr", "weight_decay", "final_metric", "seed", "trial", "stage", "at_edge", "edge_reason"} <= set(rows[0])
+    assert len(rows) == 24 and sum(r["selected"] for r in rows) == 2
+    assert {"lr", "weight_decay", "beta2", "final_metric", "seed", "trial", "stage", "at_edge",
+            "edge_reason"} <= set(rows[0])
     assert rows[0]["schedule"] == "cosine, warm-up 1, floor 0.1"
-    assert [r["stage"] for r in rows if r["seed"] == 100][:5] == ["lr"] * 5 and {r["trials"] for r in rows} == {10}
+    assert [r["stage"] for r in rows if r["seed"] == 100][:5] == ["lr"] * 5 and {r["trials"] for r in rows} == {12}
+    assert sorted({r["beta2"] for r in rows}) == pytest.approx([0.9, 0.99, 0.999])   # the column is beta2 itself
+    assert {"beta2"} <= {r["stage"] for r in rows}
     assert rows[0]["search_space"] == ("lr half-decade lattice from 0.00316 (range 1e-05…1), "
-                                       "weight_decay decade lattice from 0.1 (range 0.001…1)")
+                                       "weight_decay decade lattice from 0.1 (range 0.001…1), "
+                                       "beta2 decade lattice of 1 − beta2 from 0.99 (range 0.9…0.999)")
 
 
 def test_weight_decay_is_not_tuned_where_it_reaches_no_parameter():
@@ -143,29 +148,36 @@ def test_the_tuning_section_reads_the_tuning_table(tmp_path, monkeypatch):
     import pandas as pd
 
     from report import tuning as section
-    tune, _ = fake_tune(monkeypatch, {"lr": 1.0, "weight_decay": 0.03})   # beyond adamw's first grid
-    tuning = {"trials": 10, "seeds": [100, 101], "steps_fraction": 0.2}
+    # lr beyond adamw's first grid (2 extensions), weight decay below its (1), 1 - beta2 = 2e-4 beyond
+    # beta2's: its stage ends the budget at beta2 0.999, an edge
+    tune, _ = fake_tune(monkeypatch, {"lr": 0.1, "weight_decay": 0.03, "beta2": 1 - 2e-4})
+    tuning = {"trials": 12, "seeds": [100, 101], "steps_fraction": 0.2}
     rows = []
     for opt in ("adamw", "sgd", "prodigy"):
         rows += tune.trial_rows(tune.run("lm-stdlib", opt, "smoke", tuning=tuning, schedule=SCHEDULE))
     pd.DataFrame(rows).to_csv(tmp_path / "tuning.csv", index=False)
     table = pd.read_csv(tmp_path / "tuning.csv")   # as the report reads it
     scores = section.trial_scores(table)
-    assert len(scores) == 10 + 10 + 1 and scores.selected.sum() == 3
+    assert len(scores) == 12 + 12 + 1 and scores.selected.sum() == 3
+    assert section.complements(scores) == {"beta2"}
     text = "\n".join(section.section({"tuning": table}, tmp_path))
     assert "lr half-decade lattice from 0.00316 (range 1e-05…1), weight_decay decade lattice from 0.1" in text
     assert "Not tuned (one trial at the entry's defaults): prodigy" in text
-    assert "Every tuned entry got 10 trials on every task." in text
-    assert "lr on the half-decade lattice, weight_decay on the decade lattice" in text
-    assert "hard limits, lr 1e-07…10, weight_decay 1e-06…10" in text
-    assert "| lr-extension " in text and "| refine " in text   # the stages as run, from the stage column
-    assert "The budget cut a stage before refinement in: adamw on lm-stdlib (weight_decay)." in text
+    assert "Every tuned entry got 12 trials on every task." in text
+    assert ("lr on the half-decade lattice, weight_decay on the decade lattice, beta2 on the decade lattice "
+            "of 1 − beta2") in text
+    assert "hard limits, lr 1e-07…1000, weight_decay 1e-06…10, beta2 0.9…0.9999" in text
+    assert "| lr-extension " in text and "| beta2 " in text   # the stages as run, from the stage column
+    sel = scores[scores.selected.astype(bool) & (scores.optimizer == "adamw")].iloc[0]
+    assert section.shown("beta2", sel.beta2, {"beta2"}) == "0.999" and "beta2 0.999" in text   # not rounded to 1
+    assert section.shown("beta2", 0.9999, {"beta2"}) == "0.9999" and section.shown("lr", 0.9999, set()) == "1"
+    assert "The budget cut a stage before refinement in: adamw on lm-stdlib (beta2-extension)." in text
     assert "cosine, floor 0.1" in text   # no warm-up: 5 % of the 4 tuning steps, rounded
     assert (tmp_path / "figures/tuning-sensitivity-lm-stdlib.png").exists()
     assert (tmp_path / "figures/tuning-progress-lm-stdlib.png").exists()
     # a sweep with another count is flagged, and an edge selection is counted with its reason
-    odd = table[~((table.optimizer == "sgd") & (table.trial == 9))].copy()
+    odd = table[~((table.optimizer == "sgd") & (table.trial == 11))].copy()
     odd.loc[odd.selected & (odd.optimizer == "adamw"), ["edge", "edge_reason"]] = ["lr", "lr: hard limit"]
     text = "\n".join(section.section({"tuning": odd}, tmp_path))
-    assert "Not equal: 1 sweep(s) differ from the budget of 10: sgd on lm-stdlib (9)" in text
+    assert "Not equal: 1 sweep(s) differ from the budget of 12: sgd on lm-stdlib (11)" in text
     assert "at an edge of what was tried after extension: 1 of 2 (50%)" in text and "lr: hard limit" in text

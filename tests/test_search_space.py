@@ -32,14 +32,14 @@ def tunable(task):
 
 
 def drive(space: dict, optimum: dict, budget: int, diverge_above: float = math.inf):
-    """The protocol run to its end on a synthetic score: a quadratic in the decades from `optimum`
-    (weight decay's at half the weight), +inf where lr > `diverge_above`. Returns the trials as
-    (hparams, score), their stages, and the selection."""
+    """The protocol run to its end on a synthetic score: a quadratic in the decades of each
+    coordinate (lr, weight decay, 1 - beta2) from `optimum` (the others' at half lr's weight), +inf
+    where lr > `diverge_above`. Returns the trials as (hparams, score), their stages, and the selection."""
     tried, stages = [], []
     while len(tried) < budget and (found := protocol.next_step(space, tried)) is not None:
         hparams, stage = found
         assert protocol.next_trial(space, tried, budget) == hparams   # the pure function's answer
-        score = sum((1 if k == "lr" else 0.5) * math.log10(hparams[k] / v) ** 2 for k, v in optimum.items())
+        score = sum((1 if k == "lr" else 0.5) * coordinate_decades(k, hparams[k], v) ** 2 for k, v in optimum.items())
         tried.append((hparams, math.inf if hparams["lr"] > diverge_above else score))
         stages.append(stage)
     assert protocol.next_trial(space, tried, budget) is None
@@ -49,6 +49,12 @@ def drive(space: dict, optimum: dict, budget: int, diverge_above: float = math.i
 
 def decades(x: float, y: float) -> float:
     return abs(math.log10(x / y))
+
+
+def coordinate_decades(key: str, x: float, y: float) -> float:
+    """Signed decades from y to x in the coordinate the protocol's lattice is on (1 - x for beta2)."""
+    c = protocol.COORDINATES[key]
+    return c.log(x) - c.log(y)
 
 
 def on_lattice(value: float, per_decade: int) -> bool:
@@ -86,7 +92,7 @@ def test_every_tuned_entry_gets_exactly_the_budget_on_one_lattice_and_lands_near
 
 def test_every_declared_range_lies_inside_the_hard_limits():
     for name in tuned_entries():
-        for key, (lo, hi) in optimizers.get(name).search_space().items():
+        for key, (lo, hi) in optimizers.get(name).search_space(beta2=True).items():
             limits = protocol.HARD_LIMITS[key]   # a KeyError: a tuned key the protocol has no lattice for
             assert limits[0] <= lo < hi <= limits[1], (name, key, (lo, hi), limits)
 
@@ -119,12 +125,22 @@ def test_weight_decay_beyond_its_first_points_is_reached_by_decades():
 
 
 def test_an_optimum_beyond_the_hard_limit_is_flagged_as_such():
-    space = {"lr": (1e-3, 3.0)}
-    tried, stages, sel = drive(space, {"lr": 1e3}, 10)
-    assert sel["hparams"]["lr"] == pytest.approx(protocol.HARD_LIMITS["lr"][1])
+    assert protocol.HARD_LIMITS["lr"] == (1e-7, 1e3)
+    space = {"lr": (1.0, 100.0)}   # first grid 1 … 100, extended by 10**2.5 to the limit 1e3
+    tried, stages, sel = drive(space, {"lr": 1e4}, 10)
+    assert stages[:7] == ["lr"] * 5 + ["lr-extension"] * 2
+    assert sel["hparams"]["lr"] == pytest.approx(1e3)
     assert max(h["lr"] for h, _ in tried) <= protocol.HARD_LIMITS["lr"][1] * (1 + ON_LATTICE)
     assert sel["at_edge"] == {"lr": True} and sel["edge_reason"] == {"lr": "hard limit"}
     assert len(tried) == 10   # the budget left goes to refinement below the limit
+
+
+def test_an_lr_above_the_old_limit_of_10_is_reached_and_interior():
+    # the published convex selections that stopped at 10: with the limit at 1e3 the extension goes
+    # on past 10 and the selection is interior (31.6 best, 100 tried and worse)
+    tried, stages, sel = drive({"lr": (1e-3, 3.0)}, {"lr": 31.6}, 14)
+    assert sel["hparams"]["lr"] == pytest.approx(10 ** 1.5) and not sel["at_edge"]["lr"]
+    assert max(h["lr"] for h, _ in tried) == pytest.approx(100.0)
 
 
 def test_an_extension_cut_by_the_budget_says_so():
@@ -140,11 +156,26 @@ def test_diverged_trials_push_the_search_below_them():
     assert decades(sel["hparams"]["lr"], 1e-5) <= 0.25
 
 
+def test_the_minimum_budget_is_what_the_stages_need():
+    # 5 lr; each further hyperparameter 3 points around the point the stage before ran: 2 new; then
+    # 2 lr again and 1 spare for an extension
+    assert [protocol.min_trials(n) for n in (0, 1, 2, 3)] == [1, 5, 10, 12]
+    assert protocol.min_trials(protocol.search_space("lm-stdlib", "adamw")) == 12
+    assert protocol.min_trials(protocol.search_space("lm-stdlib", "adam")) == 10   # lr, beta2 (L2 decay untuned)
+    assert protocol.min_trials(protocol.search_space("lm-stdlib", "muon")) == 10   # lr, weight_decay
+
+
 def test_the_minimum_budget_is_checked_naming_the_value_and_the_minimum():
     with pytest.raises(ValueError, match=r"tuning.trials=9: adamw on cnn-digits tunes lr, weight_decay, whose "
-                                         r"protocol needs at least 10 trials \(5 lr \+ 3 weight_decay \+ 2 lr "
-                                         r"again\); valid: >= 10"):
+                                         r"protocol needs at least 10 trials \(5 lr \+ 2 weight_decay \+ 2 lr "
+                                         r"again \+ 1 spare for an extension: each of weight_decay has 3 points, "
+                                         r"its centre run by the stage before\); valid: >= 10"):
         protocol.check_trials({"trials": 9}, [("cnn-digits", "adamw")])
+    with pytest.raises(ValueError, match=r"tuning.trials=11: adamw on lm-stdlib tunes lr, weight_decay, beta2, "
+                                         r"whose protocol needs at least 12 trials \(5 lr \+ 2 weight_decay \+ "
+                                         r"2 beta2 \+ 2 lr again .*\); valid: >= 12"):
+        protocol.check_trials({"trials": 11}, [("cnn-digits", "adamw"), ("lm-stdlib", "adamw")])
+    protocol.check_trials({"trials": 12}, [("lm-stdlib", "adamw"), ("lm-stdlib", "muon")])
     with pytest.raises(ValueError, match=r"tuning.trials=4: sgd on cnn-digits .* at least 5 trials \(5 lr\)"):
         protocol.check_trials({"trials": 4}, [("cnn-digits", "sgd")])
     protocol.check_trials({"trials": 10}, [("cnn-digits", "adamw"), ("cnn-digits", "sgd")])
@@ -173,7 +204,8 @@ def test_a_profile_replaces_an_entrys_ranges_and_with_them_the_grids_centre():
 
 @pytest.mark.parametrize("tuning, message", [
     (TUNING | {"search": {"adamw": {"wd": [0.01, 0.1]}}},
-     r"tuning.search.adamw.wd=\[0.01, 0.1\]: not a real-valued hyperparameter of 'adamw'; valid: eps, lr, weight_decay"),
+     r"tuning.search.adamw.wd=\[0.01, 0.1\]: not a real-valued hyperparameter of 'adamw'; valid: beta2, eps, lr, "
+     r"weight_decay"),
     (TUNING | {"search": {"adamw": {"weight_decay": [0.1, 0.1]}}}, r"weight_decay=\[0.1, 0.1\]: an empty .* 0 < lo < hi"),
     (TUNING | {"search": {"adamw": {"lr": [1e-2, 1e-4]}}}, r"lr=\[0.01, 0.0001\]: an empty"),
     (TUNING | {"search": {"adamw": {"weight_decay": [0.0, 0.1]}}}, r"weight_decay=\[0.0, 0.1\]: an empty or non-positive"),
@@ -182,19 +214,39 @@ def test_a_profile_replaces_an_entrys_ranges_and_with_them_the_grids_centre():
     (TUNING | {"search": {"adamw": {}}}, r"tuning.search.adamw=\{\}: must map hyperparameter -> \[lo, hi\], at least one"),
     (TUNING | {"search": {"lion": {"lr": [1e-4, 1e-2]}}}, r"unknown optimizer 'lion'; valid: the profile's adamw, momentum"),
     (TUNING | {"search": {"adamw": {"lr": [1e-4, 1e-2], "eps": [1e-9, 1e-7]}}},
-     r"tuning.search.adamw.eps: the protocol has no lattice and hard limits for 'eps'; valid: lr, weight_decay"),
+     r"tuning.search.adamw.eps: the protocol has no lattice and hard limits for 'eps'; valid: lr, weight_decay, beta2"),
     (TUNING | {"search": {"adamw": {"weight_decay": [0.01, 0.1]}}}, r"lacks lr, the protocol's first coordinate"),
     (TUNING | {"search": {"adamw": {"lr": [1e-9, 1e-2]}}},
-     r"lr=\[1e-09, 0.01\]: outside the hard limits; valid: 1e-07 <= lo < hi <= 10"),
+     r"lr=\[1e-09, 0.01\]: outside the hard limits; valid: 1e-07 <= lo < hi <= 1000"),
+    (TUNING | {"search": {"adamw": {"lr": [1e-4, 1e-2], "beta2": [0.5, 0.99]}}},
+     r"beta2=\[0.5, 0.99\]: outside the hard limits; valid: 0.9 <= lo < hi <= 0.9999"),
+    (TUNING | {"search": {"adamw": {"lr": [1e-4, 1e-2], "beta2": [0.9, 1.0]}}},
+     r"beta2=\[0.9, 1.0\]: 1.0 is not a valid value \(a finite number in \[0, 1\) \(default 0.999\)\)"),
 ])
 def test_a_search_space_the_registry_refuses_is_refused_naming_the_value_and_what_is_valid(tuning, message):
     with pytest.raises(ValueError, match=message):
         protocol.check_tuning(tuning, ["adamw", "momentum"])
 
 
+@pytest.mark.parametrize("name, valid", [("lion", "lr, weight_decay"), ("sophia", "lr, rho, weight_decay"),
+                                         ("muon", None)])
+def test_a_profile_searching_beta2_of_an_entry_without_adams_second_moment_is_refused_naming_the_valid_keys(name, valid):
+    # Lion's beta2 interpolates its momentum, Sophia's averages its Hessian estimate, Muon keeps none:
+    # no beta2 to search; the message names the keys that are
+    tuning = TUNING | {"search": {name: {"lr": [1e-4, 1e-2], "beta2": [0.9, 0.999]}}}
+    with pytest.raises(ValueError, match=rf"tuning.search.{name}.beta2=\[0.9, 0.999\]: not a real-valued "
+                                         rf"hyperparameter of '{name}'; valid: (?P<valid>.*)$") as raised:
+        protocol.check_tuning(tuning, [name])
+    names = str(raised.value).rsplit("valid: ", 1)[1].split(", ")
+    assert "beta2" not in names and "lr" in names and names == optimizers.tunable_names(optimizers.get(name))
+    assert valid is None or names == valid.split(", ")
+    protocol.check_tuning(TUNING | {"search": {"adamw": {"lr": [1e-4, 1e-2], "beta2": [0.9, 0.999]}}}, ["adamw"])
+
+
 @pytest.mark.parametrize("tuning, message", [
     (TUNING | {"grid_points": 4},
-     r"tuning: .*'grid_points' was unexpected\); valid: trials, seeds, steps_fraction, search, horizon_check, repeats"),
+     r"tuning: .*'grid_points' was unexpected\); valid: trials, seeds, steps_fraction, full_horizon, search, horizon_check, "
+     r"repeats"),
     (TUNING | {"trials": 0}, r"tuning.trials: 0 is less than the minimum of 1"),
     (TUNING | {"trials": True}, r"tuning.trials: True is not of type 'integer'"),
     (TUNING | {"seeds": []}, r"tuning.seeds: \[\] should be non-empty"),
@@ -212,8 +264,9 @@ def test_a_tuning_mapping_of_the_wrong_shape_is_refused_by_the_schema(tuning, me
 
 
 def test_one_tuning_seed_and_the_default_budget_are_a_valid_profile():
+    # the default budget is what the largest space needs (lr, weight decay and beta2 on the LM)
     cfg = profile_config.check(smoke() | {"tuning": {"seeds": [100]}})
-    assert cfg["tuning"]["trials"] == 10 and cfg["tuning"]["horizon_check"] == {}
+    assert cfg["tuning"]["trials"] == protocol.min_trials(3) == 12 and cfg["tuning"]["horizon_check"] == {}
     assert cfg["tuning"]["repeats"] == {"tasks": [], "seeds": [[101], [102], [103]]}
 
 

@@ -88,7 +88,7 @@ def test_the_studies_records_aggregate_into_their_tables_and_the_report_states_t
 def cpu_config(**tuning):
     return profile_config.load(str(profile_config.PROFILES / "cpu.yaml"),
                                ["tuning={" + ", ".join(f"{k}: {v}" for k, v in
-                                                       ({"trials": 10, "seeds": "[100, 101]", "steps_fraction": 0.3}
+                                                       ({"trials": 12, "seeds": "[100, 101]", "steps_fraction": 0.3}
                                                         | tuning).items()) + "}"])
 
 
@@ -101,9 +101,9 @@ def test_the_studies_are_in_the_plan_with_their_cost():
                     ("tune_repeat", "cnn-digits", "adamw")]
     import tasks
     steps = tasks.get("cnn-digits").size("cpu")["steps"]
-    assert plan.runs_and_steps(config, "tune_horizon", "cnn-digits", "adamw") == (20, 20 * steps)
+    assert plan.runs_and_steps(config, "tune_horizon", "cnn-digits", "adamw") == (24, 24 * steps)
     # three repeats of one seed each, at the tuning horizon
-    assert plan.runs_and_steps(config, "tune_repeat", "cnn-digits", "adamw") == (30, 30 * int(steps * 0.3))
+    assert plan.runs_and_steps(config, "tune_repeat", "cnn-digits", "adamw") == (36, 36 * int(steps * 0.3))
     smoke = profile_config.load(str(profile_config.PROFILES / "smoke.yaml"))   # names no study: none run
     assert not [j for j in plan.jobs(smoke) if j[0] in ("tune_horizon", "tune_repeat")]
 
@@ -123,3 +123,58 @@ def test_the_studies_are_in_the_plan_with_their_cost():
 def test_a_study_naming_a_pair_the_profile_does_not_tune_is_refused_before_any_job(tuning, message):
     with pytest.raises(profile_config.ConfigError, match=message):
         cpu_config(**tuning)
+
+
+def test_a_full_horizon_task_is_tuned_at_its_steps_and_the_others_at_the_fraction():
+    import tasks
+    config = cpu_config(full_horizon="[lm-stdlib]")
+    for task, fraction in (("lm-stdlib", 1.0), ("cnn-digits", 0.3)):
+        steps = tasks.get(task).size("cpu")["steps"]
+        runs, total = plan.runs_and_steps(config, "tune", task, "adamw")
+        assert (runs, total) == (24, 24 * max(1, int(steps * fraction))), task
+        assert tune.task_tuning(config["tuning"], task)["steps_fraction"] == fraction
+    # a sweep's settings carry neither the studies nor another task's horizon: naming them reruns no sweep
+    assert not {"horizon_check", "repeats", "full_horizon"} & set(tune.task_tuning(config["tuning"], "cnn-digits"))
+
+
+@pytest.mark.parametrize("tuning, message", [
+    (dict(full_horizon="[lm-stdlib]", horizon_check="{lm-stdlib: [adamw]}"),
+     r"tuning.horizon_check: 'lm-stdlib' is tuned at its full horizon .*valid: tasks tuned at steps_fraction 0.3"),
+    (dict(full_horizon="[lm-stdlb]"), r"tuning.full_horizon: unknown 'lm-stdlb'; valid: .*lm-stdlib"),
+])
+def test_a_horizon_setting_that_cannot_hold_is_refused_before_any_job(tuning, message):
+    with pytest.raises(profile_config.ConfigError, match=message):
+        cpu_config(**tuning)
+
+
+def test_muonclip_on_the_qk_task_runs_at_the_base_tasks_muon_selection_and_has_no_sweep():
+    config = cpu_config()
+    assert tune.selection_source("lm-stdlib-qk", "muonclip") == ("lm-stdlib", "muon")
+    assert tune.selection_source("lm-stdlib", "muon") == ("lm-stdlib", "muon")
+    jobs = plan.jobs(config)
+    assert ("final", "lm-stdlib-qk", "muonclip") in jobs and ("tune", "lm-stdlib", "muon") in jobs
+    assert ("tune", "lm-stdlib-qk", "muonclip") not in jobs
+    # without Muon on the base task the selection has no source: refused, naming what is needed
+    lm = [o for o in config["task_optimizers"]["lm-stdlib"] if o != "muon"]
+    with pytest.raises(profile_config.ConfigError, match=r"muonclip on lm-stdlib-qk runs at muon's selection on "
+                                                         r"lm-stdlib.*valid: a profile that runs muon on lm-stdlib"):
+        profile_config.load(str(profile_config.PROFILES / "cpu.yaml"),
+                            ["task_optimizers={lm-stdlib: [" + ", ".join(lm) + "]}"])
+
+
+def test_a_claim_says_where_its_pairs_were_tuned_at_the_full_horizon():
+    from report import claims
+    runs = pd.DataFrame([{"task": t, "optimizer": o, "track": "tuned", "steps": 400} for t in ("lm", "cnn")
+                         for o in ("adamw", "muon")])
+    tuning = pd.DataFrame([{"task": t, "optimizer": o, "steps": n} for t, n in (("lm", 400), ("cnn", 120))
+                           for o in ("adamw", "muon")])
+    check = pd.DataFrame([{"task": "cnn", "optimizer": "adamw", "same": False, "full_selected": "lr 0.01",
+                           "short_selected": "lr 0.1"}])
+    horizon = claims.horizons({"runs": runs, "tuning": tuning, "horizon_check": check})
+    assert horizon[1] == {("lm", "adamw"), ("lm", "muon")}
+    assert claims.horizon_note(horizon, [("lm", "muon")]) == "; tuning horizon: muon on lm tuned at the full horizon"
+    note = claims.horizon_note(horizon, [("cnn", "adamw"), ("cnn", "muon")])
+    assert "adamw on cnn NOT the same" in note and "muon on cnn tuned at a shorter horizon, not checked" in note
+    from report import tuning as section
+    words = section.full_horizon_words(tuning, runs)
+    assert words.startswith("Tuned at the full horizon (the final runs' steps): lm. At a shorter one: cnn (120 of 400).")

@@ -229,11 +229,19 @@ def check_config(config: dict) -> None:
         raise ConfigError(f"config tuning.seeds and final_seeds share {overlap}: tuning seeds must be "
                           f"disjoint from the seeds the report is computed on")
     run = sorted({o for t in config["tasks"] for o in config["task_optimizers"].get(t, config["optimizers"])})
+    known("tuning.full_horizon", config["tuning"]["full_horizon"], config["tasks"])
     try:
         protocol.check_tuning(config["tuning"], run)
+        from workflows.engine.measurements import tune
+        tune.check_sources(config)   # a pair that runs at another's selection finds it in the profile
         protocol.check_studies(config)   # the budget every tuned pair needs; horizon_check and repeats
     except ValueError as e:
         raise ConfigError(f"config {e}") from None
+    both = [t for t in config["tuning"].get("horizon_check", {}) if t in config["tuning"]["full_horizon"]]
+    if both:
+        raise ConfigError(f"config tuning.horizon_check: {both[0]!r} is tuned at its full horizon (tuning.full_horizon): "
+                          f"nothing to compare; valid: tasks tuned at steps_fraction "
+                          f"{config['tuning']['steps_fraction']:g}, not {', '.join(config['tuning']['full_horizon'])}")
     check_precision(config, known)
     known("train_precision keys", list(config["train_precision"]), config["tasks"])
     for task, precision in config["train_precision"].items():

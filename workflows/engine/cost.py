@@ -4,10 +4,12 @@ Every rule has a `benchmark:` file, results/benchmarks/<profile>/<rule>/<task>/<
 (aggregate and report: <rule>.tsv), one header line and one row: wall seconds `s`, `cpu_time`
 (user + system seconds of the job's process tree), `max_rss` (MB) and more. Snakemake records no
 total wall time, so the Snakefile's onstart / onsuccess / onerror handlers append one JSON line per
-event to invocations.jsonl (`mark_invocation`); `invocation_rows` pairs them.
+event to invocations.jsonl (`mark_invocation`); `invocation_rows` pairs them. The profile's wall
+time is the union of the invocations' intervals (`wall_seconds`): shards (OPTBENCH_SHARD=i/n) run
+several invocations at once, and their overlap is one stretch of wall time, not several.
 
-Core utilisation = busy core-seconds / (wall × cores), with busy core-seconds the jobs' summed
-`cpu_time`: a job reserving two cores and using one counts as one busy core. The longest chain is
+Core utilisation = busy core-seconds / the invocations' summed wall × cores, with busy core-seconds
+the jobs' summed `cpu_time`: a job reserving two cores and using one counts as one busy core. The longest chain is
 the longest path of the measurement jobs in measured wall seconds: per task × optimizer, tune then
 the longest of the rules that read its selection (final, stability). The cost tables are written
 inside the aggregate job, before its own benchmark file and the report's exist, so they hold the
@@ -40,9 +42,12 @@ def mark_invocation(benchmarks_dir, event: str, cores: int) -> Path:
 
 
 def invocation_rows(path, now: float | None = None) -> list[dict]:
-    """One row per invocation: start, end, wall seconds, cores, status. An invocation still running
-    (the one aggregating) ends `now`; one killed before its handler ran ("killed") ends at the next
-    invocation's start at the latest, and is counted up to there: an upper bound of its wall time."""
+    """One row per invocation, in order of start: start, end, wall seconds, cores, status. An end
+    event closes its own process's open start (shards run several invocations at once, so events
+    interleave). An invocation still running (the one aggregating: the last to start) ends `now`;
+    one killed before its handler ran ("killed") ends at the next invocation's start at the latest,
+    and is counted up to there (with shards started together, a killed one among them is counted
+    only up to the next shard's start)."""
     path = Path(path)
     if not path.exists():
         return []
@@ -51,8 +56,11 @@ def invocation_rows(path, now: float | None = None) -> list[dict]:
     for e in events:
         if e["event"] == "start":
             rows.append({"start": e["time"], "end": None, "cores": e["cores"], "status": "running", "pid": e["pid"]})
-        elif rows and rows[-1]["end"] is None and rows[-1]["pid"] == e["pid"]:
-            rows[-1].update(end=e["time"], status=e["event"])
+            continue
+        open_rows = [r for r in rows if r["end"] is None and r["pid"] == e["pid"]]
+        if open_rows:
+            open_rows[-1].update(end=e["time"], status=e["event"])
+    rows.sort(key=lambda r: r["start"])
     now = time.time() if now is None else now
     for row, after in zip(rows, rows[1:] + [None]):
         if row["end"] is None:
@@ -61,6 +69,18 @@ def invocation_rows(path, now: float | None = None) -> list[dict]:
         row["wall_seconds"] = row["end"] - row["start"]
         del row["pid"]
     return rows
+
+
+def wall_seconds(invocations: list[dict]) -> float:
+    """The profile's wall time: the union of its invocations' intervals, so that invocations that
+    ran at once (shards: OPTBENCH_SHARD=i/n) are counted once, and the time between two
+    invocations not at all."""
+    total, reach = 0.0, float("-inf")
+    for i in sorted(invocations, key=lambda i: i["start"]):
+        if i["end"] > reach:
+            total += i["end"] - max(i["start"], reach)
+            reach = i["end"]
+    return total
 
 
 def benchmark_path(benchmarks_dir, rule: str, task: str, optimizer: str) -> Path:
@@ -119,16 +139,25 @@ def longest_chain(rows: list[dict]) -> dict:
 
 
 def summary_cores(invocations: list[dict]) -> int:
-    return max((i["cores"] for i in invocations), default=1)
+    """The most cores the invocations held at once: the widest invocation's, or, where invocations
+    overlapped (shards, each given a share of the host's cores), the sum of those running together."""
+    edges = sorted([(i["start"], 1, i["cores"]) for i in invocations]
+                   + [(i["end"], 0, -i["cores"]) for i in invocations])
+    held = peak = 0
+    for _, _, change in edges:   # at a tie an end comes first: back-to-back invocations do not add up
+        held += change
+        peak = max(peak, held)
+    return peak or 1
 
 
 def utilisation(rows: list[dict], invocations: list[dict]) -> dict:
-    """Busy core-seconds (summed cpu_time), wall seconds and cores (summed over invocations; the
-    cores of the widest), and their ratio busy / sum(wall × cores)."""
+    """Busy core-seconds (summed cpu_time), wall seconds (`wall_seconds`: overlaps once), cores
+    (`summary_cores`), and core utilisation: busy over the invocations' summed wall × cores (the
+    capacity: overlapping invocations each had their own share of the cores)."""
     busy = sum(r["cpu_time"] for r in rows if r["cpu_time"] == r["cpu_time"])
     capacity = sum(i["wall_seconds"] * i["cores"] for i in invocations)
-    return {"busy_core_seconds": busy, "wall_seconds": sum(i["wall_seconds"] for i in invocations),
-            "cores": max((i["cores"] for i in invocations), default=0),
+    return {"busy_core_seconds": busy, "wall_seconds": wall_seconds(invocations),
+            "cores": summary_cores(invocations) if invocations else 0,
             "core_utilisation": busy / capacity if capacity else float("nan")}
 
 
@@ -148,9 +177,11 @@ def write_tables(jobs, benchmarks_dir, out_dir, plan_rows: list[dict], threads: 
     """The cost tables from the benchmark files of `jobs` ((rule, task, optimizer) of this profile:
     files of jobs no longer in it are left out) and the invocations:
     - cost.csv: one row per job: rule, task, optimizer, s, cpu_time, max_rss, mean_load;
-    - cost_summary.csv: one row: wall_seconds, cores, busy_core_seconds, core_utilisation (busy
-      over wall × cores; busy is the benchmark's sampled cpu_time, a lower bound), held_core_seconds,
-      core_occupancy (the jobs' wall time × the cores they held, over wall × cores), invocations, longest_chain_seconds, longest_chain (jobs joined by " -> "), planned_wall_seconds;
+    - cost_summary.csv: one row: wall_seconds (the invocations' union), cores (the most held at
+      once), busy_core_seconds, core_utilisation (busy over the invocations' wall × cores; busy is
+      the benchmark's sampled cpu_time, a lower bound), held_core_seconds, core_occupancy (the
+      jobs' wall time × the cores they held, over the same capacity), invocations,
+      longest_chain_seconds, longest_chain (jobs joined by " -> "), planned_wall_seconds;
     - plan.csv: `PLAN_COLUMNS`, one row per rule and task (workflows.engine.plan.plan_rows); its wall
       time on the cores the invocations had, jobs holding `threads` cores (timing jobs: all)."""
     from workflows.engine import plan

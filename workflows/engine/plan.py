@@ -1,20 +1,41 @@
 """A profile's plan before it runs: its jobs (the same list the Snakefile builds its DAG from), runs
 and training steps per rule and task, FLOPs and bytes per step, and an estimated wall time.
 
-On the machine it runs on, the estimate of a job is start-up + a job overhead + runs × per-run
-overhead + training steps × seconds per step (`estimate_seconds`), with seconds per step and the
-overheads from a calibration: before a run, a short timed run of each task here (`calibrate`); after
-one, the profile's own records (`recorded_calibration`): the final runs' seconds per step, of each
-optimizer where it ran (on lm-stdlib at cpu size Muon's and Shampoo's step is 3.6 times AdamW's: the
-task's mean would plan an AdamW-only job at 1.6 times its time), the final jobs' time outside
-start-up and steps as a training job's overhead, per job, the precision study's step time from its
-own records, and the step-time jobs' own setup. Start-up is the measured import of torch,
-transformers and the runner (2.8 s on the 2-core machine the cpu profile is published from). The
-step-time rule runs no training step: its optimizer steps are counted in `steps` and estimated at a
-tenth of a training step's time, and its job pays a setup (the task built once, the optimizers made,
-one record), not a training job's overhead (each run's model, its evaluations and records: on the
-published cpu profile 11.4 s a final job of lm-stdlib against 3.9 s a step-time job). Wall time is
-the jobs' seconds × their cores over the profile's cores (perfect packing: a floor).
+On the machine it runs on, one model for every rule (`estimate_seconds`): a job costs start-up +
+its setup + runs × a run overhead (+ a final-type run's own, for the measurements that write run
+records: final and defaults) + steps × the optimizer's seconds per step (× the rule's step share;
+× the precision factor for the precision study). What a rule runs enters through its jobs, runs
+and steps alone: no rule has a factor of its own. The constants come from a calibration: before a
+run, a short timed run of each task here (`calibrate`); after one, the profile's own records
+(`recorded_calibration`):
+
+- seconds per step, per task and optimizer (on lm-stdlib at cpu size Muon's step is 1.5 times
+  AdamW's: the task's mean would mis-plan the loop-options job, AdamW's alone), pooled over every
+  run the tables time (the final and self-tuning tracks, the precision study's fp32 arms).
+  Pooled, because a job shares the machine (2 one-thread jobs on 2 cores: the L3 cache and the
+  memory bandwidth) with whatever runs beside it, and that moves its step by up to 1.8 times
+  (schedule-free AdamW on the LM: 0.046 s a step in its final runs, 0.026 s in its self-tuning
+  ones): one job's runs meet one co-runner, the pool many, as a rule's many jobs do;
+- the setup, per job: the time outside start-up and steps of the jobs that train no run (the
+  step-time rule: the task's data, the first optimizer, which imports torch._dynamo, the record),
+  the machine's mean for a task without such jobs (at most the time its final-type jobs spent
+  outside steps), and that time whole in a profile without step-time jobs;
+- the final-type run's overhead: what only the final and self-tuning runs do (the test split,
+  checkpoints, the store's record written and checked, their evaluations), per run, from those
+  jobs' time outside start-up, setup and training seconds;
+- the precision study's factor over the fp32 step, from its own records.
+
+Calibrated, then (they reproduce their own seconds: final and defaults together, since they pool):
+final, defaults, precision (its factor) and steptime (its setup). Predicted from them: tune,
+tune_horizon, tune_repeat, stability, loop_options and baselines. Not charged: a tuning or study
+run's evaluations (2-13 % of its steps' time on the cpu tasks), the baselines' n-gram counts and
+compressions (about 2 s: its plan is its setup, a floor), and the monitor's share of a pooled step
+(1-8 % at monitor_every 10, in the final-type runs only). A run that diverges stops there while
+the plan counts its every step (the stability study's lr × 10⁴ runs: the plan is an upper bound).
+Start-up is the measured import of torch, transformers and the runner (2.8 s on the 2-core machine
+the cpu profile is published from). The step-time rule runs no training step: its optimizer steps
+are counted in `steps` and estimated at a tenth of a training step's time. Wall time is the jobs'
+seconds × their cores over the profile's cores (perfect packing: a floor).
 
 Without a GPU (`--h100`, `gpu_estimate`) a job's step is costed from FLOPs and bytes: the model's
 forward and backward at 40 % of the H100's datasheet peak for the job's precision (bf16 autocast,
@@ -101,9 +122,10 @@ def runs_and_steps(config: dict, rule: str, task: str, optimizer: str) -> tuple[
 def calibrate(task_names, size: str, device: str = "cpu", threads: int = 1, steps: int = 12) -> dict:
     """{task: {"seconds_per_step", "run_overhead", "setup_overhead"}} from one timed run of `steps`
     steps of each task (AdamW, or the task's first optimizer that can run): seconds per step from the
-    run's own step clock (from step 2: the first steps warm up), overhead = the run's wall time less
-    its steps, setup = its time before step 0 (the task, model and optimizer built: what a job that
-    trains no run pays)."""
+    run's own step clock (from step 2: the first steps warm up), setup = its time before step 0 (the
+    task, model and optimizer built: what every job pays once), run overhead = the run's wall time
+    less its setup and steps (its evaluations). The tasks share this process, so only the first
+    pays the first optimizer's import that every job pays: the later tasks' setups are low by it."""
     from workflows.engine.harness import RunConfig, train
     found = {}
     for task in task_names:
@@ -117,62 +139,102 @@ def calibrate(task_names, size: str, device: str = "cpu", threads: int = 1, step
         wall = time.perf_counter() - t0
         clock = run["curves"]["time"]
         per_step = (clock[-1] - clock[1]) / (len(clock) - 2)
-        found[task] = {"seconds_per_step": per_step, "run_overhead": max(0.0, wall - n * per_step),
-                       "setup_overhead": started[0] - t0}
+        setup = started[0] - t0
+        found[task] = {"seconds_per_step": per_step, "run_overhead": max(0.0, wall - setup - n * per_step),
+                       "setup_overhead": setup}
     return found
 
 
 def recorded_calibration(run_rows: list[dict], job_rows: list[dict], precision_rows: list[dict] = (),
                          config: dict | None = None) -> dict:
-    """`calibrate`'s {task: {"seconds_per_step", "run_overhead"}} from a profile's records, on the
-    machine that ran them, with no training here:
+    """`calibrate`'s {task: {...}} from a profile's records, on the machine that ran them, with no
+    training here (the model: the module's docstring; `estimate_seconds` applies it):
 
-    - "seconds_per_step": the tuned runs' training seconds over their steps (the runs table's rows,
-      `run_rows`), and "optimizer_seconds_per_step", the same per optimizer: a job's steps are its
-      optimizer's;
-    - "job_overhead": the task's final jobs' time outside start-up and training steps (`job_rows`:
-      workflows.engine.cost.benchmark_rows; building, evaluating, the job's own imports and
-      records), per job, not per run: on the published cpu profile it does not grow with a job's
-      runs (a tune job of 16 logreg runs spent 2.6 s outside start-up and steps, a final job of 3
-      spent 2.8 s), so charging it per run planned the tune rule at 1.8× its measured seconds. 0
-      where no job was benchmarked (or a job took its seeds from the store);
-    - "setup_overhead": where `job_rows` hold jobs that train no run (the step-time rule, whose steps
-      are optimizer steps: `step_share` < 1), their time outside start-up and their steps (those at
-      `step_share` of the optimizer's training step, counted from `config`; without it, none), per
-      job: the task built and the optimizers made, without a training job's evaluations and records;
-    - "precision_factor", with the precision table's rows (`precision_rows`): the precision study's
-      seconds per step over the final runs' of the same optimizers (autocast on a CPU casts every
-      operand: bf16 and fp16 steps are several times an fp32 one; probes add an fp32 backward).
+    - "seconds_per_step" and "optimizer_seconds_per_step" (a job's steps are its optimizer's): the
+      training seconds over the steps of every run the tables time (`timed_runs`: the runs table's
+      every track, the precision table's fp32 arms), pooled: one job's runs meet one co-runner, the
+      pool meets many (on the published cpu profile Muon's final runs took 0.059 s a step on the
+      LM, its self-tuning runs 0.041 s, its stability job, whose steps no table times, 0.045 s at
+      most: its seconds less start-up and setup over its runs' steps but a diverged one's);
+    - "setup_overhead", per job: what a job pays outside start-up and steps whatever it runs (the
+      task's data, the first optimizer, which imports torch._dynamo, the record), from the jobs that
+      train no run (the step-time rule: `step_share` < 1; its optimizer steps at `step_share` of a
+      training step, counted from `config`, none without it); a task without such jobs takes the
+      mean of the tasks that have them (the setup is mostly the machine's: 1.7 s of it is the
+      first optimizer's import on the 2-core machine, the task's data 0-3 s), at most its
+      final-type jobs' time outside steps; with no such job anywhere, that time whole;
+    - "final_run_overhead", per run of the measurements that write run records (`track`: final and
+      defaults): their jobs' time outside start-up, setup and their runs' training seconds, per
+      run: what only those runs do (the test split, checkpoints, the store's record written and
+      checked, and their evaluations); 0 where no such job was benchmarked;
+    - "run_overhead": 0 (a tuning or study run's evaluations, 2-13 % of its steps' time on the cpu
+      tasks, are not charged: the calibrating records cannot tell them from the setup);
+    - "precision_factor", with the precision table's rows: the precision study's seconds per step
+      over the pooled fp32 step of the same optimizers (autocast on a CPU casts every operand:
+      bf16 and fp16 steps are several times an fp32 one; probes add an fp32 backward).
 
-    A task without a final run has no calibration."""
+    A task without a timed run has no calibration."""
+    timed = timed_runs(run_rows, precision_rows)
+    outside = _final_outside(run_rows, job_rows)
     found = {}
-    tuned = [r for r in run_rows if r["track"] == "tuned"]
-    for task in sorted({r["task"] for r in tuned}):
-        runs = [r for r in tuned if r["task"] == task]
+    for task in sorted({r["task"] for r in timed}):
+        runs = [r for r in timed if r["task"] == task]
         steps = sum(r["steps"] for r in runs)
         if not steps:
             continue
-        jobs = [j for j in job_rows if j["rule"] == "final" and j["task"] == task and j["s"] == j["s"]]
-        timed = [r for r in runs if r["optimizer"] in {j["optimizer"] for j in jobs}]
-        outside = (sum(j["s"] for j in jobs) - len(jobs) * STARTUP_SECONDS
-                   - sum(r["train_seconds"] for r in timed))
-        per_step = sum(r["train_seconds"] for r in runs) / steps
         by_optimizer = {}
         for r in runs:
             by_optimizer.setdefault(r["optimizer"], []).append(r)
-        found[task] = {"seconds_per_step": per_step, "run_overhead": 0.0,
-                       "job_overhead": max(0.0, outside / len(jobs)) if jobs and timed else 0.0,
+        found[task] = {"seconds_per_step": sum(r["train_seconds"] for r in runs) / steps, "run_overhead": 0.0,
                        "optimizer_seconds_per_step": {
                            o: sum(r["train_seconds"] for r in rs) / sum(r["steps"] for r in rs)
                            for o, rs in sorted(by_optimizer.items()) if sum(r["steps"] for r in rs)}}
-        setup = _setup_overhead(task, job_rows, found[task], config)
-        if setup is not None:
-            found[task]["setup_overhead"] = setup
+    setups = {t: s for t in found if (s := _setup_overhead(t, job_rows, found[t], config)) is not None}
+    machine = sum(setups.values()) / len(setups) if setups else None
+    for task, c in found.items():
+        jobs, runs, seconds = outside.get(task, (0, 0, 0.0))
+        per_job = max(0.0, seconds / jobs) if jobs else None
+        setup = setups.get(task, machine if per_job is None or machine is None else min(machine, per_job))
+        c["setup_overhead"] = setup if setup is not None else (per_job or 0.0)
+        c["final_run_overhead"] = max(0.0, (seconds - jobs * c["setup_overhead"]) / runs) if runs else 0.0
         mixed = [r for r in precision_rows if r["task"] == task and r["steps_done"] == r["steps_done"]]
-        fp32 = found[task]["optimizer_seconds_per_step"]
+        fp32 = c["optimizer_seconds_per_step"]
         if sum(r["steps_done"] for r in mixed):
-            found[task]["precision_factor"] = (sum(r["train_seconds"] for r in mixed)
-                                               / sum(r["steps_done"] * fp32.get(r["optimizer"], per_step) for r in mixed))
+            c["precision_factor"] = (sum(r["train_seconds"] for r in mixed)
+                                     / sum(r["steps_done"] * fp32.get(r["optimizer"], c["seconds_per_step"])
+                                           for r in mixed))
+    return found
+
+
+def timed_runs(run_rows: list[dict], precision_rows: list[dict] = ()) -> list[dict]:
+    """{task, optimizer, train_seconds, steps} of every run whose training seconds a table holds at
+    the harness's fp32 step: the runs table's (every track: final, defaults) and the precision
+    table's fp32 arms without loss scaling (a loss scale changes no step's cost). Rows without
+    steps or seconds (a run the table could not time) are left out."""
+    rows = [{"task": r["task"], "optimizer": r["optimizer"], "train_seconds": r["train_seconds"], "steps": r["steps"]}
+            for r in run_rows]
+    rows += [{"task": r["task"], "optimizer": r["optimizer"], "train_seconds": r["train_seconds"],
+              "steps": r["steps_done"]} for r in precision_rows
+             if r.get("precision") == "fp32" and r.get("loss_scaling") == "none"]
+    return [r for r in rows if r["steps"] == r["steps"] and r["train_seconds"] == r["train_seconds"] and r["steps"]]
+
+
+def _final_outside(run_rows: list[dict], job_rows: list[dict]) -> dict:
+    """{task: (jobs, runs, seconds)} of the benchmarked jobs of the measurements that write run
+    records (`track`): their wall seconds less start-up and their runs' training seconds. A job
+    whose runs the table lacks (its seeds taken from the store elsewhere) is left out."""
+    found = {}
+    for j in job_rows:
+        if j["s"] != j["s"] or j["rule"] not in measurements.names() or measurements.get(j["rule"]).track is None:
+            continue
+        track = measurements.get(j["rule"]).track
+        runs = [r for r in run_rows if (r["track"], r["task"], r["optimizer"]) == (track, j["task"], j["optimizer"])
+                and r["train_seconds"] == r["train_seconds"]]
+        if not runs:
+            continue
+        jobs, n, seconds = found.get(j["task"], (0, 0, 0.0))
+        found[j["task"]] = (jobs + 1, n + len(runs),
+                            seconds + j["s"] - STARTUP_SECONDS - sum(r["train_seconds"] for r in runs))
     return found
 
 
@@ -205,8 +267,10 @@ def published_check(tables_dir) -> list[dict]:
     configuration), beside the jobs' measured seconds (cost.csv): rows of rule, planned_seconds,
     measured_seconds, plan_over_measured. A row's steps are shared evenly among its benchmarked
     jobs, each at its optimizer's step (a rule's jobs of one task run the same steps, but for the
-    one trial of a self-tuning entry's tuning). Final, precision and steptime are calibrated from
-    their own records (steptime: its setup); the other rules are predictions from them."""
+    one trial of a self-tuning entry's tuning). Calibrated: final and defaults together (their runs'
+    steps, pooled with the precision study's fp32 arms, and their jobs' time outside steps), the
+    precision study's factor, the step-time jobs' setup; predicted: tune, tune_horizon,
+    tune_repeat, stability, loop_options, baselines (the module's docstring)."""
     import json
     tables_dir = Path(tables_dir)
     cost_rows = table_rows(tables_dir / "cost.csv")
@@ -248,12 +312,13 @@ def step_seconds(rule: str, calibration: dict, optimizer: str | None = None) -> 
 def estimate_seconds(rule: str, jobs: int, runs: int, steps: int, calibration: dict,
                      optimizer: str | None = None) -> float:
     """A rule's jobs of one task (of one optimizer, where given) on the calibrated machine: start-up
-    and the job overhead per job (a job that trains no run: its setup, where the calibration has
-    one), the run overhead per run, and the steps at `step_seconds`."""
+    and the setup per job, the run overhead per run (and the final-type run's own, for the
+    measurements that write run records), and the steps at `step_seconds`. One model for every
+    rule: what a rule runs enters through its jobs, runs and steps alone."""
     c = calibration
-    trains = measurements.get(rule).step_share >= 1
-    overhead = c.get("job_overhead", 0.0) if trains else c.get("setup_overhead", c.get("job_overhead", 0.0))
-    return jobs * (STARTUP_SECONDS + overhead) + runs * c["run_overhead"] + steps * step_seconds(rule, c, optimizer)
+    per_run = c["run_overhead"] + (c.get("final_run_overhead", 0.0) if measurements.get(rule).track else 0.0)
+    return (jobs * (STARTUP_SECONDS + c.get("setup_overhead", 0.0)) + runs * per_run
+            + steps * step_seconds(rule, c, optimizer))
 
 
 # NVIDIA's H100 SXM datasheet, dense (no sparsity): FLOP/s by what a job's products run in, HBM3 bytes/s.
@@ -369,6 +434,19 @@ def plan_rows(config: dict, calibration: dict | None = None, step_costs: dict | 
                 row["estimated_seconds"] = fixed + sum(n * s for (_, n), (s, _) in zip(per_job[rule, task], timed))
                 row["busy_seconds"] = sum(n * b for (_, n), (_, b) in zip(per_job[rule, task], timed))
     return list(rows.values())
+
+
+def aggregation_rows(config: dict, run_rows: list[dict], job_rows: list[dict], precision_rows: list[dict],
+                     job_list) -> list[dict]:
+    """The plan that aggregation writes (plan.csv), as `optbench plan --calibrate` makes it but
+    calibrated from the records just tabled (`recorded_calibration`; no training here), of
+    `job_list`, the jobs run here. FLOPs and bytes are counted on the CPU whatever the profile's
+    device: the counts do not depend on it, and aggregation needs no device (on SLURM it runs on a
+    CPU partition). The gpu-full LM's count takes minutes on a CPU; the cpu and gpu profiles', seconds."""
+    from workflows.engine import flops
+    calibration = recorded_calibration(run_rows, job_rows, precision_rows, config)
+    step_costs = {t: flops.step_cost(t, config["size"], "cpu") for t in sorted({t for _, t, _ in job_list})}
+    return plan_rows(config, calibration, step_costs, job_list)
 
 
 def gpu_pool(path: Path = GPU_PROFILE) -> int:

@@ -3,10 +3,18 @@ task, each trial on every tuning seed, selection on the mean score over the seed
 tuned hyperparameter whether the selection is at an edge of what was tried and why.
 
 The search space of an entry is its ``lr_range`` times its ``search`` ranges (``OptimizerSpec``:
-weight decay for the entries whose decay is decoupled, lr alone for the rest); a profile may
-replace an entry's ranges (``tuning: {search: {adamw: {lr: [1e-4, 1e-1]}}}``). A range no longer
-bounds the search: it gives the centre the grid starts from; the bounds are the hard limits
-(HARD_LIMITS), the same for every entry.
+weight decay for the entries whose decay is decoupled, lr alone for the rest), and on a task that
+tunes β2 (``Task.tunes_beta2``: the LM) ``beta2`` for the entries whose update keeps Adam's second
+moment (``OptimizerSpec.tunes_beta2``), in the order lr, weight_decay, beta2; a profile may replace
+an entry's ranges (``tuning: {search: {adamw: {lr: [1e-4, 1e-1]}}}``). A range no longer bounds the
+search: it gives the centre the grid starts from; the bounds are the hard limits (HARD_LIMITS), the
+same for every entry.
+
+Each hyperparameter's lattice is on log10 of a coordinate (COORDINATES): the value itself for lr and
+weight decay, 1 − β2 for beta2 (the EMA's memory is 1/(1 − β2) steps: 0.9, 0.99, 0.999 are a decade
+apart in it, as lrs are in lr). A point is a tuple of exact exponents of those coordinates; the
+values a trial runs at, the records and the tables hold the hyperparameters themselves (β2, not
+1 − β2).
 
 The protocol (Wen et al. 2025, "Fantastic pretraining optimizers and where to find them": one
 hyperparameter swept at a time around the current best, the grid widened where the best is at
@@ -17,15 +25,19 @@ its edge), every tuned entry getting exactly ``tuning.trials`` trials, in this o
    own centre. Every entry's points lie on the one lattice, so two entries' lrs are comparable and
    no lr is coarser than half a decade around the optimum (the Sobol design this replaces left
    gaps of 7-11x and tied each lr to one weight decay).
-2. ``lr-extension``: while the best lr (mean score over the seeds, ties to the earlier trial) is the
+2. ``lr-extension``: while the best lr (mean score over the seeds, scores within TIE = 0.1 % of the best tie, the earlier trial wins) is the
    smallest or largest tried and the next lattice point beyond it is inside the hard limits, that
    point is tried. The rule is the entry's no more than another's: a range that happened to be
    declared too narrow costs trials, never the optimum.
 3. ``weight_decay`` (where the entry tunes it on the task): 3 points a decade apart centred on the
    geometric centre of its range (rounded to the decade lattice 10**k), at the best lr; then
-   ``weight_decay-extension`` by decades, as in 2.
-4. ``lr-again``: the two half-decade neighbours of the best lr at the selected weight decay (lr
-   and weight decay interact through their product, Loshchilov & Hutter 2019), extended as in 2.
+   ``weight_decay-extension`` by decades, as in 2. Then ``beta2`` (where tuned) the same way at the
+   best lr and selected decay: 1 − β2 at 0.1, 0.01, 0.001 (β2 0.9, 0.99, 0.999), then
+   ``beta2-extension`` by decades of 1 − β2. Each of these stages' centre is the point the stage
+   before selected, run already: it costs 2 new trials.
+4. ``lr-again``: the two half-decade neighbours of the best lr at the selected weight decay and β2
+   (lr and weight decay interact through their product, Loshchilov & Hutter 2019; β2 sets the memory
+   of the update's normaliser, and with it the largest stable lr), extended as in 2.
 5. ``refine``: with the trials left, quarter-decade points around the current best lr, below
    first, then above, then eighth-decade ones, each level halving the step, until the trials are
    spent.
@@ -33,10 +45,10 @@ its edge), every tuned entry getting exactly ``tuning.trials`` trials, in this o
 A point already run is never run twice: a stage that proposes one takes its score and goes on.
 Self-tuning entries (Prodigy, D-Adaptation) run one trial at their defaults, and a task with a
 fixed lr (reproducing a published setting) one trial at that lr: neither is tuned. The budget is
-checked before any job (`check_trials`): stages 1, 3 and 4 need 5 + 3 + 2 = 10 trials with weight
-decay (the decay stage's centre is the lr stage's best, so one is left for an extension), 5 with
-lr alone. Within a budget a long extension may still cut a later stage: the selection says where
-(`stopped_in`).
+checked before any job (`check_trials`, `min_trials`): the lr stage's 5, 2 new points for each
+further hyperparameter, 2 lr again and 1 spare for an extension: 5 with lr alone, 5 + 2 + 2 + 1 =
+10 with weight decay, 5 + 2 + 2 + 2 + 1 = 12 with weight decay and β2. Within a budget a long
+extension may still cut a later stage: the selection says where (`stopped_in`).
 
 Why an edge matters (Choi et al. 2019, "On empirical comparisons of optimizers for deep
 learning"): a comparison's outcome follows the search space; with an adequate one the inclusion
@@ -44,7 +56,7 @@ relations hold (AdamW, which contains Adam, tunes to no worse than Adam), and a 
 edge of what was tried means the space, not the optimizer, chose. `at_edge[h]`: the selected value
 of h is the smallest or largest tried along the final coordinate (among the trials that share the
 selection's other values; where lr moved after the weight-decay stage, that line holds one decay,
-and the decays tried anywhere are compared instead); `edge_reason[h]`: "" (interior), "budget"
+and the values tried anywhere are compared instead); `edge_reason[h]`: "" (interior), "budget"
 (the extension ran out of trials) or "hard limit" (the next point beyond is outside HARD_LIMITS).
 
 The trials are adaptive (each depends on the scores before it), so they are not exchangeable
@@ -58,6 +70,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -65,32 +78,76 @@ import numpy as np
 import optimizers
 import tasks
 
-# The bounds of every search, whatever an entry's range: one choice for every entry, beyond every range
-# the registry declares (lr 1e-6…3, weight decay 1e-3…10), so that an extension reaches them only where
-# the declared range was off; a selection that stops at one says so (edge_reason "hard limit")
-HARD_LIMITS = {"lr": (1e-7, 10.0), "weight_decay": (1e-6, 10.0)}
-# The spacing of a hyperparameter's first stage and its extensions, in decades
-LATTICE = {"lr": Fraction(1, 2), "weight_decay": Fraction(1)}
-LR_POINTS, OTHER_POINTS, LR_AGAIN = 5, 3, 2
-STAGES = ("lr", "lr-extension", "weight_decay", "weight_decay-extension", "lr-again", "refine")   # in order
 _DENOMINATOR = 2 ** 20   # the finest lattice a refinement reaches: 2**-20 decade
 _FINEST = Fraction(1, _DENOMINATOR)
 
 
+@dataclass(frozen=True)
+class Coordinate:
+    """How the protocol walks one hyperparameter: its lattice is on log10(u), u the value itself or,
+    `complement`, 1 − value; `step`: the lattice's spacing in decades of u (a first stage's points and
+    its extensions); `limits`: the hard limits of the value."""
+    step: Fraction
+    limits: tuple[float, float]
+    complement: bool = False
+
+    def log(self, value: float) -> float:
+        """log10 of u."""
+        return math.log10(1.0 - value if self.complement else value)
+
+    def exponent(self, value: float) -> Fraction:
+        """log10 of u, exact (every point the protocol makes is u = 10**(k / 2**m))."""
+        return Fraction(round(self.log(value) * _DENOMINATOR), _DENOMINATOR)
+
+    def value(self, e: Fraction) -> float:
+        u = 10.0 ** (e.numerator / e.denominator)
+        return 1.0 - u if self.complement else u
+
+    def span(self, bounds) -> tuple[Fraction, Fraction]:
+        """The exponents of a range's ends, smallest first (a complement's order is the values' reversed)."""
+        return tuple(sorted(self.exponent(b) for b in bounds))
+
+    def words(self, key: str) -> str:
+        """'half-decade lattice', 'decade lattice of 1 − beta2'."""
+        return ({Fraction(1, 2): "half-decade", Fraction(1): "decade"}[self.step] + " lattice"
+                + (f" of 1 − {key}" if self.complement else ""))
+
+    def shown(self, value: float) -> str:
+        """The value with 3 significant digits of u (0.999, not 1, for a β2)."""
+        lost = max(0, -math.floor(math.log10(1.0 - value))) if self.complement else 0
+        return f"{value:.{3 + lost}g}"
+
+
+# The hyperparameters the protocol tunes, in the order it tunes them, each's lattice and the bounds of
+# every search whatever an entry's range: one choice for every entry, beyond every range the registry
+# declares (lr 1e-6…3, weight decay 1e-3…10, β2 0.9…0.999), so that an extension reaches them only
+# where the declared range was off; a selection that stops at one says so (edge_reason "hard limit").
+# lr's reaches 1e3: on the convex problems a stopping point at 10 was the optimizer's best (SGD on
+# logreg-cancer selects 31.6 with it raised); β2's 0.9999 is a memory of 10^4 steps, beyond every run
+COORDINATES = {"lr": Coordinate(Fraction(1, 2), (1e-7, 1e3)),
+               "weight_decay": Coordinate(Fraction(1), (1e-6, 10.0)),
+               "beta2": Coordinate(Fraction(1), (0.9, 0.9999), complement=True)}
+HARD_LIMITS = {k: c.limits for k, c in COORDINATES.items()}
+LR_POINTS, OTHER_POINTS, LR_AGAIN, SPARE = 5, 3, 2, 1
+STAGES = ("lr", "lr-extension", *(s for k in COORDINATES if k != "lr" for s in (k, f"{k}-extension")),
+          "lr-again", "refine")   # in order
+
+
 def search_space(task: str, optimizer: str, tuning: dict | None = None) -> dict[str, tuple[float, float]]:
-    """The tuned hyperparameters of `optimizer` on `task` and their log ranges, lr first: the
-    profile's `tuning.search` entry if it names the optimizer, else the entry's own; empty where
-    nothing is tuned (a self-tuning entry, a task with a fixed lr)."""
+    """The tuned hyperparameters of `optimizer` on `task` and their ranges, in COORDINATES' order
+    (lr, weight_decay, beta2): the profile's `tuning.search` entry if it names the optimizer, taken
+    as given, else the entry's own (beta2 where the task tunes it, weight decay where it reaches a
+    parameter); empty where nothing is tuned (a self-tuning entry, a task with a fixed lr)."""
     spec = optimizers.get(optimizer)
     if spec.self_tuning or tasks.get(task).fixed_lr is not None:
         return {}
     given = (tuning or {}).get("search", {}).get(optimizer)
     if given is None:
-        space = spec.search_space()
+        space = spec.search_space(beta2=tasks.get(task).tunes_beta2)
         if "weight_decay" in space and not decays_a_parameter(task, optimizer):
             del space["weight_decay"]
         return space
-    keys = (["lr"] if "lr" in given else []) + sorted(k for k in given if k != "lr")
+    keys = [k for k in COORDINATES if k in given] + sorted(k for k in given if k not in COORDINATES)
     return {k: (float(given[k][0]), float(given[k][1])) for k in keys}
 
 
@@ -104,26 +161,21 @@ def decays_a_parameter(task: str, optimizer: str) -> bool:
 
 
 def min_trials(space) -> int:
-    """The trials stages 1, 3 and 4 need in `space` (its keys, or their number): 5 lr points, 3 of
-    each other hyperparameter, 2 lr again; 1 where nothing is tuned."""
+    """The trials the stages need in `space` (its keys, or their number): the lr stage's 5 points;
+    for each further hyperparameter 3 points, whose centre the stage before ran (the best lr at the
+    other centres, then the selected decay), so 2 new; 2 lr again; 1 spare, for an extension. 5
+    with lr alone, 10 with weight decay, 12 with weight decay and beta2; 1 where nothing is tuned."""
     dims = space if isinstance(space, int) else len(space)
     if not dims:
         return 1
-    return LR_POINTS + OTHER_POINTS * (dims - 1) + (LR_AGAIN if dims > 1 else 0)
+    return LR_POINTS + (OTHER_POINTS - 1) * (dims - 1) + (LR_AGAIN + SPARE if dims > 1 else 0)
 
 
-def _exponent(value: float) -> Fraction:
-    """log10 of a lattice point, exact (every point the protocol makes is 10**(k / 2**m))."""
-    return Fraction(round(math.log10(value) * _DENOMINATOR), _DENOMINATOR)
-
-
-def _value(e: Fraction) -> float:
-    return 10.0 ** (e.numerator / e.denominator)   # a dyadic fraction: its float is exact
-
-
-def _centre(bounds: tuple[float, float], step: Fraction) -> Fraction:
-    """The geometric centre of a log range rounded to the lattice of `step` decades (ties upward)."""
-    mid = (math.log10(bounds[0]) + math.log10(bounds[1])) / 2
+def _centre(key: str, bounds: tuple[float, float]) -> Fraction:
+    """The geometric centre of a range in the coordinate of `key`, rounded to its lattice (ties upward)."""
+    coordinate = COORDINATES[key]
+    step = coordinate.step
+    mid = (coordinate.log(bounds[0]) + coordinate.log(bounds[1])) / 2
     return step * math.floor(round(mid / step, 9) + 0.5)
 
 
@@ -139,15 +191,22 @@ class _Replay:
     asks for is looked up; the first one missing is the next trial. A stage decides from the
     points the walk has reached (`known`), never from a later trial's score, so the walk over n
     trials makes the decisions it made when only its first ones had run. Points are tuples of
-    exact exponents in the space's key order."""
+    exact exponents of the coordinates (COORDINATES) in the space's key order."""
 
     def __init__(self, space: dict, tried):
         self.keys = list(space)
-        self.limits = [tuple(_exponent(b) for b in HARD_LIMITS[k]) for k in self.keys]
+        self.coordinates = [COORDINATES[k] for k in self.keys]
+        self.limits = [c.span(c.limits) for c in self.coordinates]
         self.seen: dict[tuple, tuple[float, int]] = {}
         for i, (hparams, score) in enumerate(tried):
-            self.seen.setdefault(tuple(_exponent(hparams[k]) for k in self.keys), (float(score), i))
+            self.seen.setdefault(self.point(hparams), (float(score), i))
         self.known: dict[tuple, tuple[float, int]] = {}
+
+    def point(self, hparams: dict) -> tuple:
+        return tuple(c.exponent(hparams[k]) for k, c in zip(self.keys, self.coordinates))
+
+    def hparams(self, point: tuple) -> dict:
+        return {k: c.value(e) for k, c, e in zip(self.keys, self.coordinates, point)}
 
     def inside(self, point) -> bool:
         return all(lo <= e <= hi for e, (lo, hi) in zip(point, self.limits))
@@ -162,14 +221,14 @@ class _Replay:
         self.known[point] = self.seen[point]
 
     def best_on_line(self, at, axis: int):
-        """The best point reached that shares `at`'s values off `axis` (ties: the earlier trial)."""
+        """The best point reached that shares `at`'s values off `axis` (`best`: ties to the earlier trial)."""
         line = [p for p in self.known if all(p[j] == at[j] for j in range(len(at)) if j != axis)]
-        return min(line, key=lambda p: self.known[p])
+        return best({p: self.known[p] for p in line})
 
     def extend(self, at, axis: int, stage: str):
         """Stage 2's rule along `axis`: while the line's best is its smallest (largest) value and
         the lattice point below (above) is inside the hard limits, run it. Returns the line's best."""
-        step = LATTICE[self.keys[axis]]
+        step = self.coordinates[axis].step
         while True:
             best = self.best_on_line(at, axis)
             values = [p[axis] for p in self.known if _with(p, axis, best[axis]) == best]
@@ -184,8 +243,8 @@ class _Replay:
             self.look(beyond, stage)
 
     def grid(self, at, axis: int, points: int, stage: str) -> None:
-        """`points` lattice points along `axis` centred on `at`, smallest first (inside the limits)."""
-        step = LATTICE[self.keys[axis]]
+        """`points` lattice points along `axis` centred on `at`, smallest coordinate first (inside the limits)."""
+        step = self.coordinates[axis].step
         for d in range(-(points // 2), points // 2 + 1):
             point = _with(at, axis, at[axis] + d * step)
             if self.inside(point):
@@ -199,7 +258,7 @@ def _with(point: tuple, axis: int, e: Fraction) -> tuple:
 def _walk(space: dict, replay: _Replay) -> None:
     """The protocol's stages; returns only when no point is left to propose (raises _Next first)."""
     keys = list(space)
-    centre = tuple(_centre(space[k], LATTICE[k]) for k in keys)
+    centre = tuple(_centre(k, space[k]) for k in keys)
     replay.grid(centre, 0, LR_POINTS, "lr")
     at = replay.extend(centre, 0, "lr-extension")
     for axis in range(1, len(keys)):
@@ -207,11 +266,11 @@ def _walk(space: dict, replay: _Replay) -> None:
         at = replay.extend(at, axis, f"{keys[axis]}-extension")
     if len(keys) > 1:
         for d in (-1, 1):
-            point = _with(at, 0, at[0] + d * LATTICE["lr"])
+            point = _with(at, 0, at[0] + d * COORDINATES["lr"].step)
             if replay.inside(point):
                 replay.look(point, "lr-again")
         at = replay.extend(at, 0, "lr-extension")
-    step = LATTICE["lr"] / 2
+    step = COORDINATES["lr"].step / 2
     while step >= _FINEST:
         while True:
             best = replay.best_on_line(at, 0)
@@ -230,14 +289,14 @@ def next_step(space: dict, tried) -> tuple[dict, str] | None:
     keys = list(space)
     if not keys:
         return None
-    if keys[0] != "lr" or any(k not in HARD_LIMITS for k in keys):
+    if keys[0] != "lr" or any(k not in COORDINATES for k in keys):
         raise ValueError(f"search space {keys}: the protocol tunes lr first, then any of "
-                         f"{', '.join(k for k in HARD_LIMITS if k != 'lr')}; valid keys: {', '.join(HARD_LIMITS)}")
+                         f"{', '.join(k for k in COORDINATES if k != 'lr')}; valid keys: {', '.join(COORDINATES)}")
     replay = _Replay(space, tried)
     try:
         _walk(space, replay)
     except _Next as nxt:
-        return {k: _value(e) for k, e in zip(keys, nxt.point)}, nxt.stage
+        return replay.hparams(nxt.point), nxt.stage
     return None
 
 
@@ -306,8 +365,8 @@ def check_tuning(tuning: dict, optimizer_names) -> None:
     before any job runs: each `search` entry names an optimizer the profile runs that is tuned, at
     least one hyperparameter, each a real-valued hyperparameter of the entry with a non-empty log
     range of valid values, lr among them, each one the protocol has a lattice and hard limits for,
-    inside those limits. ValueError names the bad value and what is valid. `optimizer_names`: the
-    optimizers the profile runs."""
+    inside those limits (beta2's are of β2: 0.9 … 0.9999). ValueError names the bad value and what
+    is valid. `optimizer_names`: the optimizers the profile runs."""
     names = list(optimizer_names)
     for name, space in tuning.get("search", {}).items():
         if name not in names:
@@ -324,9 +383,9 @@ def check_tuning(tuning: dict, optimizer_names) -> None:
             why = optimizers.search_range_error(spec, key, bounds)
             if why:
                 raise ValueError(f"tuning.search.{name}.{key}={bounds!r}: {why}")
-            if key not in HARD_LIMITS:
+            if key not in COORDINATES:
                 raise ValueError(f"tuning.search.{name}.{key}: the protocol has no lattice and hard limits for "
-                                 f"{key!r}; valid: {', '.join(HARD_LIMITS)}")
+                                 f"{key!r}; valid: {', '.join(COORDINATES)}")
             lo, hi = HARD_LIMITS[key]
             if not lo <= bounds[0] < bounds[1] <= hi:
                 raise ValueError(f"tuning.search.{name}.{key}={bounds!r}: outside the hard limits; valid: "
@@ -339,19 +398,22 @@ def check_tuning(tuning: dict, optimizer_names) -> None:
 def check_trials(tuning: dict, tuned_pairs) -> None:
     """`tuning.trials` is at least what each tuned (task, optimizer) of `tuned_pairs` needs
     (`min_trials`), else ValueError naming the value, the pair and the minimum. The declared
-    spaces bound the need without building a model; only a budget under that bound asks the
-    exact space (which builds the task's model to see where weight decay acts)."""
+    spaces (beta2 where the task tunes it) bound the need without building a model; only a budget
+    under that bound asks the exact space (which builds the task's model to see where weight decay
+    acts)."""
     trials = check_budget(tuning["trials"])
-    declared = {o: len((tuning.get("search") or {}).get(o) or optimizers.get(o).search_space())
-                for _, o in tuned_pairs}
-    if all(trials >= min_trials(n) for n in declared.values()):
+    declared = [len((tuning.get("search") or {}).get(o)
+                    or optimizers.get(o).search_space(beta2=tasks.get(t).tunes_beta2)) for t, o in tuned_pairs]
+    if all(trials >= min_trials(n) for n in declared):
         return
     for task, optimizer in tuned_pairs:
         space = search_space(task, optimizer, tuning)
         need = min_trials(space)
         if trials < need:
-            stages = f"{LR_POINTS} lr" + "".join(f" + {OTHER_POINTS} {k}" for k in list(space)[1:]) + (
-                f" + {LR_AGAIN} lr again" if len(space) > 1 else "")
+            others = list(space)[1:]
+            stages = f"{LR_POINTS} lr" + "".join(f" + {OTHER_POINTS - 1} {k}" for k in others) + (
+                f" + {LR_AGAIN} lr again + {SPARE} spare for an extension: each of {', '.join(others)} has "
+                f"{OTHER_POINTS} points, its centre run by the stage before" if others else "")
             raise ValueError(f"tuning.trials={trials}: {optimizer} on {task} tunes {', '.join(space)}, whose "
                              f"protocol needs at least {need} trials ({stages}); valid: >= {need}")
 
@@ -404,21 +466,43 @@ def _edges(tuned: dict, order: list, best: int) -> tuple[dict, dict]:
     at_edge, reason = {}, {}
     chosen = tuned[best]
     for key, value in chosen.items():
+        coordinate = COORDINATES[key]
         line = [t for t in order if all(tuned[t].get(k) == v for k, v in chosen.items() if k != key)]
-        tried = sorted({tuned[t][key] for t in line})
+        tried = sorted({coordinate.exponent(tuned[t][key]) for t in line})
         if len(tried) < 2:
-            tried = sorted({tuned[t][key] for t in order})
-        at_edge[key] = len(tried) > 1 and value in (tried[0], tried[-1])
+            tried = sorted({coordinate.exponent(tuned[t][key]) for t in order})
+        e = coordinate.exponent(value)
+        at_edge[key] = len(tried) > 1 and e in (tried[0], tried[-1])
         reason[key] = ""
         if at_edge[key]:
-            beyond = value * 10 ** float(LATTICE.get(key, 1) * (1 if value == tried[-1] else -1))
-            lo, hi = HARD_LIMITS.get(key, (0.0, math.inf))
-            reason[key] = "hard limit" if not lo * (1 - 1e-9) <= beyond <= hi * (1 + 1e-9) else "budget"
+            beyond = e + coordinate.step * (1 if e == tried[-1] else -1)
+            lo, hi = coordinate.span(coordinate.limits)
+            reason[key] = "budget" if lo <= beyond <= hi else "hard limit"
     return at_edge, reason
 
 
+# Scores closer than this share of the best one's size are a tie, which the earlier trial wins: one
+# tuning seed does not resolve them (the repeated tuning study's spread of the CNN's selected score
+# is ~1.4 pp, ~15x this), and without it a coordinate that changes nothing walks its extension to
+# the hard limit on noise (weight decay on lm-stdlib at 20 smoke steps: 1e-4 apart on a loss of
+# 5.5, decay 1e-3 to 1e-6 tried one after another), spending the trials a later coordinate needs.
+# A tenth of a percent is below one CNN test image (0.33 pp of ~95 %) and the LM's test standard
+# error; a relative rule holds for every metric's scale (suboptimality down to 1e-12, a loss of 1.4).
+TIE = 1e-3
+
+
+def best(scored: dict):
+    """The key of `scored` ({key: (score, trial index)}, lower better) with the best score, where
+    every score within TIE × |best score| of it ties and the earliest trial among them wins."""
+    low = min(v[0] for v in scored.values())
+    if math.isinf(low):
+        return min(scored, key=lambda k: scored[k][1])
+    tied = [k for k, (v, _) in scored.items() if v <= low + TIE * abs(low)]
+    return min(tied, key=lambda k: scored[k][1])
+
+
 def select(runs: list[dict], task: str, space: dict | None = None) -> dict:
-    """The trial whose mean score over the tuning seeds is best (ties: the earlier trial). `runs`
+    """The trial whose mean score over the tuning seeds is best (ties within TIE: the earlier trial). `runs`
     are the sweep's runs, each with its `trial` index and `tuned` hparams. `at_edge[h]` and
     `edge_reason[h]` as the module's docstring says; with the sweep's `space`, `stopped_in`: the
     stage the budget cut ('' where the protocol reached its refinement)."""
@@ -432,11 +516,11 @@ def select(runs: list[dict], task: str, space: dict | None = None) -> dict:
         tuned[r["trial"]] = r["tuned"]
     order = sorted(scores)
     means = {t: float(np.mean(scores[t])) for t in order}
-    best = min(order, key=lambda t: (means[t], t))
-    at_edge, reason = _edges(tuned, order, best)
+    chosen = best({t: (means[t], t) for t in order})
+    at_edge, reason = _edges(tuned, order, chosen)
     out = {
-        "hparams": dict(tuned[best]),
-        "trial": best,
+        "hparams": dict(tuned[chosen]),
+        "trial": chosen,
         "mean_score": [means[t] for t in order],
         "at_edge": at_edge,
         "edge_reason": reason,
@@ -449,12 +533,15 @@ def select(runs: list[dict], task: str, space: dict | None = None) -> dict:
 
 def describe_space(space: dict) -> str:
     """'lr half-decade lattice from 0.00316 (range 1e-05…1), weight_decay decade lattice from 0.1
-    (range 0.001…1)' ('' for nothing tuned): where each stage starts, on which lattice."""
-    words = {Fraction(1, 2): "half-decade", Fraction(1): "decade"}
-    return ", ".join(f"{k} {words[LATTICE[k]]} lattice from {_value(_centre((lo, hi), LATTICE[k])):.3g} "
-                     f"(range {lo:.3g}…{hi:.3g})" for k, (lo, hi) in space.items())
+    (range 0.001…1), beta2 decade lattice of 1 − beta2 from 0.99 (range 0.9…0.999)' ('' for nothing
+    tuned): where each stage starts, on which lattice."""
+    def words(key, c, bounds):
+        return (f"{key} {c.words(key)} from {c.shown(c.value(_centre(key, bounds)))} "
+                f"(range {c.shown(bounds[0])}…{c.shown(bounds[1])})")
+    return ", ".join(words(k, COORDINATES[k], bounds) for k, bounds in space.items())
 
 
 def describe_limits(space: dict) -> str:
-    """'lr 1e-07…10, weight_decay 1e-06…10': the hard limits of the space's hyperparameters."""
+    """'lr 1e-07…1000, weight_decay 1e-06…10, beta2 0.9…0.9999': the hard limits of the space's
+    hyperparameters."""
     return ", ".join(f"{k} {HARD_LIMITS[k][0]:g}…{HARD_LIMITS[k][1]:g}" for k in space)

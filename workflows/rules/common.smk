@@ -132,7 +132,10 @@ SKIPPED = [(t, o, why) for t in config["tasks"] for o in optimizers_for(t)
 
 
 def tune_summary(w):
-    return f"{RUNS}/tune/{w.task}/{w.optimizer}.json"
+    """The tune record a job reads its selection from: its pair's, or the pair the task names for
+    the entry (measurements.tune.selection_source)."""
+    from workflows.engine.measurements.tune import selection_source
+    return records.record_path(RUNS, "tune", *selection_source(w.task, w.optimizer))
 
 
 from workflows.engine import measurements, records

@@ -1,9 +1,6 @@
 # Hyperparameter search: one in-process sweep per task x optimizer over the same trial budget.
 
-# What a sweep runs with: the protocol's keys of `tuning:`, not the studies' (horizon_check,
-# repeats), so that naming a study's pairs reruns no sweep.
-TUNING_STUDIES = ("horizon_check", "repeats")
-SWEEP_TUNING = {k: v for k, v in config["tuning"].items() if k not in TUNING_STUDIES}
+from workflows.engine.measurements.tune import task_tuning
 
 
 rule tune:
@@ -16,7 +13,7 @@ rule tune:
     benchmark:
         f"{BENCHMARKS}/tune/{{task}}/{{optimizer}}.tsv"
     params:
-        tuning=SWEEP_TUNING,
+        tuning=lambda w: task_tuning(config["tuning"], w.task),
         schedule=config["schedule"],
         precision=lambda w: config["train_precision"].get(w.task, "fp32"),
         size=config["size"],

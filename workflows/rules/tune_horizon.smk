@@ -13,7 +13,7 @@ rule tune_horizon:
     benchmark:
         f"{BENCHMARKS}/tune_horizon/{{task}}/{{optimizer}}.tsv"
     params:
-        tuning=SWEEP_TUNING,
+        tuning=lambda w: task_tuning(config["tuning"], w.task),
         schedule=config["schedule"],
         precision=lambda w: config["train_precision"].get(w.task, "fp32"),
         size=config["size"],

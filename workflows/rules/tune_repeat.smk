@@ -12,7 +12,7 @@ rule tune_repeat:
     benchmark:
         f"{BENCHMARKS}/tune_repeat/{{task}}/{{optimizer}}.tsv"
     params:
-        tuning=SWEEP_TUNING,
+        tuning=lambda w: task_tuning(config["tuning"], w.task),
         repeat_seeds=config["tuning"]["repeats"]["seeds"],
         schedule=config["schedule"],
         precision=lambda w: config["train_precision"].get(w.task, "fp32"),

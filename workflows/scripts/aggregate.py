@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workflows.engine import aggregate, cost, device, flops, plan, records, reuse
+from workflows.engine import aggregate, cost, plan, records, reuse
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is injected)
 p = snakemake.params  # noqa: F821
@@ -17,20 +17,17 @@ try:
 except records.RecordError as e:
     print(f"aggregate: {e}", file=sys.__stderr__)   # on the terminal, not only in the log
     raise
-# The plan as `optbench plan --calibrate` makes it, calibrated from the final runs just tabled and
-# their jobs' benchmark files (no training here: the step times are the records'), of the jobs run
-# here: with additions, the reused pairs' jobs ran elsewhere and are neither measured nor planned.
+# The plan (workflows.engine.plan.aggregation_rows): calibrated from the records just tabled and the
+# jobs' benchmark files, of the jobs run here (with additions, the reused pairs' jobs ran elsewhere
+# and are neither measured nor planned), its FLOPs counted on the CPU: aggregation needs no device.
 config = p.config
-task_names = sorted({task for _, task, _ in p.jobs})
-job_files = [cost.benchmark_path(p.benchmarks, *job) for job in p.jobs]   # final's and steptime's calibrate
+job_files = [cost.benchmark_path(p.benchmarks, *job) for job in p.jobs]
 try:
     run_rows = pd.read_csv(out / "runs.csv").to_dict("records")
 except pd.errors.EmptyDataError:   # a profile whose every pair is skipped
     run_rows = []
-calibration = plan.recorded_calibration(run_rows, cost.benchmark_rows(job_files, p.benchmarks),
-                                        plan.table_rows(out / "precision.csv"), config)
-step_costs = {t: flops.step_cost(t, config["size"], device.get(config["device"]).tensors) for t in task_names}
-rows = plan.plan_rows(config, calibration, step_costs, p.jobs)   # the jobs run here: what was measured
+rows = plan.aggregation_rows(config, run_rows, cost.benchmark_rows(job_files, p.benchmarks),
+                             plan.table_rows(out / "precision.csv"), p.jobs)
 cost.write_tables(p.jobs, p.benchmarks, out, rows, config["threads"])
 # the published rows of the pairs reused (additions), the reuse table and these tables' provenance
 reuse.merge(out, p.reuse, aggregate.ROW_TABLES, config, p.jobs, p.added)

@@ -60,8 +60,8 @@ COMPRESSORS = {
     "zlib": lambda data: zlib.compress(data, 9),
 }
 WINDOWS, CONTIGUOUS = "test windows", "contiguous test split"   # the table's scopes
-COLUMNS = ("task", "optimizer", "baseline", "order", "nats_per_byte", "bits_per_byte", "scope", "n_bytes",
-           "n_params", "tokens_per_step", "steps", "tokens_per_param")
+COLUMNS = ("task", "optimizer", "baseline", "order", "discount", "nats_per_byte", "bits_per_byte", "scope",
+           "n_bytes", "n_params", "tokens_per_step", "steps", "tokens_per_param")
 
 
 # --- Kneser-Ney byte n-grams ----------------------------------------------------------------------
@@ -203,8 +203,8 @@ def run(task: str, optimizer: str, size: str, threads: int = 1) -> dict:
 def rows(r: dict) -> dict:
     c, lm = r["config"], r["lm"]
     key = dict(task=c["task"], optimizer=c["optimizer"])
-    found = [dict(key, baseline="ngram", order=g["order"], nats_per_byte=g["nats_per_byte"], scope=WINDOWS,
-                  n_bytes=g["n_bytes"]) for g in r["ngram"]]
+    found = [dict(key, baseline="ngram", order=g["order"], discount=c["discount"], nats_per_byte=g["nats_per_byte"],
+                  scope=WINDOWS, n_bytes=g["n_bytes"]) for g in r["ngram"]]
     found += [dict(key, baseline=z["name"], order=None, nats_per_byte=z["nats_per_byte"], scope=CONTIGUOUS,
                    n_bytes=z["n_bytes"]) for z in r["compressors"]]
     table = [{k: {**row, "bits_per_byte": row["nats_per_byte"] / math.log(2), **lm}.get(k) for k in COLUMNS}

@@ -19,9 +19,48 @@ def compact(run: dict) -> dict:
     return {k: v for k, v in run.items() if k not in ("environment", "schema_version")}
 
 
+STUDIES = ("horizon_check", "repeats")   # `tuning:` keys that name studies of the protocol, not its settings
+
+
+def task_tuning(tuning: dict, task: str) -> dict:
+    """The protocol's settings of `tuning` for `task`'s sweeps: the studies' keys and `full_horizon`
+    dropped, so that naming a study's pairs or another task's horizon reruns no sweep, and
+    `steps_fraction` 1.0 on a task of `full_horizon` (a task a claim rests on is tuned at the
+    horizon it is reported at, issue 23)."""
+    out = {k: v for k, v in tuning.items() if k not in STUDIES + ("full_horizon",)}
+    if task in tuning.get("full_horizon", []):
+        out["steps_fraction"] = 1.0
+    return out
+
+
 def steps(task: str, size: str, tuning: dict) -> int:
-    """A tuning run's steps: `tuning["steps_fraction"]` of the task's."""
+    """A tuning run's steps: `tuning["steps_fraction"]` of the task's (`tuning`: `task_tuning`'s)."""
     return max(1, int(tasks.get(task).size(size)["steps"] * tuning["steps_fraction"]))
+
+
+def selection_source(task: str, optimizer: str) -> tuple[str, str]:
+    """The (task, optimizer) whose sweep selects the pair's hyperparameters: its own, or the one the
+    task names for the entry (`Task.selection_of`: MuonClip on lm-stdlib-qk at lm-stdlib's Muon
+    selection, so that the QK clip is the only difference)."""
+    return tuple(tasks.get(task).selection_of.get(optimizer, (task, optimizer)))
+
+
+def swept(config: dict, task_list=None) -> list[tuple[str, str]]:
+    """The pairs with a sweep of their own: the profile's pairs but those taking another's selection."""
+    return [p for p in pairs(config, task_list) if selection_source(*p) == p]
+
+
+def check_sources(config: dict) -> None:
+    """Every pair that takes another's selection finds that pair in the profile (ValueError naming
+    the pair, its source and the source task's optimizers otherwise)."""
+    run = set(pairs(config))
+    for task, optimizer in sorted(run):
+        source = selection_source(task, optimizer)
+        if source != (task, optimizer) and source not in run:
+            names = [o for t, o in sorted(run) if t == source[0]]
+            raise ValueError(f"{optimizer} on {task} runs at {source[1]}'s selection on {source[0]} "
+                             f"(tasks' selection_of), which the profile does not tune; valid: a profile that runs "
+                             f"{source[1]} on {source[0]} (it runs {', '.join(names) or 'no optimizer there'})")
 
 
 def sweep(task: str, optimizer: str, size: str, tuning: dict, n: int, options: dict, **run_kw) -> list[dict]:
@@ -108,9 +147,10 @@ def rows(sweep: dict) -> dict:
 
 
 def cost(config: dict, task: str, optimizer: str) -> tuple[int, int]:
-    runs = protocol.runs_per_sweep(task, optimizer, config["tuning"])
-    return runs, runs * steps(task, config["size"], config["tuning"])
+    tuning = task_tuning(config["tuning"], task)
+    runs = protocol.runs_per_sweep(task, optimizer, tuning)
+    return runs, runs * steps(task, config["size"], tuning)
 
 
 MEASUREMENT = Measurement(name="tune", kind="sweep", run=run, rows=rows, tables=("tuning",),
-                          jobs=lambda config: pairs(config), cost=cost)
+                          jobs=swept, cost=cost)

@@ -88,7 +88,7 @@ def jobs(config: dict) -> list[tuple[str, str]]:
 
 
 def cost(config: dict, task: str, optimizer: str) -> tuple[int, int]:
-    runs = protocol.runs_per_sweep(task, optimizer, config["tuning"])
+    runs = protocol.runs_per_sweep(task, optimizer, tune.task_tuning(config["tuning"], task))
     return runs, runs * tasks.get(task).size(config["size"])["steps"]
 
 

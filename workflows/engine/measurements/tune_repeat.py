@@ -13,7 +13,6 @@ import tasks
 from workflows.engine import protocol, schedule as schedules
 from workflows.engine.harness import record_header
 from workflows.engine.measurements import Measurement, tune
-from workflows.engine.pairs import pairs
 
 
 def run(task: str, optimizer: str, size: str, tuning: dict, repeat_seeds: list[list[int]],
@@ -71,14 +70,15 @@ def jobs(config: dict) -> list[tuple[str, str]]:
     repeats = config["tuning"].get("repeats", {})
     found = []
     for task in repeats.get("tasks", []):
-        tuned = [o for _, o in pairs(config, [task]) if protocol.is_tuned(task, o)]
+        tuned = [o for _, o in tune.swept(config, [task]) if protocol.is_tuned(task, o)]
         found += [(task, o) for o in repeats.get("optimizers", tuned) if o in tuned]
     return found
 
 
 def cost(config: dict, task: str, optimizer: str) -> tuple[int, int]:
-    tuning = config["tuning"]
-    runs = sum(protocol.runs_per_sweep(task, optimizer, {**tuning, "seeds": s}) for s in tuning["repeats"]["seeds"])
+    tuning = tune.task_tuning(config["tuning"], task)
+    runs = sum(protocol.runs_per_sweep(task, optimizer, {**tuning, "seeds": s})
+               for s in config["tuning"]["repeats"]["seeds"])
     return runs, runs * tune.steps(task, config["size"], tuning)
 
 
