@@ -51,6 +51,7 @@ register(OptimizerSpec(
     defaults=dict(lr=1e-3, betas=(0.9, 0.999, 0.9999), alpha=5.0, t_alpha_beta3=None, eps=1e-8,
                   weight_decay=0.0),
     lr_range=(1e-5, 1.0),
+    tunes_beta2=True,   # betas[1] is Adam's second-moment EMA (betas[2] the slow momentum's, kept)
     hparam_rules=dict(alpha=at_least(0), t_alpha_beta3=above(0, kind="real", none=True)),
     package="pytorch_optimizer",
     state_bytes=ademamix_state_bytes,

@@ -92,6 +92,9 @@ register(OptimizerSpec(
                   precondition_frequency=10, eps=1e-8),
     lr_range=(1e-5, 1.0),
     search=dict(weight_decay=(1e-3, 1.0)),   # decoupled decay: tuned with lr (protocol)
+    # Adam's second moment in the rotated basis (betas[1]; with shampoo_beta None also the
+    # preconditioner's EMA): tuned on the LM as the Adam family's is
+    tunes_beta2=True,
     hparam_rules=dict(shampoo_beta=Rule("in [0, 1)", lambda v: 0 <= v < 1, kind="real", none=True),
                       precondition_frequency=at_least(1)),
     package="pytorch_optimizer",

@@ -214,15 +214,16 @@ def selected_table(scores: pd.DataFrame) -> str:
 
 def full_horizon_words(tuning: pd.DataFrame, runs: pd.DataFrame) -> str:
     """Which tasks were tuned at their final runs' steps (the profile's `tuning.full_horizon`) and
-    which at fewer, from the two tables' steps; where a pair of a task had no sweep of its own (it
-    runs at another pair's selection), the runs table's lr says so by matching it."""
+    which at fewer, from the two tables' steps (tasks whose every trial is untuned, a fixed lr or
+    an entry's defaults, left out); the tasks of the runs table with no sweep (each of their pairs
+    at another pair's selection) are named."""
     if not len(tuning) or not len(runs) or "track" not in runs:
         return ""
     final = runs[runs.track == "tuned"].groupby("task").steps.max()
-    swept = tuning.groupby("task").steps.max()
+    swept = tuning[~tuning.stage.isin(UNTUNED)].groupby("task").steps.max()
     full = [t for t, n in swept.items() if t in final and n >= final[t]]
     short = [f"{t} ({int(n)} of {int(final[t])})" for t, n in swept.items() if t in final and n < final[t]]
-    borrowed = sorted(set(final.index) - set(swept.index))
+    borrowed = sorted(set(final.index) - set(tuning.task))
     return ("Tuned at the full horizon (the final runs' steps): " + (", ".join(full) or "none")
             + ". At a shorter one: " + (", ".join(short) or "none") + "."
             + (f" Without a sweep of their own (each at another task's selection, named in its section): "

@@ -107,12 +107,17 @@ def test_shards_wall_time_is_the_union_of_their_invocations(tmp_path):
 
 def test_longest_chain_follows_tune_into_its_final_job():
     rows = [dict(rule=r, task=t, optimizer=o, s=s) for r, t, o, s in [
-        ("tune", "a", "x", 5.0), ("final", "a", "x", 4.0), ("stability", "a", "x", 1.0),
-        ("tune", "b", "y", 1.0), ("final", "b", "y", 7.0), ("steptime", "a", "x", 8.5)]]
+        ("tune", "cnn-digits", "adamw", 5.0), ("final", "cnn-digits", "adamw", 4.0),
+        ("stability", "cnn-digits", "adamw", 1.0), ("tune", "rosenbrock", "sgd", 1.0),
+        ("final", "rosenbrock", "sgd", 7.0), ("steptime", "cnn-digits", "adamw", 8.5)]]
     chain = cost.longest_chain(rows)
-    assert chain == {"seconds": 9.0, "jobs": ["tune:a/x", "final:a/x"]}
-    rows.append(dict(rule="steptime", task="c", optimizer="z", s=9.5))     # a job alone can be the longest
-    assert cost.longest_chain(rows) == {"seconds": 9.5, "jobs": ["steptime:c/z"]}
+    assert chain == {"seconds": 9.0, "jobs": ["tune:cnn-digits/adamw", "final:cnn-digits/adamw"]}
+    rows.append(dict(rule="steptime", task="lm-stdlib", optimizer="adamw", s=9.5))   # a job alone can be the longest
+    assert cost.longest_chain(rows) == {"seconds": 9.5, "jobs": ["steptime:lm-stdlib/adamw"]}
+    # a pair at another's selection chains from that pair's tune job
+    rows += [dict(rule="tune", task="lm-stdlib", optimizer="muon", s=6.0),
+             dict(rule="final", task="lm-stdlib-qk", optimizer="muonclip", s=4.0)]
+    assert cost.longest_chain(rows) == {"seconds": 10.0, "jobs": ["tune:lm-stdlib/muon", "final:lm-stdlib-qk/muonclip"]}
 
 
 def test_benchmark_rows_read_snakemakes_file(tmp_path):
@@ -204,7 +209,11 @@ def test_shards_split_the_pairs_disjointly_and_keep_each_pairs_jobs_together():
     assert sorted(j for shard in shards for j in shard) == sorted(jobs)      # every job once
     pairs = [{(t, o) for _, t, o in shard} for shard in shards]
     assert all(pairs) and not (pairs[0] & pairs[1] or pairs[0] & pairs[2] or pairs[1] & pairs[2])
-    assert max(map(len, pairs)) - min(map(len, pairs)) <= 1                  # dealt out in turn
+    # a pair at another's selection goes with it (its job reads that pair's tune record)
+    assert [("lm-stdlib", "muon") in p for p in pairs] == [("lm-stdlib-qk", "muonclip") in p for p in pairs]
+    from workflows.engine.measurements.tune import selection_source
+    units = [{selection_source(*p) for p in shard} for shard in pairs]
+    assert max(map(len, units)) - min(map(len, units)) <= 1                  # dealt out in turn
     assert plan.shard_jobs(jobs, None) == jobs and plan.shard_spec("") is None and plan.shard_spec("1/2") == (1, 2)
     for bad in ("2/2", "1", "a/b", "-1/2"):
         with pytest.raises(ValueError, match=r"OPTBENCH_SHARD=.*; valid: i/n with 0 <= i < n"):

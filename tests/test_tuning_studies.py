@@ -166,7 +166,7 @@ def test_a_claim_says_where_its_pairs_were_tuned_at_the_full_horizon():
     from report import claims
     runs = pd.DataFrame([{"task": t, "optimizer": o, "track": "tuned", "steps": 400} for t in ("lm", "cnn")
                          for o in ("adamw", "muon")])
-    tuning = pd.DataFrame([{"task": t, "optimizer": o, "steps": n} for t, n in (("lm", 400), ("cnn", 120))
+    tuning = pd.DataFrame([{"task": t, "optimizer": o, "steps": n, "stage": "lr"} for t, n in (("lm", 400), ("cnn", 120))
                            for o in ("adamw", "muon")])
     check = pd.DataFrame([{"task": "cnn", "optimizer": "adamw", "same": False, "full_selected": "lr 0.01",
                            "short_selected": "lr 0.1"}])

@@ -122,16 +122,19 @@ def benchmark_rows(paths, benchmarks_dir) -> list[dict]:
 
 def longest_chain(rows: list[dict]) -> dict:
     """The measurement jobs' longest path in measured seconds: {"seconds", "jobs"} (jobs as
-    rule:task/optimizer). A pair's chain is its tune job then the longest job that reads its
-    selection; any other job is a chain of its own."""
+    rule:task/optimizer). A pair's chain is the tune job whose selection it reads (its own, or the
+    pair `tune.selection_source` names) then the longest job that reads it; any other job is a
+    chain of its own."""
     from workflows.engine import measurements
+    from workflows.engine.measurements.tune import selection_source
     after = {m.name for m in measurements.table() if m.reads_selection}
     by_job = {(r["rule"], r["task"], r["optimizer"]): r["s"] for r in rows}
     chains = []
     for (rule, task, optimizer), s in by_job.items():
-        if rule in after and (measurements.SELECTION, task, optimizer) in by_job:
-            chains.append((by_job[(measurements.SELECTION, task, optimizer)] + s,
-                           [f"{measurements.SELECTION}:{task}/{optimizer}", f"{rule}:{task}/{optimizer}"]))
+        src = selection_source(task, optimizer)
+        if rule in after and (measurements.SELECTION, *src) in by_job:
+            chains.append((by_job[(measurements.SELECTION, *src)] + s,
+                           [f"{measurements.SELECTION}:{src[0]}/{src[1]}", f"{rule}:{task}/{optimizer}"]))
         else:
             chains.append((s, [f"{rule}:{task}/{optimizer}"]))
     seconds, jobs = max(chains, default=(0.0, []))

@@ -104,14 +104,16 @@ def shard_spec(value: str | None) -> tuple[int, int] | None:
 
 def shard_jobs(job_list, shard: tuple[int, int] | None) -> list[tuple[str, str, str]]:
     """The jobs of one shard: every job of its pairs. A pair's jobs stay together (tune, then the
-    jobs that read its selection), no job reads another pair's records, so shards of disjoint pairs
-    share no job and no output. Pairs are dealt out in (task, optimizer) order, one each in turn,
-    so each shard gets about 1/n of every task's pairs (balanced where a task's pairs cost alike)."""
+    jobs that read its selection), and so does a pair that runs at another's selection with that
+    one (`tune.selection_source`: MuonClip on lm-stdlib-qk with lm-stdlib's Muon), so shards share
+    no job and no output. Units are dealt out in (task, optimizer) order, one each in turn, so each
+    shard gets about 1/n of every task's pairs (balanced where a task's pairs cost alike)."""
     if shard is None:
         return list(job_list)
+    from workflows.engine.measurements.tune import selection_source
     i, n = shard
-    order = {pair: k for k, pair in enumerate(sorted({(t, o) for _, t, o in job_list}))}
-    return [job for job in job_list if order[job[1], job[2]] % n == i]
+    order = {pair: k for k, pair in enumerate(sorted({selection_source(t, o) for _, t, o in job_list}))}
+    return [job for job in job_list if order[selection_source(job[1], job[2])] % n == i]
 
 
 def runs_and_steps(config: dict, rule: str, task: str, optimizer: str) -> tuple[int, int]:

@@ -119,11 +119,13 @@ class Coordinate:
 
 
 # The hyperparameters the protocol tunes, in the order it tunes them, each's lattice and the bounds of
-# every search whatever an entry's range: one choice for every entry, beyond every range the registry
-# declares (lr 1e-6…3, weight decay 1e-3…10, β2 0.9…0.999), so that an extension reaches them only
-# where the declared range was off; a selection that stops at one says so (edge_reason "hard limit").
+# every search whatever an entry's range: one choice for every entry, beyond the ranges the registry
+# declares (lr 1e-6…3, weight decay 1e-3…10), so that an extension reaches them only where the
+# declared range was off; a selection that stops at one says so (edge_reason "hard limit").
 # lr's reaches 1e3: on the convex problems a stopping point at 10 was the optimizer's best (SGD on
-# logreg-cancer selects 31.6 with it raised); β2's 0.9999 is a memory of 10^4 steps, beyond every run
+# logreg-cancer selects 31.6 with it raised); β2's 0.9999 is a memory of 10^4 steps, beyond every run.
+# β2's lower limit is its range's lower end, 0.9: the next decade of 1 − β2 is β2 = 0 (no average at
+# all), so a selection of 0.9 is at its hard limit by construction and the report counts it so
 COORDINATES = {"lr": Coordinate(Fraction(1, 2), (1e-7, 1e3)),
                "weight_decay": Coordinate(Fraction(1), (1e-6, 10.0)),
                "beta2": Coordinate(Fraction(1), (0.9, 0.9999), complement=True)}
@@ -423,9 +425,9 @@ def check_studies(config: dict) -> None:
     tasks × optimizers) are pairs the profile tunes, each named with the valid ones where not;
     the repeats' seeds are disjoint from the final seeds; the horizon check needs a profile that
     tunes at less than the full horizon; and `tuning.trials` covers every tuned pair."""
-    from workflows.engine.pairs import pairs
+    from workflows.engine.measurements.tune import swept   # the pairs with a sweep of their own
     tuning = config["tuning"]
-    tuned = {t: [o for _, o in pairs(config, [t]) if is_tuned(t, o)] for t in config["tasks"]}
+    tuned = {t: [o for _, o in swept(config, [t]) if is_tuned(t, o)] for t in config["tasks"]}
     check_trials(tuning, [(t, o) for t, names in tuned.items() for o in names])
 
     def known(key: str, task: str, names, names_key: str) -> None:
@@ -481,7 +483,9 @@ def _edges(tuned: dict, order: list, best: int) -> tuple[dict, dict]:
     return at_edge, reason
 
 
-# Scores closer than this share of the best one's size are a tie, which the earlier trial wins: one
+# Scores closer than this share of the best one's size are a tie, which the earlier trial wins (in the
+# lr stage, run smallest first, the smaller lr: the conservative choice; in a later coordinate's stage,
+# its centre, run before its neighbours): one
 # tuning seed does not resolve them (the repeated tuning study's spread of the CNN's selected score
 # is ~1.4 pp, ~15x this), and without it a coordinate that changes nothing walks its extension to
 # the hard limit on noise (weight decay on lm-stdlib at 20 smoke steps: 1e-4 apart on a loss of
