@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parent.parent
 GPU = yaml.safe_load((REPO / "workflows/config/gpu.yaml").read_text())
 SMALL = dict(tasks=["quadratic-k1e2", "lm-stdlib"], optimizers=["adamw", "muon"], task_optimizers={},
              # the two tuning studies too (the gpu profile names none): every measurement runs once
-             tuning={**GPU["tuning"], "trials": 10, "seeds": [100], "horizon_check": {"lm-stdlib": ["adamw"]},
+             tuning={**GPU["tuning"], "trials": 12, "seeds": [100], "full_horizon": [], "horizon_check": {"lm-stdlib": ["adamw"]},
                      "repeats": {"tasks": ["quadratic-k1e2"], "optimizers": ["adamw"], "seeds": [[101], [102]]}},
              final_seeds=[0],
              defaults_track={"tasks": ["quadratic-k1e2"]},

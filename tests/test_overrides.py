@@ -34,7 +34,7 @@ def test_an_override_gets_a_derived_name_the_same_for_the_same_overrides():
     assert name.startswith("cpu+optimizers-") and len(name) == len("cpu+optimizers-") + 8
     assert name_of(None, ["optimizers=[adam,sgd]"]) == name
     assert name_of(None, ["optimizers=[adam,nadam]"]) != name
-    assert name_of(SMOKE, ["tuning={trials: 12}"]).startswith("smoke+tuning-")
+    assert name_of(SMOKE, ["tuning={trials: 16}"]).startswith("smoke+tuning-")
 
 
 def test_another_file_is_an_override_only_where_its_content_differs(tmp_path):
@@ -51,7 +51,7 @@ def test_another_file_is_an_override_only_where_its_content_differs(tmp_path):
 
 
 def test_the_report_header_lists_each_difference(tmp_path):
-    config = profile_config.load(SMOKE, ["tuning={trials: 12}", "optimizers=[adam,sgd]"])
+    config = profile_config.load(SMOKE, ["tuning={trials: 16}", "optimizers=[adam,sgd]"])
     base, source = profile_config.baseline(config, [SMOKE])
     pd.DataFrame(profile_config.override_rows(config, base, source)).to_csv(tmp_path / "overrides.csv", index=False)
     out = tmp_path / profile_config.report_name(config, base)
@@ -59,7 +59,7 @@ def test_the_report_header_lists_each_difference(tmp_path):
     assert f"# optbench report: `{out.name}` profile" in text
     assert "## Overrides" in text and "differs from `workflows/config/smoke.yaml`" in text
     assert '| optimizers | `["sgd", "adam", "adamw", "muon"]` | `["adam", "sgd"]` |' in text
-    assert "| tuning.trials | `10` | `12` |" in text
+    assert "| tuning.trials | `12` | `16` |" in text
     assert "results/runs/smoke/" in text
     assert "## Overrides" not in "\n".join(preface.section(inputs.read(tmp_path / "none"), tmp_path / "smoke"))
 

@@ -62,7 +62,7 @@ def test_unknown_optimizer_in_config_file_names_valid_ones(tmp_path):
 def test_list_and_nested_overrides_from_the_command_line_are_numbers(tmp_path):
     """--config gives list items and nested values as strings; they are coerced from the schema."""
     proc = snakemake("-n", "--configfile", str(REPO / "workflows/config/smoke.yaml"), "--config",
-                     "final_seeds=[0,1,2,3]", "tuning={trials: 10, seeds: [100]}",
+                     "final_seeds=[0,1,2,3]", "tuning={trials: 14, seeds: [100]}",
                      "stability={scales: [1e-4, 1, 1.0e+4]}", cwd=tmp_path)
     assert "results/runs/smoke/final/quadratic-k1e2/sgd/seed3.json" in proc.stdout
 

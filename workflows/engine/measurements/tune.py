@@ -46,21 +46,26 @@ def selection_source(task: str, optimizer: str) -> tuple[str, str]:
 
 
 def swept(config: dict, task_list=None) -> list[tuple[str, str]]:
-    """The pairs with a sweep of their own: the profile's pairs but those taking another's selection."""
-    return [p for p in pairs(config, task_list) if selection_source(*p) == p]
+    """The pairs with a sweep: the profile's pairs but those taking another's selection, and the
+    pairs those take it from (a sweep without final runs where the profile does not run the source
+    pair itself: the ablation still has its selection), of `task_list`'s tasks where given."""
+    run = pairs(config)
+    own = [p for p in run if selection_source(*p) == p]
+    sources = [src for src in dict.fromkeys(selection_source(*p) for p in run) if src not in own]
+    return [p for p in own + sources if task_list is None or p[0] in task_list]
 
 
 def check_sources(config: dict) -> None:
-    """Every pair that takes another's selection finds that pair in the profile (ValueError naming
-    the pair, its source and the source task's optimizers otherwise)."""
-    run = set(pairs(config))
-    for task, optimizer in sorted(run):
+    """Every pair that takes another's selection takes it from a pair that can run (ValueError
+    naming the pair, its source and why not otherwise)."""
+    from workflows.engine.pairs import compatible
+    for task, optimizer in pairs(config):
         source = selection_source(task, optimizer)
-        if source != (task, optimizer) and source not in run:
-            names = [o for t, o in sorted(run) if t == source[0]]
+        why = compatible(source[0], optimizers.get(source[1])) if source != (task, optimizer) else None
+        if why:
             raise ValueError(f"{optimizer} on {task} runs at {source[1]}'s selection on {source[0]} "
-                             f"(tasks' selection_of), which the profile does not tune; valid: a profile that runs "
-                             f"{source[1]} on {source[0]} (it runs {', '.join(names) or 'no optimizer there'})")
+                             f"(tasks' selection_of), which cannot run: {why}; valid: a selection_of that "
+                             f"names a pair that runs")
 
 
 def sweep(task: str, optimizer: str, size: str, tuning: dict, n: int, options: dict, **run_kw) -> list[dict]:
