@@ -117,7 +117,7 @@ def test_the_qk_study_reads_its_comparators_from_the_base_task(tmp_path):
     tables = {"runs": pd.DataFrame(runs), "curves": pd.DataFrame(curves), "figures": figures}
     assert studies.qk_optimizers(tables, "qk") == ["adamw", "muon", "muonclip"]
     cost = studies.qk_claims(tables)[-1]
-    assert cost["verdict"] != "not measured" and "diverged seeds muonclip 0, muon 0" in cost["evidence"]
+    assert cost["verdict"] != "not measured" and "Diverged seeds muonclip 0, muon 0" in cost["evidence"]
     alone = {**tables, "figures": {"qk": {"qk_tau": 10.0}}}   # no base named: nothing borrowed
     assert studies.qk_optimizers(alone, "qk") == ["muonclip"]
 
